@@ -1,0 +1,1 @@
+"""Data: prepared datasets, k-Same grouping, domain labels and DataModules."""

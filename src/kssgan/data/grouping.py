@@ -1,0 +1,196 @@
+"""k-Same grouping of identities (the "Cluster Generating module" of the paper).
+
+Identities, each represented by the mean of its face embeddings, are partitioned into groups of
+at least ``k`` and at most ``2k - 1`` distinct identities so that similar identities share a group.
+The default algorithm is MDAV microaggregation (Domingo-Ferrer & Torra, 2005), which is
+deterministic; ``random`` (seeded shuffle and chunk) exists as a baseline.
+
+Guarantee: k-anonymity holds for the *closed set* of identities the groups were built on. An
+unseen face mapped to its nearest group centroid (:meth:`GroupAssignment.nearest_group`) is best
+effort only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+METHODS = ("mdav", "random")
+
+
+class GroupingError(ValueError):
+    """The identities cannot be grouped as asked (e.g. fewer identities than k)."""
+
+
+@dataclass
+class GroupAssignment:
+    """The result of a k-Same grouping; serialised as ``groups.json``."""
+
+    k: int
+    method: str
+    recogniser: str
+    seed: int
+    identity_to_group: dict[str, int]
+    centroids: np.ndarray = field(repr=False)
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.centroids)
+
+    @property
+    def group_sizes(self) -> list[int]:
+        counts = Counter(self.identity_to_group.values())
+        return [counts.get(g, 0) for g in range(self.num_groups)]
+
+    def members(self, group: int) -> list[str]:
+        return sorted(i for i, g in self.identity_to_group.items() if g == group)
+
+    def group_of(self, identity: str) -> int:
+        try:
+            return self.identity_to_group[str(identity)]
+        except KeyError:
+            raise KeyError(
+                f"identity {identity!r} is not in the closed set this grouping was built on; "
+                "use nearest_group(embedding) for an unseen face (best effort, no k-anonymity guarantee)"
+            ) from None
+
+    def nearest_group(self, embedding: np.ndarray) -> int:
+        """Open-set use: the group whose centroid is most similar (cosine) to ``embedding``."""
+        emb = _l2(np.asarray(embedding, dtype=np.float64)[None])[0]
+        return int(np.argmax(_l2(self.centroids) @ emb))
+
+    def audit(self) -> list[str]:
+        """Problems that break the k-Same guarantee (empty list when every group is sound)."""
+        problems = []
+        for g, size in enumerate(self.group_sizes):
+            if size < self.k:
+                problems.append(f"group {g} holds {size} identities, fewer than k={self.k}")
+        return problems
+
+    # -- persistence --------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "k": self.k,
+            "method": self.method,
+            "recogniser": self.recogniser,
+            "seed": self.seed,
+            "num_groups": self.num_groups,
+            "group_sizes": self.group_sizes,
+            "identity_to_group": dict(sorted(self.identity_to_group.items())),
+            "centroids": np.round(self.centroids, 6).tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GroupAssignment:
+        return cls(
+            k=int(data["k"]),
+            method=str(data["method"]),
+            recogniser=str(data.get("recogniser", "unknown")),
+            seed=int(data.get("seed", 0)),
+            identity_to_group={str(k): int(v) for k, v in data["identity_to_group"].items()},
+            centroids=np.asarray(data["centroids"], dtype=np.float64),
+        )
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1))
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> GroupAssignment:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+@dataclass
+class KSameGrouping:
+    """Partition identities into groups of ``k .. 2k-1`` similar identities."""
+
+    k: int
+    method: str = "mdav"
+    seed: int = 0
+    recogniser: str = "unknown"
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise GroupingError(f"k must be at least 1, got {self.k}")
+        if self.method not in METHODS:
+            raise GroupingError(f"unknown grouping method {self.method!r}; choose one of {METHODS}")
+
+    def fit(self, identity_embeddings: Mapping[str, np.ndarray]) -> GroupAssignment:
+        """Group identities given one (mean) embedding per identity."""
+        ids = sorted(str(i) for i in identity_embeddings)
+        n = len(ids)
+        if n < self.k:
+            raise GroupingError(
+                f"k={self.k} is larger than the number of identities ({n}): a k-Same grouping needs at least k identities"
+            )
+        x = _l2(np.stack([np.asarray(identity_embeddings[i], dtype=np.float64).ravel() for i in ids]))
+        if self.method == "mdav":
+            clusters = _mdav(x, self.k)
+        else:
+            order = np.random.default_rng(self.seed).permutation(n)
+            clusters = _chunk(list(order), self.k)
+        # Order groups by their smallest member index so group ids are stable under a seed.
+        clusters = sorted((sorted(c) for c in clusters), key=lambda c: c[0])
+        mapping = {ids[i]: g for g, members in enumerate(clusters) for i in members}
+        centroids = np.stack([x[members].mean(axis=0) for members in clusters])
+        return GroupAssignment(self.k, self.method, self.recogniser, self.seed, mapping, centroids)
+
+    @staticmethod
+    def mean_embeddings(identities: list[str], embeddings: np.ndarray) -> dict[str, np.ndarray]:
+        """Average per identity the L2-normalised embeddings of its images."""
+        emb = _l2(np.asarray(embeddings, dtype=np.float64))
+        out: dict[str, list[np.ndarray]] = {}
+        for ident, e in zip(identities, emb, strict=True):
+            out.setdefault(str(ident), []).append(e)
+        return {i: np.mean(v, axis=0) for i, v in out.items()}
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    return x / np.clip(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12, None)
+
+
+def _chunk(order: list[int], k: int) -> list[list[int]]:
+    n_groups = max(1, len(order) // k)
+    groups = [order[g * k : (g + 1) * k] for g in range(n_groups)]
+    for j, extra in enumerate(order[n_groups * k :]):
+        groups[j % n_groups].append(extra)
+    return groups
+
+
+def _mdav(x: np.ndarray, k: int) -> list[list[int]]:
+    """Maximum Distance to Average Vector microaggregation: groups of k .. 2k-1 records."""
+    remaining = list(range(len(x)))
+    groups: list[list[int]] = []
+
+    def take_group(seed_idx: int) -> None:
+        pts = x[remaining]
+        d = np.linalg.norm(pts - x[seed_idx], axis=1)
+        chosen = [remaining[j] for j in np.argsort(d, kind="stable")[:k]]
+        groups.append(chosen)
+        for c in chosen:
+            remaining.remove(c)
+
+    def farthest_from(point: np.ndarray) -> int:
+        d = np.linalg.norm(x[remaining] - point, axis=1)
+        return remaining[int(np.argmax(d))]
+
+    while len(remaining) >= 3 * k:
+        r = farthest_from(x[remaining].mean(axis=0))
+        s = farthest_from(x[r])
+        take_group(r)
+        take_group(s)
+    if len(remaining) >= 2 * k:
+        take_group(farthest_from(x[remaining].mean(axis=0)))
+    if remaining:
+        groups.append(list(remaining))
+    return groups
