@@ -1,0 +1,86 @@
+"""``kssgan`` command line: Lightning's CLI for training, plus one sub-command per job.
+
+    kssgan fit --config experiments/demo.yaml      # train (also validate, test, predict)
+    kssgan prepare ...                             # photos -> aligned crops, groups, labels
+    kssgan audit-groups outputs/prepared/yale/groups.json
+    kssgan evaluate / deidentify / export / sweep / bench
+
+The job modules are imported only when their command is run, so ``kssgan fit`` does not pay for
+OpenCV models, Ray or W&B.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+JOBS: dict[str, tuple[str, str]] = {
+    "prepare": ("kssgan.data.prepare", "photos → aligned crops, manifest, k-Same groups"),
+    "audit-groups": ("kssgan.data.audit", "check that every group holds at least k identities"),
+    "demo-data": ("kssgan.data.demo", "generate the synthetic demo dataset"),
+    "evaluate": ("kssgan.evaluate.cli", "privacy, utility and quality report"),
+    "deidentify": ("kssgan.deidentify.cli", "de-identify images, folders and videos"),
+    "export": ("kssgan.deidentify.export", "export the generator to ONNX"),
+    "sweep": ("kssgan.tune.sweep", "Ray Tune hyper-parameter search"),
+    "bench": ("kssgan.bench", "speed and memory benchmarks (JSON)"),
+}
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
+def build_cli(args: Any = None, run: bool = True, **kwargs: Any):  # noqa: ANN201 - LightningCLI
+    """Lightning's CLI over :class:`KSSGAN` and any :class:`FaceDataModule` subclass."""
+    from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+    from kssgan.data.datamodule import FaceDataModule
+    from kssgan.system import KSSGAN
+
+    class KSSGANCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+            # What the model needs to know about the data is taken from the data, never repeated.
+            parser.link_arguments("data", "model.label_spec", lambda dm: dm.label_spec_dict, apply_on="instantiate")
+            parser.link_arguments("data", "model.groups", lambda dm: dm.groups_dict, apply_on="instantiate")
+            parser.link_arguments("data", "model.image_size", lambda dm: dm.image_size, apply_on="instantiate")
+
+    kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+    return KSSGANCLI(
+        KSSGAN,
+        FaceDataModule,
+        subclass_mode_data=True,
+        args=args,
+        run=run,
+        parser_kwargs={"parser_mode": "omegaconf"} if _has_omegaconf() else None,
+        **kwargs,
+    )
+
+
+def _has_omegaconf() -> bool:
+    return importlib.util.find_spec("omegaconf") is not None
+
+
+def _usage() -> str:
+    lines = ["usage: kssgan COMMAND [options]", "", "training (Lightning CLI):"]
+    lines += [f"  {c:<14} see `kssgan {c} --help`" for c in LIGHTNING_COMMANDS]
+    lines += ["", "jobs:"] + [f"  {name:<14} {desc}" for name, (_, desc) in JOBS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from_console = argv is None
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command in JOBS:
+        module = importlib.import_module(JOBS[command][0])
+        return int(module.main(rest) or 0)
+    if command in LIGHTNING_COMMANDS:
+        build_cli(args=None if from_console else argv)
+        return 0
+    print(f"kssgan: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

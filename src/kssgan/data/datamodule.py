@@ -1,0 +1,191 @@
+"""LightningDataModules: read a prepared dataset, label it, serve batches (contract 4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from kssgan.data.labels import LabelSpec
+from kssgan.data.prepared import PreparedDataset
+
+
+class FaceCrops(Dataset):
+    """Aligned crops of one split, with domain labels and a same-identity partner image."""
+
+    def __init__(
+        self,
+        root: Path,
+        crops: list[str],
+        identities: list[str],
+        labels: np.ndarray,
+        image_size: int,
+        transform: Any = None,
+        seed: int = 0,
+    ) -> None:
+        self.root, self.crops, self.labels = root, crops, torch.from_numpy(labels)
+        self.image_size, self.transform = image_size, transform
+        names = sorted(set(identities))
+        self.identity_names = names
+        index = {n: i for i, n in enumerate(names)}
+        self.identity = torch.tensor([index[i] for i in identities], dtype=torch.long)
+        self.by_identity: dict[int, list[int]] = {}
+        for row, ident in enumerate(self.identity.tolist()):
+            self.by_identity.setdefault(ident, []).append(row)
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    def load(self, row: int) -> np.ndarray:
+        path = self.root / self.crops[row]
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise OSError(f"cannot read prepared crop {path}; re-run `kssgan prepare`")
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        if img.shape[0] != self.image_size or img.shape[1] != self.image_size:
+            img = cv2.resize(img, (self.image_size, self.image_size), interpolation=cv2.INTER_AREA)
+        return img
+
+    def to_tensor(self, img: np.ndarray) -> torch.Tensor:
+        if self.transform is not None:
+            img = self.transform(image=img)["image"]
+        return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+
+    def __getitem__(self, row: int) -> dict[str, torch.Tensor]:
+        ident = int(self.identity[row])
+        peers = self.by_identity[ident]
+        partner = peers[int(self.rng.integers(len(peers)))] if len(peers) > 1 else row
+        if partner == row and len(peers) > 1:
+            partner = peers[(peers.index(row) + 1) % len(peers)]
+        return {
+            "image": self.to_tensor(self.load(row)),
+            "image_pos": self.to_tensor(self.load(partner)),
+            "label": self.labels[row],
+            "identity": torch.tensor(ident),
+        }
+
+
+class FaceDataModule(L.LightningDataModule):
+    """Serves a prepared dataset (``kssgan prepare`` output or the built-in demo).
+
+    Args:
+        prepared_dir: folder with manifest.csv, crops/, groups.json.
+        onehot_attributes: manifest columns appended to the group one-hot, e.g. ``[expression]``.
+        binary_attributes: 0/1 manifest columns appended after them, e.g. ``[Male, Blond_Hair]``.
+        image_size: crops are resized to this side if they differ.
+        augmentation: albumentations settings for the training split (None disables).
+        prepare_hint: what the "not prepared" error tells the user to run.
+    """
+
+    def __init__(
+        self,
+        prepared_dir: str = "outputs/prepared/demo",
+        onehot_attributes: list[str] | None = None,
+        binary_attributes: list[str] | None = None,
+        image_size: int = 128,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        augmentation: dict[str, Any] | None = None,
+        val_batch_size: int | None = None,
+        seed: int = 0,
+        prepare_hint: str = "",
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.prepared_dir = Path(prepared_dir)
+        self.onehot_attributes = list(onehot_attributes or [])
+        self.binary_attributes = list(binary_attributes or [])
+        self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
+        self.val_batch_size = val_batch_size or batch_size
+        self.augmentation, self.seed, self.prepare_hint = augmentation, seed, prepare_hint
+        self._prepared: PreparedDataset | None = None
+        self._spec: LabelSpec | None = None
+        self.splits: dict[str, FaceCrops] = {}
+
+    # -- the prepared data and its label spec (needed before the model is built) ------------
+    def ensure_prepared(self) -> None:
+        """Hook for subclasses that can build their data themselves (the demo)."""
+
+    @property
+    def prepared(self) -> PreparedDataset:
+        if self._prepared is None:
+            self.ensure_prepared()
+            self._prepared = PreparedDataset.open(self.prepared_dir, hint=self.prepare_hint)
+        return self._prepared
+
+    @property
+    def label_spec(self) -> LabelSpec:
+        if self._spec is None:
+            self._spec = self.prepared.label_spec(self.onehot_attributes, self.binary_attributes)
+        return self._spec
+
+    @property
+    def label_spec_dict(self) -> dict[str, Any]:
+        return self.label_spec.to_dict()
+
+    @property
+    def groups_dict(self) -> dict[str, Any]:
+        return self.prepared.groups.to_dict()
+
+    # -- Lightning hooks ----------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        self.ensure_prepared()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        data, spec = self.prepared, self.label_spec
+        labels = spec.encode_many(data.records(spec))
+        train_tf = None
+        if self.augmentation:
+            from kssgan.data.augment import build_train_augmentation
+
+            train_tf = build_train_augmentation(self.augmentation)
+        for split in ("train", "val", "test"):
+            mask = (data.manifest["split"] == split).to_numpy()
+            if not mask.any():
+                continue
+            self.splits[split] = FaceCrops(
+                data.root,
+                data.manifest.loc[mask, "crop"].tolist(),
+                data.manifest.loc[mask, "identity"].tolist(),
+                labels[mask],
+                self.image_size,
+                transform=train_tf if split == "train" else None,
+                seed=self.seed,
+            )
+        if "train" not in self.splits:
+            raise ValueError(f"{self.prepared_dir}/manifest.csv has no training images (split == 'train')")
+        if "val" not in self.splits:  # small sets: validate on training images rather than not at all
+            self.splits["val"] = self.splits["train"]
+
+    def _loader(self, split: str, shuffle: bool, batch_size: int) -> DataLoader:
+        ds = self.splits[split]
+        return DataLoader(
+            ds,
+            batch_size=min(batch_size, len(ds)),
+            shuffle=shuffle,
+            drop_last=shuffle and len(ds) >= batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True, self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False, self.val_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test" if "test" in self.splits else "val", False, self.val_batch_size)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()

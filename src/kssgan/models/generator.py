@@ -1,0 +1,83 @@
+"""StarGAN generator G(x, c) (Choi et al., 2018), as used by kSS-GAN.
+
+7×7 conv → 2 strided down-sampling convs → N residual blocks → 2 transposed up-sampling convs →
+7×7 conv → tanh. The domain label ``c`` is tiled spatially and concatenated to the image.
+Instance norm uses ``track_running_stats=False`` so that train and eval modes compute the same thing
+(StarGAN's released code tracks running stats, which makes eval-mode outputs drift).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def _norm(channels: int) -> nn.InstanceNorm2d:
+    return nn.InstanceNorm2d(channels, affine=True, track_running_stats=False)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+            _norm(channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+            _norm(channels),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+def tile_label(label: Tensor, height: int, width: int) -> Tensor:
+    """(B, C) label → (B, C, H, W) constant maps."""
+    return label.view(label.size(0), label.size(1), 1, 1).expand(-1, -1, height, width)
+
+
+class Generator(nn.Module):
+    """StarGAN generator.
+
+    Args:
+        label_dim: length of the domain label vector.
+        conv_dim: channels of the first layer (64 in StarGAN).
+        repeat_num: number of residual blocks (6 in StarGAN).
+        image_size: side of the square input; must be divisible by 4.
+        channels: image channels.
+    """
+
+    def __init__(
+        self, label_dim: int, conv_dim: int = 64, repeat_num: int = 6, image_size: int = 128, channels: int = 3
+    ) -> None:
+        super().__init__()
+        if label_dim < 1:
+            raise ValueError(f"label_dim must be >= 1, got {label_dim}")
+        if image_size % 4 or image_size < 8:
+            raise ValueError(f"image_size must be a multiple of 4 and >= 8 (two down-samplings), got {image_size}")
+        self.label_dim, self.image_size = label_dim, image_size
+        layers: list[nn.Module] = [
+            nn.Conv2d(channels + label_dim, conv_dim, 7, 1, 3, bias=False),
+            _norm(conv_dim),
+            nn.ReLU(inplace=True),
+        ]
+        curr = conv_dim
+        for _ in range(2):
+            layers += [nn.Conv2d(curr, curr * 2, 4, 2, 1, bias=False), _norm(curr * 2), nn.ReLU(inplace=True)]
+            curr *= 2
+        layers += [ResidualBlock(curr) for _ in range(repeat_num)]
+        for _ in range(2):
+            layers += [
+                nn.ConvTranspose2d(curr, curr // 2, 4, 2, 1, bias=False),
+                _norm(curr // 2),
+                nn.ReLU(inplace=True),
+            ]
+            curr //= 2
+        layers += [nn.Conv2d(curr, channels, 7, 1, 3, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor, label: Tensor) -> Tensor:
+        if label.dim() != 2 or label.size(1) != self.label_dim:
+            raise ValueError(f"label must be (B, {self.label_dim}), got {tuple(label.shape)}")
+        c = tile_label(label.to(x.dtype), x.size(2), x.size(3))
+        return self.main(torch.cat([x, c], dim=1))

@@ -1,0 +1,340 @@
+"""The kSS-GAN LightningModule: wires G, D and the Siamese net to the losses and optimizers.
+
+Training follows Algorithm 2 of Pan et al. with StarGAN's conventions:
+
+* one critic (D) step per batch, one generator step every ``n_critic`` critic steps, counted by
+  this module's own ``critic_steps``/``generator_steps`` buffers (Lightning's ``global_step``
+  counts every optimizer step, critic and generator alike, so it is not used for the schedule);
+* WGAN-GP critic loss (eq. 7): ``-E[D(x)] + E[D(G(x,c))] + λ_gp·GP + λ_cls·L_cls^real``;
+* generator loss (eq. 8): ``-E[D(G(x,c))] + λ_cls·L_cls^fake + λ_rec·L_rec`` where ``L_rec`` is
+  the Siamese similarity of eq. (3), ``S(f(x), f(G(G(x,c),c')))`` (``rec_target="cycle"``), or —
+  as the paper's Algorithm 2 writes it — ``S(f(x), f(G(x,c)))`` (``rec_target="translation"``).
+  ``rec_loss="l1"`` restores StarGAN's L1 cycle loss (eq. 1), the ablation baseline.
+
+Minimising S pushes the output away from the source identity. The Siamese net is trained with a
+contrastive loss on same/different-identity pairs (``siamese_mode``):
+
+* ``pretrain_frozen`` (default): ``siamese_pretrain_steps`` steps on the training identities
+  before GAN training, then frozen. Sound because a frozen judge cannot be "fooled" by G
+  co-adapting it; G must genuinely change identity features.
+* ``cotrain``: pre-trained as above, then updated on real pairs at every critic step.
+* ``frozen``: never trained (random features; only for ablations and tests).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from kssgan.data.labels import LabelSpec
+from kssgan.losses import (
+    contrastive_loss,
+    domain_accuracy,
+    domain_classification_loss,
+    gradient_penalty,
+    siamese_similarity,
+)
+from kssgan.models import Critic, Generator, SiameseNet
+
+CHECKPOINT_KEY = "kssgan"
+FORMAT_VERSION = 1
+
+
+class KSSGAN(L.LightningModule):
+    """k-Same-Siamese-GAN.
+
+    Args:
+        label_spec: the domain label layout (``LabelSpec.to_dict()``); filled in from the
+            DataModule by the CLI. Saved in the checkpoint with ``groups``.
+        groups: the k-Same grouping (``groups.json`` content) the labels were built from.
+        image_size: side of the square training crops.
+        g_conv_dim, g_repeat_num: generator width and number of residual blocks.
+        d_conv_dim, d_final_size, d_max_dim: critic width, side of its last map, channel cap.
+        siamese_embed_dim, siamese_conv_dim, siamese_depth: Siamese embedding net.
+        siamese_mode: ``pretrain_frozen`` | ``cotrain`` | ``frozen`` (see module doc).
+        siamese_pretrain_steps, siamese_lr, siamese_margin: its contrastive training.
+        rec_loss: ``siamese`` (kSS-GAN) or ``l1`` (StarGAN cycle loss, ablation).
+        rec_target: ``cycle`` (eq. 3) or ``translation`` (Algorithm 2).
+        lambda_gp, lambda_rec, lambda_cls, n_critic: loss weights and critic schedule.
+        g_lr, d_lr, beta1, beta2: Adam settings.
+        lr_decay_start, lr_decay_end: critic iterations between which both learning rates decay
+            linearly to 0 (StarGAN's schedule); ``lr_decay_end = 0`` disables decay.
+        channels_last: use the channels-last memory format (faster convs on GPU/CPU with AMP).
+    """
+
+    def __init__(
+        self,
+        label_spec: dict[str, Any] | None = None,
+        groups: dict[str, Any] | None = None,
+        image_size: int = 128,
+        g_conv_dim: int = 64,
+        g_repeat_num: int = 6,
+        d_conv_dim: int = 64,
+        d_final_size: int = 4,
+        d_max_dim: int = 1024,
+        siamese_embed_dim: int = 128,
+        siamese_conv_dim: int = 32,
+        siamese_depth: int = 4,
+        siamese_mode: Literal["pretrain_frozen", "cotrain", "frozen"] = "pretrain_frozen",
+        siamese_pretrain_steps: int = 300,
+        siamese_lr: float = 1e-3,
+        siamese_margin: float = 1.0,
+        rec_loss: Literal["siamese", "l1"] = "siamese",
+        rec_target: Literal["cycle", "translation"] = "cycle",
+        lambda_gp: float = 10.0,
+        lambda_rec: float = 10.0,
+        lambda_cls: float = 1.0,
+        n_critic: int = 5,
+        g_lr: float = 1e-4,
+        d_lr: float = 1e-4,
+        beta1: float = 0.5,
+        beta2: float = 0.999,
+        lr_decay_start: int = 0,
+        lr_decay_end: int = 0,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        if label_spec is None:
+            raise ValueError("KSSGAN needs a label_spec (the CLI links it from the DataModule)")
+        _check_choice("siamese_mode", siamese_mode, ("pretrain_frozen", "cotrain", "frozen"))
+        _check_choice("rec_loss", rec_loss, ("siamese", "l1"))
+        _check_choice("rec_target", rec_target, ("cycle", "translation"))
+        if n_critic < 1:
+            raise ValueError(f"n_critic must be >= 1, got {n_critic}")
+        if lr_decay_end and lr_decay_end <= lr_decay_start:
+            raise ValueError(f"lr_decay_end ({lr_decay_end}) must exceed lr_decay_start ({lr_decay_start})")
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.spec = LabelSpec.from_dict(label_spec)
+        self.groups = groups
+        dim = self.spec.dim
+        self.generator = Generator(dim, g_conv_dim, g_repeat_num, image_size)
+        self.critic = Critic(dim, image_size, d_conv_dim, d_final_size, d_max_dim)
+        self.siamese = SiameseNet(siamese_embed_dim, siamese_conv_dim, siamese_depth)
+        self.register_buffer("critic_steps", torch.zeros((), dtype=torch.long))
+        self.register_buffer("generator_steps", torch.zeros((), dtype=torch.long))
+        self.register_buffer("siamese_ready", torch.zeros((), dtype=torch.bool))
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    # -- inference API (used by deidentify/evaluate) ------------------------------------------
+    def translate(self, images: Tensor, labels: Tensor) -> Tensor:
+        """G(x, c) for images in [-1, 1]."""
+        return self.generator(self._fmt(images), labels.to(images.device, images.dtype))
+
+    def embed(self, images: Tensor) -> Tensor:
+        return self.siamese(self._fmt(images))
+
+    def forward(self, images: Tensor, labels: Tensor) -> Tensor:
+        return self.translate(images, labels)
+
+    def _fmt(self, x: Tensor) -> Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else x
+
+    def target_labels(self, labels: Tensor) -> Tensor:
+        """StarGAN's target sampling: the labels of the batch in a random order."""
+        return labels[torch.randperm(labels.size(0), device=labels.device)]
+
+    # -- optimizers ---------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        opt_g = torch.optim.Adam(self.generator.parameters(), hp.g_lr, (hp.beta1, hp.beta2))
+        opt_d = torch.optim.Adam(self.critic.parameters(), hp.d_lr, (hp.beta1, hp.beta2))
+        opt_s = torch.optim.Adam(self.siamese.parameters(), hp.siamese_lr)
+        decay = _linear_decay(hp.lr_decay_start, hp.lr_decay_end)
+        sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, decay)
+        sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, decay)
+        return [opt_g, opt_d, opt_s], [sched_g, sched_d]
+
+    # -- Siamese pre-training -----------------------------------------------------------------
+    def siamese_step(self, batch: dict[str, Tensor]) -> Tensor:
+        """Contrastive loss on (x, same-identity partner) and (x, shifted partner) pairs."""
+        f_a = self.embed(batch["image"])
+        f_p = self.embed(batch["image_pos"])
+        shifted = torch.roll(f_p, 1, dims=0)
+        same_shift = (batch["identity"] == torch.roll(batch["identity"], 1)).float()
+        ones = torch.ones_like(same_shift)
+        m = self.hparams.siamese_margin
+        return 0.5 * (contrastive_loss(f_a, f_p, ones, m) + contrastive_loss(f_a, shifted, same_shift, m))
+
+    def on_train_start(self) -> None:
+        mode = self.hparams.siamese_mode
+        if mode != "frozen" and not bool(self.siamese_ready):
+            self._pretrain_siamese()
+        if mode != "cotrain":
+            self.siamese.requires_grad_(False)
+
+    def _pretrain_siamese(self) -> None:
+        steps = self.hparams.siamese_pretrain_steps
+        dm = self.trainer.datamodule
+        loader = dm.train_dataloader() if dm is not None else self.trainer.train_dataloader
+        opt = self.optimizers()[2]
+        self.siamese.train()
+        done, last = 0, float("nan")
+        bar = _progress(steps, "Siamese pre-training", self.trainer)
+        while done < steps:
+            for batch in loader:
+                batch = self.transfer_batch_to_device(batch, self.device, 0)
+                with self.trainer.precision_plugin.forward_context():
+                    loss = self.siamese_step(batch)
+                opt.zero_grad(set_to_none=True)
+                self.manual_backward(loss)
+                opt.step()
+                done += 1
+                last = float(loss.detach())
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{last:.3f}")
+                if done >= steps:
+                    break
+        if bar is not None:
+            bar.close()
+        self.siamese_ready.fill_(True)
+        self.log("siamese/pretrain_loss", last, rank_zero_only=True)
+
+    # -- training -----------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        hp = self.hparams
+        opt_g, opt_d, opt_s = self.optimizers()
+        x, c_org = self._fmt(batch["image"]), batch["label"]
+        c_trg = self.target_labels(c_org)
+
+        # Critic step: fakes are made without a graph (their gradient is not needed here).
+        with torch.no_grad():
+            x_fake = self.generator(x, c_trg)
+        src_real, cls_real = self.critic(x)
+        src_fake, _ = self.critic(x_fake)
+        d_adv = src_fake.float().mean() - src_real.float().mean()
+        d_cls = domain_classification_loss(cls_real, c_org, self.spec)
+        gp = gradient_penalty(self.critic.score, x, x_fake)
+        d_loss = d_adv + hp.lambda_cls * d_cls + hp.lambda_gp * gp
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        opt_d.step()
+        self.critic_steps += 1
+        logs = {
+            "train/d_loss": d_loss.detach(),
+            "train/wasserstein": -d_adv.detach(),
+            "train/gp": gp.detach(),
+            "train/d_cls": d_cls.detach(),
+        }
+
+        if hp.siamese_mode == "cotrain":
+            s_loss = self.siamese_step(batch)
+            opt_s.zero_grad(set_to_none=True)
+            self.manual_backward(s_loss)
+            opt_s.step()
+            logs["train/siamese_loss"] = s_loss.detach()
+
+        if int(self.critic_steps) % hp.n_critic == 0:
+            self.critic.requires_grad_(False)
+            g_loss, parts = self.generator_loss(x, c_org, c_trg)
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            opt_g.step()
+            self.critic.requires_grad_(True)
+            self.generator_steps += 1
+            logs.update({f"train/{k}": v.detach() for k, v in parts.items()})
+            logs["train/g_loss"] = g_loss.detach()
+
+        for sched in self.lr_schedulers():
+            sched.step()
+        logs["train/critic_steps"] = self.critic_steps.float()
+        logs["train/generator_steps"] = self.generator_steps.float()
+        self.log_dict(logs, prog_bar=False)
+        self.log("d_loss", d_loss.detach(), prog_bar=True, logger=False)
+        if "train/g_loss" in logs:
+            self.log("g_loss", logs["train/g_loss"], prog_bar=True, logger=False)
+
+    def generator_loss(self, x: Tensor, c_org: Tensor, c_trg: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Eq. (8) and its parts; the same code serves training and validation."""
+        hp = self.hparams
+        x_fake = self.generator(x, c_trg)
+        src_fake, cls_fake = self.critic(x_fake)
+        g_adv = -src_fake.float().mean()
+        g_cls = domain_classification_loss(cls_fake, c_trg, self.spec)
+        if hp.rec_loss == "l1" or hp.rec_target == "cycle":
+            x_rec = self.generator(x_fake, c_org)
+        if hp.rec_loss == "l1":
+            g_rec = (x.float() - x_rec.float()).abs().mean()
+        else:
+            with torch.no_grad() if hp.siamese_mode != "cotrain" else torch.enable_grad():
+                f_real = self.siamese(x)
+            f_fake = self.siamese(x_rec if hp.rec_target == "cycle" else x_fake)
+            g_rec = siamese_similarity(f_real.detach(), f_fake).mean()
+        g_loss = g_adv + hp.lambda_cls * g_cls + hp.lambda_rec * g_rec
+        return g_loss, {"g_adv": g_adv, "g_cls": g_cls, "g_rec": g_rec}
+
+    # -- validation ---------------------------------------------------------------------------
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        x, c_org = self._fmt(batch["image"]), batch["label"]
+        gen = torch.Generator(device="cpu").manual_seed(batch_idx)
+        c_trg = c_org[torch.randperm(c_org.size(0), generator=gen).to(c_org.device)]
+        g_loss, parts = self.generator_loss(x, c_org, c_trg)
+        x_fake = self.generator(x, c_trg)
+        src_real, _ = self.critic(x)
+        src_fake, cls_fake = self.critic(x_fake)
+        x_own = self.generator(x, c_org)  # what de-identification produces (own group)
+        f_x = self.siamese(x)
+        metrics = {
+            "val/g_loss": g_loss,
+            "val/wasserstein": src_real.float().mean() - src_fake.float().mean(),
+            "val/domain_acc": domain_accuracy(cls_fake, c_trg, self.spec),
+            "val/siamese_sim": siamese_similarity(f_x, self.siamese(x_fake)).mean(),
+            "val/siamese_sim_own": siamese_similarity(f_x, self.siamese(x_own)).mean(),
+            "val/l1_own": (x_own.float() - x.float()).abs().mean(),
+        }
+        self.log_dict(metrics, prog_bar=False, batch_size=x.size(0))
+
+    # -- prediction: de-identified crops for `kssgan predict` ---------------------------------
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """Each image translated to its own domain (own group, own attributes)."""
+        return self.translate(batch["image"], batch["label"]).float().clamp(-1, 1)
+
+    # -- checkpoints carry what inference needs ------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = {
+            "format_version": FORMAT_VERSION,
+            "label_spec": self.spec.to_dict(),
+            "groups": self.groups,
+            "image_size": self.hparams.image_size,
+        }
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def _linear_decay(start: int, end: int):  # noqa: ANN202 - a lambda for LambdaLR
+    def factor(step: int) -> float:
+        if not end or step < start:
+            return 1.0
+        return max(0.0, 1.0 - (step - start) / float(end - start))
+
+    return factor
+
+
+def _progress(total: int, desc: str, trainer: L.Trainer):  # noqa: ANN202
+    if not trainer.is_global_zero or not trainer.progress_bar_callback:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def load_kssgan(path: str, map_location: str | torch.device = "cpu") -> KSSGAN:
+    """Load a trained model safely (``weights_only=True``) for inference."""
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if CHECKPOINT_KEY not in ckpt:
+        raise ValueError(f"{path} is not a kssgan checkpoint (no {CHECKPOINT_KEY!r} section)")
+    hp = dict(ckpt["hyper_parameters"])
+    model = KSSGAN(**hp)
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
+
+
+__all__ = ["CHECKPOINT_KEY", "KSSGAN", "load_kssgan"]
