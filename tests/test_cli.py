@@ -1,0 +1,142 @@
+"""CPU smoke runs of the real entry point (`kssgan fit --config experiments/demo.yaml`), including
+resume after the process is killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+TINY = [
+    "--data.init_args.num_identities=9",
+    "--data.init_args.images_per_identity=4",
+    "--data.init_args.image_size=32",
+    "--data.init_args.batch_size=4",
+    "--model.g_conv_dim=8",
+    "--model.g_repeat_num=1",
+    "--model.d_conv_dim=8",
+    "--model.siamese_conv_dim=8",
+    "--model.siamese_embed_dim=16",
+    "--model.siamese_pretrain_steps=2",
+    "--trainer.val_check_interval=4",
+    "--trainer.log_every_n_steps=1",
+]
+
+
+def kssgan(*args: str) -> list[str]:
+    return [sys.executable, "-m", "kssgan.cli", *args]
+
+
+def env(tmp_path: Path) -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    e.update(HOME=str(tmp_path), PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
+    return e
+
+
+def test_fit_demo_through_the_cli(tmp_path: Path) -> None:
+    cfg = REPO / "experiments" / "demo.yaml"
+    out = subprocess.run(
+        kssgan("fit", "--config", str(cfg), *TINY, "--trainer.max_steps=12"),
+        cwd=tmp_path,
+        env=env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (tmp_path / "outputs/demo/checkpoints/last.ckpt").is_file()
+    samples = sorted((tmp_path / "outputs/demo/samples").glob("step_*.png"))
+    assert samples, "no sample grid written"
+    metrics = pd.read_csv(next((tmp_path / "outputs/demo/logs").rglob("metrics.csv")))
+    assert {"val/domain_acc", "val/siamese_sim", "train/d_loss"} <= set(metrics.columns)
+    assert list((tmp_path / "outputs/demo/wandb").glob("offline-run-*")), "W&B did not run offline"
+    ckpt = torch.load(tmp_path / "outputs/demo/checkpoints/last.ckpt", weights_only=True)
+    assert int(ckpt["state_dict"]["critic_steps"]) == 10 and int(ckpt["state_dict"]["generator_steps"]) == 2
+
+
+def test_resume_after_kill_continues_counters_and_optimizers(tmp_path: Path) -> None:
+    cfg = REPO / "experiments" / "demo.yaml"
+    ckpt_dir = tmp_path / "outputs/demo/checkpoints"
+    common = [*TINY, "--trainer.logger=false", "--model.n_critic=2"]
+    ckpt_every = ["--config", str(REPO / "tests/data/resume_callbacks.yaml")]
+    proc = subprocess.Popen(
+        kssgan("fit", "--config", str(cfg), *common, "--trainer.max_steps=100000", *ckpt_every),
+        cwd=tmp_path,
+        env=env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            if len(list(ckpt_dir.glob("*step=*.ckpt"))) >= 2 or proc.poll() is not None:
+                break
+            time.sleep(0.5)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-3000:]
+    before = torch.load(ckpt_dir / "last.ckpt", weights_only=True)
+    c0 = int(before["state_dict"]["critic_steps"])
+    g0 = int(before["state_dict"]["generator_steps"])
+    assert c0 > 0 and g0 == c0 // 2
+    target = before["global_step"] + 6
+    out = subprocess.run(
+        kssgan("fit", "--config", str(cfg), *common, f"--trainer.max_steps={target}", *ckpt_every, "--ckpt_path=last"),
+        cwd=tmp_path,
+        env=env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    after = torch.load(ckpt_dir / "last.ckpt", weights_only=True)
+    c1, g1 = int(after["state_dict"]["critic_steps"]), int(after["state_dict"]["generator_steps"])
+    assert after["global_step"] == target
+    assert c1 + g1 == target  # both counters continued from the checkpoint, not from zero
+    assert c1 > c0 and g1 == c1 // 2
+    # The critic's Adam state continued too: its step count equals the critic iterations.
+    d_state = after["optimizer_states"][1]["state"]
+    assert int(next(iter(d_state.values()))["step"]) == c1
+    assert bool(after["state_dict"]["siamese_ready"])
+
+
+def test_bad_configs_fail_with_a_clear_message(tmp_path: Path) -> None:
+    cfg = str(REPO / "experiments" / "demo.yaml")
+    cases = [
+        (["--trainer.precision=17-weird"], "precision"),
+        (["--data.init_args.k=50"], "larger than the number of demo identities"),
+        (["--data.init_args.image_size=48"], "power of two"),
+    ]
+    for extra, message in cases:
+        out = subprocess.run(
+            kssgan("fit", "--config", cfg, *TINY, "--trainer.logger=false", *extra),
+            cwd=tmp_path,
+            env=env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode != 0
+        assert message in out.stderr, out.stderr[-2000:]
+
+
+def test_unprepared_dataset_says_how_to_prepare(tmp_path: Path) -> None:
+    from kssgan.data.datamodule import FaceDataModule
+    from kssgan.data.prepared import DatasetNotPreparedError
+
+    with pytest.raises(DatasetNotPreparedError, match="kssgan prepare"):
+        _ = FaceDataModule(prepared_dir=str(tmp_path / "nothing")).label_spec
