@@ -42,6 +42,11 @@ def build_cli(args: Any = None, run: bool = True, **kwargs: Any):  # noqa: ANN20
             parser.link_arguments("data", "model.groups", lambda dm: dm.groups_dict, apply_on="instantiate")
             parser.link_arguments("data", "model.image_size", lambda dm: dm.image_size, apply_on="instantiate")
 
+        def before_instantiate_classes(self) -> None:
+            cfg = self.config.get(self.subcommand) if self.subcommand else self.config
+            if cfg is not None and "trainer" in cfg:
+                cfg.trainer.precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+
     kwargs.setdefault("save_config_kwargs", {"overwrite": True})
     return KSSGANCLI(
         KSSGAN,
@@ -52,6 +57,17 @@ def build_cli(args: Any = None, run: bool = True, **kwargs: Any):  # noqa: ANN20
         parser_kwargs={"parser_mode": "omegaconf"} if _has_omegaconf() else None,
         **kwargs,
     )
+
+
+def resolve_precision(precision: str | int | None, accelerator: str | None = "auto") -> str | int | None:
+    """One config for every machine: fp16 autocast (``16-mixed``) needs CUDA; on a CPU it becomes
+    ``bf16-mixed``, the CPU's mixed-precision format. Everything else is passed through."""
+    import torch
+
+    if str(precision) in ("16-mixed", "16") and (accelerator == "cpu" or not torch.cuda.is_available()):
+        print("kssgan: precision 16-mixed needs a CUDA GPU; using bf16-mixed on this CPU", file=sys.stderr)
+        return "bf16-mixed"
+    return precision
 
 
 def _has_omegaconf() -> bool:
