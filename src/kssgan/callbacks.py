@@ -76,9 +76,9 @@ class SampleGrid(L.Callback):
         was_training = module.training
         module.eval()
         for g in range(n_groups):
-            target = torch.from_numpy(
-                np.stack([spec.with_field(lab.cpu().numpy(), "group", g) for lab in labels])
-            ).to(module.device)
+            target = torch.from_numpy(np.stack([spec.with_field(lab.cpu().numpy(), "group", g) for lab in labels])).to(
+                module.device
+            )
             columns.append(to_uint8(module.translate(x, target)))
         module.train(was_training)
         rows = [[col[i] for col in columns] for i in range(x.size(0))]
@@ -98,11 +98,11 @@ class SampleGrid(L.Callback):
         self._last_step = step
         return path
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = int(pl_module.generator_steps)
         if self.every and step and step % self.every == 0 and step != self._last_step:
             self.save(trainer, pl_module)
 
-    def on_train_end(self, trainer, pl_module) -> None:  # noqa: ANN001
+    def on_train_end(self, trainer, pl_module) -> None:
         if int(pl_module.generator_steps) != self._last_step:
             self.save(trainer, pl_module)

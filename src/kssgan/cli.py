@@ -28,7 +28,7 @@ JOBS: dict[str, tuple[str, str]] = {
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
-def build_cli(args: Any = None, run: bool = True, **kwargs: Any):  # noqa: ANN201 - LightningCLI
+def build_cli(args: Any = None, run: bool = True, **kwargs: Any):
     """Lightning's CLI over :class:`KSSGAN` and any :class:`FaceDataModule` subclass."""
     from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 

@@ -232,7 +232,7 @@ class KSSGAN(L.LightningModule):
 
         if int(self.critic_steps) % hp.n_critic == 0:
             self.critic.requires_grad_(False)
-            g_loss, parts = self.generator_loss(x, c_org, c_trg)
+            g_loss, parts, _ = self.generator_loss(x, c_org, c_trg)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()
@@ -252,8 +252,8 @@ class KSSGAN(L.LightningModule):
         if "train/g_loss" in logs:
             self.log("g_loss", logs["train/g_loss"], prog_bar=True, logger=False)
 
-    def generator_loss(self, x: Tensor, c_org: Tensor, c_trg: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Eq. (8) and its parts; the same code serves training and validation."""
+    def generator_loss(self, x: Tensor, c_org: Tensor, c_trg: Tensor) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        """Eq. (8), its parts and G(x, c_trg); the same code serves training and validation."""
         hp = self.hparams
         x_fake = self.generator(x, c_trg)
         src_fake, cls_fake = self.critic(x_fake)
@@ -269,15 +269,14 @@ class KSSGAN(L.LightningModule):
             f_fake = self.siamese(x_rec if hp.rec_target == "cycle" else x_fake)
             g_rec = siamese_similarity(f_real.detach(), f_fake).mean()
         g_loss = g_adv + hp.lambda_cls * g_cls + hp.lambda_rec * g_rec
-        return g_loss, {"g_adv": g_adv, "g_cls": g_cls, "g_rec": g_rec}
+        return g_loss, {"g_adv": g_adv, "g_cls": g_cls, "g_rec": g_rec}, x_fake
 
     # -- validation ---------------------------------------------------------------------------
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         x, c_org = self._fmt(batch["image"]), batch["label"]
         gen = torch.Generator(device="cpu").manual_seed(batch_idx)
         c_trg = c_org[torch.randperm(c_org.size(0), generator=gen).to(c_org.device)]
-        g_loss, parts = self.generator_loss(x, c_org, c_trg)
-        x_fake = self.generator(x, c_trg)
+        g_loss, _, x_fake = self.generator_loss(x, c_org, c_trg)
         src_real, _ = self.critic(x)
         src_fake, cls_fake = self.critic(x_fake)
         x_own = self.generator(x, c_org)  # what de-identification produces (own group)
@@ -312,7 +311,7 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
-def _linear_decay(start: int, end: int):  # noqa: ANN202 - a lambda for LambdaLR
+def _linear_decay(start: int, end: int):
     def factor(step: int) -> float:
         if not end or step < start:
             return 1.0
@@ -321,7 +320,7 @@ def _linear_decay(start: int, end: int):  # noqa: ANN202 - a lambda for LambdaLR
     return factor
 
 
-def _progress(total: int, desc: str, trainer: L.Trainer):  # noqa: ANN202
+def _progress(total: int, desc: str, trainer: L.Trainer):
     if not trainer.is_global_zero or not trainer.progress_bar_callback:
         return None
     from tqdm.auto import tqdm

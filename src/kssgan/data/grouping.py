@@ -131,7 +131,8 @@ class KSameGrouping:
         n = len(ids)
         if n < self.k:
             raise GroupingError(
-                f"k={self.k} is larger than the number of identities ({n}): a k-Same grouping needs at least k identities"
+                f"k={self.k} is larger than the number of identities ({n}): "
+                "a k-Same grouping needs at least k identities"
             )
         x = _l2(np.stack([np.asarray(identity_embeddings[i], dtype=np.float64).ravel() for i in ids]))
         if self.method == "mdav":

