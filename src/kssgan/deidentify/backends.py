@@ -51,8 +51,8 @@ class TorchGenerator:
             x = x.contiguous(memory_format=torch.channels_last)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
         with torch.inference_mode(), autocast:
-            y = self.generator(x, c)
-        return y.float().clamp_(-1, 1).contiguous().cpu().numpy()
+            y = self.generator(x, c).float().clamp(-1, 1)
+            return y.contiguous().cpu().numpy()
 
 
 class OnnxGenerator:

@@ -209,6 +209,9 @@ def run(args: argparse.Namespace) -> int:
             except (ImageLoadError, DeidentifyError, OSError, ValueError) as err:
                 entry.update(status="failed", reason=f"{type(err).__name__}: {err}")
                 log.error("%s: %s", rel, entry["reason"])
+            except Exception as err:  # one bad file must never stop the batch; the trace goes to the log
+                entry.update(status="failed", reason=f"unexpected {type(err).__name__}: {err}")
+                log.exception("%s: %s", rel, entry["reason"])
             finally:
                 if bar is not None:
                     bar.update(1)

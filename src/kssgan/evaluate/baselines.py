@@ -56,9 +56,7 @@ def _group_average(values: np.ndarray, members: Mapping[str, np.ndarray]) -> np.
     return np.mean([values[rows].mean(axis=0) for rows in members.values()], axis=0)
 
 
-def k_same_pixel(
-    images: np.ndarray, identities: Sequence[str], identity_to_group: Mapping[str, int]
-) -> np.ndarray:
+def k_same_pixel(images: np.ndarray, identities: Sequence[str], identity_to_group: Mapping[str, int]) -> np.ndarray:
     """k-Same-Pixel: each image replaced by its group's average face (pixel space)."""
     x = images.astype(np.float64)
     out = np.empty_like(images)

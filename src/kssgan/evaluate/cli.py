@@ -92,7 +92,8 @@ def settings_from(args: argparse.Namespace) -> EvalSettings:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = settings_from(args)
-    out = args.out or f"outputs/eval/{Path(args.dataset).stem if args.dataset.endswith('.yaml') else Path(args.dataset).name}"
+    name = Path(args.dataset).stem if args.dataset.endswith((".yaml", ".yml")) else Path(args.dataset).name
+    out = args.out or f"outputs/eval/{name}"
     try:
         metrics = run_evaluation(args.dataset, out, args.ckpt, args.ablation_ckpt, settings, REPO_ROOT)
     except (FileNotFoundError, ValueError, KeyError) as err:

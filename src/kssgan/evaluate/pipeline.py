@@ -81,17 +81,32 @@ class LoadedModel:
     model: Any
 
 
+def load_checkpoint(path: str | Path) -> Any:
+    """:func:`kssgan.system.load_kssgan` (``weights_only=True``), tolerating hyper-parameters that
+    are not constructor arguments (LightningCLI stores ``_instantiator`` in them)."""
+    import inspect
+
+    from kssgan.system import CHECKPOINT_KEY, KSSGAN
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if CHECKPOINT_KEY not in ckpt:
+        raise ValueError(f"{path} is not a kssgan checkpoint (no {CHECKPOINT_KEY!r} section)")
+    accepted = set(inspect.signature(KSSGAN.__init__).parameters) - {"self"}
+    hp = {k: v for k, v in dict(ckpt["hyper_parameters"]).items() if k in accepted}
+    model = KSSGAN(**hp)
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
+
+
 def load_models(ckpts: Iterable[str], ablation_ckpts: Iterable[str] = ()) -> list[LoadedModel]:
     """``path`` or ``k3=path`` entries; the method name follows the checkpoint's ``rec_loss``."""
-    from kssgan.system import load_kssgan
-
     out = []
     for entry, forced in [(c, None) for c in ckpts] + [(c, ABLATION) for c in ablation_ckpts]:
         declared_k, path = None, entry
         if "=" in entry and not Path(entry).exists():
             key, path = entry.split("=", 1)
             declared_k = int(key.lstrip("kK"))
-        model = load_kssgan(path)
+        model = load_checkpoint(path)
         if model.groups is None:
             raise ValueError(f"{path}: the checkpoint carries no groups (contract 2); it cannot be evaluated")
         groups = GroupAssignment.from_dict(model.groups)
@@ -249,7 +264,9 @@ def run_evaluation(
         },
         "settings": asdict(settings),
         "checkpoints": [{"path": lm.path, "method": lm.label, "k": lm.k} for lm in models],
-        "groupings": {str(k): privacy.group_audit(g.identity_to_group, k) | {"method": g.method} for k, g in groupings.items()},
+        "groupings": {
+            str(k): privacy.group_audit(g.identity_to_group, k) | {"method": g.method} for k, g in groupings.items()
+        },
         "notes": notes,
         "recognisers": {},
         "results": [],
@@ -314,7 +331,7 @@ def _utility(
         try:
             gender = utility.GenderEstimator()
             gender_orig = gender.predict(release.images)
-        except Exception as err:  # noqa: BLE001 - optional model; say why it is missing
+        except Exception as err:  # optional model: say why it is missing
             warnings.warn(f"gender estimation unavailable: {err}", stacklevel=2)
             gender = None
     for m in tqdm(outputs, desc="utility and quality", disable=not settings.progress, dynamic_ncols=True):
@@ -334,7 +351,7 @@ def _utility(
         results[(m.method, m.k)]["utility"] = u
 
 
-def _expression_setup(release: ReleaseSet, settings: EvalSettings, root: Path):  # noqa: ANN202
+def _expression_setup(release: ReleaseSet, settings: EvalSettings, root: Path) -> tuple | None:
     """Classifier trained on the real training split; test rows of the release set."""
     col = settings.expression_column
     if not col or col not in release.manifest.columns:
@@ -344,7 +361,7 @@ def _expression_setup(release: ReleaseSet, settings: EvalSettings, root: Path): 
         labels != ""
     ).to_numpy()
     if settings.split in ("all", "train"):
-        train = release if settings.split == "all" else release
+        train = release
         train_mask = (train.splits == "train") & (train.manifest[col].astype(str) != "").to_numpy()
     else:
         train = load_release(root, release.images.shape[1], "train")

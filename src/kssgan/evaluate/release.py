@@ -46,8 +46,8 @@ class ReleaseSet:
         if self.embeddings is None:
             raise FileNotFoundError(f"{self.root}/embeddings.npz is needed to regroup for k={k}")
         means = KSameGrouping.mean_embeddings(self.identities, self.embeddings)
-        grouping = KSameGrouping(k=k, method=self.groups.method, seed=self.groups.seed, recogniser=self.groups.recogniser)
-        return grouping.fit(means)
+        g = self.groups
+        return KSameGrouping(k=k, method=g.method, seed=g.seed, recogniser=g.recogniser).fit(means)
 
 
 def resolve_dataset(dataset: str, repo_root: Path | None = None, prepare_missing: bool = True) -> tuple[str, Path]:

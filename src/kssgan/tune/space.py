@@ -18,19 +18,17 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ray import tune
-
 # name → (required keys, builder). randint/qrandint take an inclusive ``high`` (what people expect
 # from a YAML range); Ray's randint is exclusive, hence the +1.
 _DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], Any]] = {
-    "uniform": (("low", "high"), lambda s: tune.uniform(s["low"], s["high"])),
-    "loguniform": (("low", "high"), lambda s: tune.loguniform(s["low"], s["high"])),
-    "quniform": (("low", "high", "q"), lambda s: tune.quniform(s["low"], s["high"], s["q"])),
-    "qloguniform": (("low", "high", "q"), lambda s: tune.qloguniform(s["low"], s["high"], s["q"])),
-    "randint": (("low", "high"), lambda s: tune.randint(int(s["low"]), int(s["high"]) + 1)),
-    "qrandint": (("low", "high", "q"), lambda s: tune.qrandint(int(s["low"]), int(s["high"]), int(s["q"]))),
-    "lograndint": (("low", "high"), lambda s: tune.lograndint(int(s["low"]), int(s["high"]) + 1)),
-    "choice": (("values",), lambda s: tune.choice(list(s["values"]))),
+    "uniform": (("low", "high"), lambda tune, s: tune.uniform(s["low"], s["high"])),
+    "loguniform": (("low", "high"), lambda tune, s: tune.loguniform(s["low"], s["high"])),
+    "quniform": (("low", "high", "q"), lambda tune, s: tune.quniform(s["low"], s["high"], s["q"])),
+    "qloguniform": (("low", "high", "q"), lambda tune, s: tune.qloguniform(s["low"], s["high"], s["q"])),
+    "randint": (("low", "high"), lambda tune, s: tune.randint(int(s["low"]), int(s["high"]) + 1)),
+    "qrandint": (("low", "high", "q"), lambda tune, s: tune.qrandint(int(s["low"]), int(s["high"]), int(s["q"]))),
+    "lograndint": (("low", "high"), lambda tune, s: tune.lograndint(int(s["low"]), int(s["high"]) + 1)),
+    "choice": (("values",), lambda tune, s: tune.choice(list(s["values"]))),
 }
 
 
@@ -55,7 +53,9 @@ def distribution(path: str, spec: Any) -> Any:
         raise SearchSpaceError(f"space entry {path!r}: {kind} needs low > 0")
     if kind == "choice" and not spec["values"]:
         raise SearchSpaceError(f"space entry {path!r}: choice needs at least one value")
-    return build({k: _number(v) for k, v in spec.items()})
+    from ray import tune  # imported here: reading a sweep file does not start Ray's import chain
+
+    return build(tune, {k: _number(v) for k, v in spec.items()})
 
 
 def _number(v: Any) -> Any:

@@ -1,0 +1,56 @@
+"""GPU / AMP tier: skipped without CUDA (CI has none); run them on a GPU box with `make test`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from kssgan.cli import resolve_precision
+from kssgan.data.datamodule import FaceDataModule
+from kssgan.losses import gradient_penalty
+from kssgan.system import KSSGAN
+from tests.conftest import TINY_MODEL
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def test_16_mixed_becomes_bf16_on_a_cpu() -> None:
+    assert resolve_precision("16-mixed", "cpu") == "bf16-mixed"
+    assert resolve_precision("32-true", "cpu") == "32-true"
+    assert resolve_precision("bf16-mixed", "auto") == "bf16-mixed"
+
+
+@pytest.mark.gpu
+@cuda
+def test_gradient_penalty_exact_under_fp16_autocast() -> None:
+    w = torch.randn(1, 3, 16, 16, device="cuda") * 0.37
+    critic = lambda x: (x * w).flatten(1).sum(1)  # noqa: E731
+    real, fake = torch.randn(4, 3, 16, 16, device="cuda"), torch.randn(4, 3, 16, 16, device="cuda")
+    with torch.autocast("cuda", dtype=torch.float16):
+        gp = gradient_penalty(critic, real.half(), fake.half())
+    assert gp.item() == pytest.approx((w.norm().item() - 1) ** 2, rel=1e-4)
+
+
+@pytest.mark.gpu
+@cuda
+def test_16_mixed_training_on_gpu(demo_dir: Path, tmp_path: Path) -> None:
+    dm = FaceDataModule(prepared_dir=str(demo_dir), image_size=32, batch_size=4)
+    model = KSSGAN(label_spec=dm.label_spec_dict, groups=dm.groups_dict, n_critic=1, **TINY_MODEL)
+    trainer = L.Trainer(
+        accelerator="cuda",
+        devices=1,
+        precision="16-mixed",
+        max_epochs=1,
+        limit_train_batches=3,
+        limit_val_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, dm)
+    assert int(model.generator_steps) == 3
+    assert torch.isfinite(trainer.callback_metrics["train/g_loss"])
