@@ -96,7 +96,7 @@ class FaceTracker:
                 if i in assigned or tid in used:
                     continue
                 assigned[i] = self.tracks[tid]
-            used.add(tid)
+                used.add(tid)
         out = []
         for i, box in enumerate(boxes):
             emb = None if embeddings is None or not len(embeddings) else np.asarray(embeddings[i], np.float32)

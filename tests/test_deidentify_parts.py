@@ -1,0 +1,102 @@
+"""kssgan deidentify building blocks without real data: blend mask, tracker, group choice, labels, options."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kssgan.data.labels import LabelSpec
+from kssgan.deidentify.blend import crop_ellipse, face_mask, paste_face
+from kssgan.deidentify.groups import GroupChooser, LabelBuilder
+from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions, MaskShape, TrackerSettings
+from kssgan.deidentify.tracker import FaceTracker, iou
+from kssgan.faces.align import similarity_transform, template
+
+GROUPS = {
+    "k": 2,
+    "method": "mdav",
+    "recogniser": "sface",
+    "seed": 0,
+    "identity_to_group": {"a": 0, "b": 0, "c": 1, "d": 1},
+    "centroids": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
+}
+
+
+def _face_frame() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 200×240 frame, landmarks of a face at an angle, and the crop→frame matrix for a 32 px crop."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (200, 240, 3), dtype=np.uint8)
+    theta = np.deg2rad(12)
+    rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    lms = (template(112) - 56) @ rot.T * 0.9 + [120, 100]
+    return frame, lms, similarity_transform(lms, 32)
+
+
+def test_paste_changes_only_inside_the_ellipse_and_fills_its_core() -> None:
+    frame, _, m = _face_frame()
+    crop = np.full((32, 32, 3), 7, np.uint8)
+    shape = MaskShape()
+    out = paste_face(frame.copy(), crop, m, 0.0, shape)
+    mask = face_mask(m, 32, 0.0, shape, (0, 0, 240, 200))
+    changed = np.any(out != frame, axis=2)
+    assert changed.sum() > 500
+    assert not changed[mask == 0].any()  # exactly untouched outside the ellipse
+    assert np.all(out[mask == 1] == 7)  # the core is the generated crop
+    # feathered: the mask rises gradually, no pixel-to-pixel jump bigger than a fraction of its range
+    assert np.abs(np.diff(mask, axis=1)).max() < 0.35
+    assert ((mask > 0.05) & (mask < 0.95)).sum() > 200
+
+
+def test_mask_ellipse_zooms_with_the_crop_margin() -> None:
+    _, _, rx0, _ = crop_ellipse(64, 0.0, MaskShape())
+    _, _, rx1, _ = crop_ellipse(64, 0.5, MaskShape())
+    assert rx1 == pytest.approx(rx0 / 1.5)
+
+
+def test_tracker_keeps_ids_for_moving_faces_and_bridges_a_jump_by_embedding() -> None:
+    tr = FaceTracker(TrackerSettings(min_iou=0.3, max_age=3), match_threshold=0.5)
+    e = np.eye(4, dtype=np.float32)
+    ids = []
+    for t in range(5):
+        res = tr.update(t, [(10 + 3 * t, 10, 50, 60), (200 - 3 * t, 20, 50, 60)], e[:2])
+        ids.append([track.id for track, _ in res])
+    assert all(row == [0, 1] for row in ids)
+    # person 0 jumps far (no overlap) but is recognised; a new face gets a new track
+    res = tr.update(5, [(150, 150, 50, 60), (400, 400, 40, 40)], np.stack([e[0], e[2]]))
+    assert [track.id for track, _ in res] == [0, 2]
+    assert [new for _, new in res] == [False, True]
+    assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(1 / 3)
+
+
+def test_group_choice_closed_set_nearest_centroid_and_hash() -> None:
+    chooser = GroupChooser(GROUPS, "sface")
+    assert chooser.choose("x", identity="c") == (1, "closed_set")
+    assert chooser.choose("x", embedding=np.array([0.1, 0.9, 0.0])) == (1, "nearest_centroid")
+    latent = GroupChooser({**GROUPS, "recogniser": "dcgan-latent"}, "sface")
+    assert not latent.open_set and "not a face recogniser" in latent.why_not_open_set
+    picks = [latent.choose(f"file{i}.png#face0", embedding=np.ones(3)) for i in range(40)]
+    assert {s for _, s in picks} == {"hash"}
+    assert {g for g, _ in picks} == {0, 1}  # spread over the groups
+    assert picks == [latent.choose(f"file{i}.png#face0") for i in range(40)]  # deterministic
+
+
+def test_labels_keep_known_attributes_default_the_rest_and_reject_bad_requests() -> None:
+    spec = LabelSpec.build(2, {"expression": ["happy", "neutral"]}, ["glasses"])
+    lb = LabelBuilder(spec, {"glasses": "1"})
+    rec, defaulted = lb.record(1, {"expression": "neutral"})
+    assert rec == {"group": 1, "expression": "neutral", "glasses": "1"} and defaulted == []
+    rec, defaulted = lb.record(0, {"expression": "angry"})  # unknown source value → default
+    assert rec["expression"] == "happy" and defaulted == ["expression"]
+    with pytest.raises(DeidentifyError, match="no field 'hair'"):
+        LabelBuilder(spec, {"hair": "blond"})
+    with pytest.raises(DeidentifyError, match=r"knows \['happy', 'neutral'\]"):
+        LabelBuilder(spec, {"expression": "angry"})
+    with pytest.raises(DeidentifyError, match="--identity"):
+        LabelBuilder(spec, {"group": 1})
+
+
+def test_options_from_dict_rejects_unknown_keys() -> None:
+    opts = DeidentifyOptions.from_dict({"margin": 0.2, "mask": {"feather": 0.5}})
+    assert opts.margin == 0.2 and opts.mask.feather == 0.5
+    with pytest.raises(DeidentifyError, match="unknown deidentify option"):
+        DeidentifyOptions.from_dict({"marginn": 0.2})
