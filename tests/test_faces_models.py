@@ -76,7 +76,7 @@ def test_yunet_finds_one_face_with_sane_landmarks(which, request):
         assert right_eye[0] < left_eye[0] and right_mouth[0] < left_mouth[0]  # subject's right = image left
         assert max(right_eye[1], left_eye[1]) < nose[1] < min(right_mouth[1], left_mouth[1])
         assert 0.6 <= face.score <= 1.0
-        x, y, bw, bh = face.box
+        x, y, bw, _ = face.box
         assert -0.1 * w < x < w and -0.1 * h < y < h and 20 < bw <= 1.2 * w
         # ORL's tight 92x112 crops: the face fills most of the frame; Yale's is a third of it
         assert face.eye_distance > 0.15 * w
@@ -141,7 +141,7 @@ def test_insightface_models_missing_is_a_clear_error_and_downloads_nothing(tmp_p
         InsightFaceDetector(empty)
     msg = str(err.value)
     assert str(empty) in msg and "det_10g.onnx" in msg and "never downloads" in msg
-    with pytest.raises(ModelFilesMissing, match="w600k_r50.onnx"):
+    with pytest.raises(ModelFilesMissing, match=r"w600k_r50\.onnx"):
         InsightFaceRecognizer(empty)
     with pytest.raises(ModelFilesMissing, match="no model folder"):
         get_recognizer("insightface")
@@ -161,3 +161,36 @@ def test_recogniser_rejects_float_crops(sface):
     with pytest.raises(TypeError, match="uint8"):
         sface.embed(np.zeros((1, 112, 112, 3), np.float32))
     assert sface.embed([]).shape == (0, 128)
+
+
+def test_insightface_recogniser_runs_a_user_supplied_onnx(tmp_path):
+    """A stand-in ArcFace (tiny random net, same I/O as w600k_r50.onnx) exercises the onnxruntime
+    path: file lookup, explicit CPU provider, insightface preprocessing, normalisation."""
+    import warnings
+
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 5, stride=4), torch.nn.Flatten(), torch.nn.Linear(4 * 27 * 27, 512))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net,
+            torch.randn(1, 3, 112, 112),
+            str(tmp_path / "w600k_r50.onnx"),
+            input_names=["input"],
+            output_names=["embedding"],
+            dynamic_axes={"input": {0: "batch"}},
+            dynamo=False,
+        )
+    rec = get_recognizer("insightface", model_dir=tmp_path)
+    assert rec._sess.get_providers() == ["CPUExecutionProvider"]
+    crops = np.random.default_rng(0).integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)
+    emb = rec.embed(crops)
+    x = torch.from_numpy(((crops[..., ::-1].astype(np.float32) - 127.5) / 127.5).transpose(0, 3, 1, 2).copy())
+    with torch.no_grad():
+        ref = net(x).numpy()
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    assert emb.shape == (3, 512) and rec.dim == 512
+    np.testing.assert_allclose(emb, ref, atol=1e-5)
+    assert bool(rec.is_match(emb[0], emb[0])) and rec.similarity(emb[0], emb[0]) == pytest.approx(1.0, abs=1e-5)

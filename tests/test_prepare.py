@@ -84,9 +84,10 @@ def test_groups_audit_clean_and_regroup(yale5, tmp_path):
     rep = audit_groups(out / "groups.json")
     assert rep.ok and rep.k == 2 and rep.num_identities == 5 and sorted(rep.group_sizes) == [2, 3]
     assert summary["groups"]["audit"] == "ok"
-    assert regroup(out, 2, out=tmp_path / "g2.json").identity_to_group == GroupAssignment.load(
-        out / "groups.json"
-    ).identity_to_group
+    assert (
+        regroup(out, 2, out=tmp_path / "g2.json").identity_to_group
+        == GroupAssignment.load(out / "groups.json").identity_to_group
+    )
     for k in (2, 3, 5):
         a = regroup(out, k, out=tmp_path / f"groups_k{k}.json")
         assert audit_groups(tmp_path / f"groups_k{k}.json", out / "manifest.csv").ok
@@ -97,6 +98,23 @@ def test_groups_audit_clean_and_regroup(yale5, tmp_path):
     assert audit_main([str(out / "groups.json"), str(tmp_path / "groups_k3.json")]) == 0
     groups = identity_groups(out)
     assert set(groups) == {f"subject0{i}" for i in range(1, 6)} and {how for _, how in groups.values()} == {"closed"}
+
+
+def test_open_set_identity_goes_to_the_nearest_centroid(yale5, tmp_path):
+    out, _ = yale5
+    full = GroupAssignment.load(out / "groups.json")
+    partial = GroupAssignment(**{**vars(full), "identity_to_group": dict(full.identity_to_group)})
+    del partial.identity_to_group["subject05"]  # pretend subject05 was never seen
+    partial.save(tmp_path / "partial.json")
+    got = identity_groups(out, tmp_path / "partial.json")
+    group, how = got["subject05"]
+    assert how == "nearest" and got["subject01"] == (full.identity_to_group["subject01"], "closed")
+    man = pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False)
+    with np.load(out / "embeddings.npz") as z:
+        lookup = dict(zip(z["crop"].tolist(), z["embedding"], strict=True))
+    mean = np.mean([lookup[c] for c in man.loc[man["identity"] == "subject05", "crop"]], axis=0)
+    cent = full.centroids / np.linalg.norm(full.centroids, axis=1, keepdims=True)
+    assert group == int(np.argmax(cent @ (mean / np.linalg.norm(mean))))
 
 
 def test_rerun_processes_nothing(yale5, shared_datasets):
@@ -149,14 +167,20 @@ def test_ok_row_without_embedding_is_redone(yale5, tmp_path, shared_datasets):
     # the manifest says two rows are done, but their embeddings never reached disk
     ref = pd.read_csv(ref_out / "manifest.csv", dtype=str, keep_default_na=False)
     ref.head(2).to_csv(out / "manifest.csv", index=False)
-    s = _run(shared_datasets / "yale", out, k=2, reader_options=YALE5)
-    assert s["counts"]["processed_this_run"] == N_YALE5 and s["counts"]["ok"] == N_YALE5
+    s = _run(shared_datasets / "yale", out, k=1, reader_options=YALE5, limit=6)
+    assert s["counts"]["resumed"] == 0 and s["counts"]["processed_this_run"] == 6 and s["counts"]["ok"] == 6
+    with np.load(out / "embeddings.npz") as z:
+        assert z["crop"].tolist()[:2] == ref["crop"].head(2).tolist()
+    # a re-run over a smaller selection keeps only that selection in the manifest
+    s = _run(shared_datasets / "yale", out, k=1, reader_options=YALE5, limit=3)
+    assert s["counts"]["processed_this_run"] == 0 and s["counts"]["sources"] == 3
+    assert len(pd.read_csv(out / "manifest.csv")) == 3 and len(np.load(out / "embeddings.npz")["crop"]) == 3
 
 
 def _write_bad_inputs(root: Path, shared: Path) -> None:
     yale = shared / "yale" / "yalefaces"
     faces = {f"p{i}": load_image(yale / f"subject0{i}.normal")[0] for i in (2, 3, 4)}
-    for person, img in faces.items():
+    for person in faces:
         (root / person).mkdir(parents=True)
         for j, cond in enumerate(("happy", "sad")):
             cv2.imwrite(str(root / person / f"{j}.png"), load_image(yale / f"subject0{person[1]}.{cond}")[0])
@@ -196,7 +220,11 @@ def test_bad_inputs_are_recorded_with_reasons(shared_datasets, tmp_path):
     assert (row("blank.png")["status"], row("blank.png")["reason"]) == ("skipped", "no_face")
     assert row("tiny.png")["status"] == "skipped" and row("tiny.png")["reason"].startswith("tiny_face:")
     assert int(row("tiny.png")["reason"].split(":")[1].split("px")[0]) < 24
-    for name, note in (("cmyk.jpg", "converted:cmyk"), ("sixteen.png", "converted:16bit"), ("alpha.png", "converted:rgba")):
+    for name, note in (
+        ("cmyk.jpg", "converted:cmyk"),
+        ("sixteen.png", "converted:16bit"),
+        ("alpha.png", "converted:rgba"),
+    ):
         assert row(name)["status"] == "ok" and note in row(name)["reason"], name
     two = row("two_faces.png")
     assert two["status"] == "ok" and "several_faces:2" in two["reason"] and two["n_faces"] == "2"
@@ -222,8 +250,10 @@ def test_min_face_and_fewer_identities_than_k(shared_datasets, tmp_path):
     assert "error" in info["groups"] and not (out / "groups.json").exists()
     assert (out / "manifest.csv").is_file() and (out / "embeddings.npz").is_file()
     assert regroup(out, 2).num_groups == 1  # the work is kept: regroup with a smaller k
-    s = _run(shared_datasets / "yale", tmp_path / "big", k=1, min_face=500, limit=4)
-    assert s["counts"]["skipped_by_reason"] == {"tiny_face": 4}
+    with pytest.raises(GroupingError, match="no usable face"):
+        _run(shared_datasets / "yale", tmp_path / "big", k=1, min_face=500, limit=4)
+    info = json.loads((tmp_path / "big" / "prepare.json").read_text())
+    assert info["counts"]["skipped_by_reason"] == {"tiny_face": 4} and info["counts"]["ok"] == 0
 
 
 def test_changed_settings_need_a_new_folder(yale5, shared_datasets):

@@ -230,9 +230,7 @@ def test_read_folder_wrong_layouts(tmp_path):
 
 # -- splits ---------------------------------------------------------------------------------------
 def test_closed_set_split_sizes():
-    df = pd.DataFrame(
-        {"identity": ["a"] * 10 + ["b"] * 2 + ["c"] + ["d"] * 3, "source": [f"f{i}" for i in range(16)]}
-    )
+    df = pd.DataFrame({"identity": ["a"] * 10 + ["b"] * 2 + ["c"] + ["d"] * 3, "source": [f"f{i}" for i in range(16)]})
     split = assign_splits(df, "closed_set", seed=0)
     got = pd.crosstab(df["identity"], split)
     assert got.loc["a"].tolist() == [1, 8, 1]  # columns sorted: test, train, val
@@ -264,3 +262,32 @@ def test_orl_and_yale_through_the_folder_reader(shared_datasets):
     assert set(yale["expression"]) == {"happy", "sad", "sleepy", "surprised", "wink", "neutral"}
     assert "yalefaces/subject01.centerlight" not in set(yale["source"])
     assert yale.attrs["skipped"] == []
+
+
+def test_load_image_conversions_and_errors(tmp_path):
+    from PIL import Image
+
+    from kssgan.data.readers import ImageLoadError, load_image
+
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    rgb[:, :10] = (255, 0, 0)  # red on the left
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    img, notes = load_image(tmp_path / "rgb.png")
+    assert img.shape == (20, 30, 3) and notes == [] and tuple(img[0, 0]) == (0, 0, 255)  # BGR
+    Image.fromarray(rgb[:, :, 0]).save(tmp_path / "grey.png")
+    img, notes = load_image(tmp_path / "grey.png")
+    assert img.shape == (20, 30, 3) and notes == ["converted:grey"]
+    Image.fromarray(rgb[:, :, 0].astype(np.uint16) * 257).save(tmp_path / "deep.png")
+    img, notes = load_image(tmp_path / "deep.png")
+    assert notes == ["converted:16bit"] and img.dtype == np.uint8 and img[0, 0, 0] == 255 and img[0, 20, 0] == 0
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    Image.fromarray(rgb).save(tmp_path / "rot.jpg", exif=exif, quality=95)
+    img, notes = load_image(tmp_path / "rot.jpg")
+    assert img.shape == (30, 20, 3) and notes == ["exif_rotated"]
+    (tmp_path / "garbage.png").write_bytes(PNG_1PX[:8] + b"\x00" * 40)
+    with pytest.raises(ImageLoadError) as err:
+        load_image(tmp_path / "garbage.png")
+    assert err.value.reason in ("decode_error", "truncated")
+    with pytest.raises(ImageLoadError, match="unreadable"):
+        load_image(tmp_path / "nope.png")

@@ -113,7 +113,9 @@ def audit_groups(groups_json_path: str | Path, manifest: str | Path | pd.DataFra
     if manifest is None and (path.parent / "manifest.csv").is_file():
         manifest = path.parent / "manifest.csv"
     if manifest is not None:
-        table = manifest if isinstance(manifest, pd.DataFrame) else pd.read_csv(manifest, dtype=str, keep_default_na=False)
+        table = (
+            manifest if isinstance(manifest, pd.DataFrame) else pd.read_csv(manifest, dtype=str, keep_default_na=False)
+        )
         ok = table[table["status"] == "ok"] if "status" in table.columns else table
         have = set(ok["identity"].astype(str))
         ungrouped = sorted(have - set(mapping))

@@ -7,8 +7,10 @@ horizontal flip (p=0.5), a small colour jitter and a small affine jitter (±3 % 
     augment: {hflip: 0.5, color: {p: 0.5, brightness: 0.1, contrast: 0.1, saturation: 0.1, hue: 0.02},
               affine: {p: 0.3, translate: 0.03, scale: 0.05, rotate: 5}}
 
-``None``, ``{}`` or ``{enabled: false}`` disables augmentation (an identity Compose is returned); a
-block set to ``false`` or ``null`` (e.g. ``affine: false``) disables that transform.
+Only the blocks named are used (``{hflip: 0.5}`` flips and nothing else; a block given as ``true``
+takes the default values above); ``{preset: default}`` switches all three defaults on. ``None``,
+``{}`` or ``{enabled: false}`` disables augmentation (an identity Compose is returned); a block set
+to ``false`` or ``null`` (e.g. ``affine: false``) disables that transform.
 """
 
 from __future__ import annotations
@@ -49,9 +51,9 @@ def _block(cfg: Mapping[str, Any], key: str) -> dict[str, Any] | None:
 def build_train_augmentation(cfg: Mapping[str, Any] | None = None, seed: int | None = None) -> A.Compose:
     """An albumentations pipeline for H×W×3 uint8 RGB crops (``pipeline(image=x)["image"]``).
 
-    ``cfg`` keys: ``hflip`` (probability), ``color`` and ``affine`` (mappings, see module doc),
-    ``enabled``. Pass ``"default"`` semantics by giving ``{"preset": "default"}``; an empty or
-    ``None`` config gives the identity. ``seed`` makes the pipeline reproducible.
+    ``cfg`` keys: ``hflip`` (probability), ``color`` and ``affine`` (mappings or true/false, see
+    the module doc), ``preset`` (``"default"``) and ``enabled``. An empty or ``None`` config gives
+    the identity. ``seed`` makes the pipeline reproducible.
     """
     cfg = dict(cfg or {})
     if not cfg or not cfg.pop("enabled", True):

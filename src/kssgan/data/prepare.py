@@ -125,7 +125,7 @@ def _read_partial_manifest(path: Path) -> pd.DataFrame:
 def _append_rows(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
     if not rows:
         return
-    frame = pd.DataFrame(rows).reindex(columns=columns)
+    frame = pd.DataFrame(rows, columns=columns, dtype=object)  # object: ints stay ints next to blanks
     new = not path.is_file() or path.stat().st_size == 0
     text = frame.to_csv(index=False, header=new, lineterminator="\n")
     with open(path, "a", encoding="utf-8") as fh:
@@ -165,8 +165,7 @@ def _load_embeddings(out: Path) -> dict[str, np.ndarray]:
 
 def _save_npz_atomic(path: Path, crops: Sequence[str], emb: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    os.close(fd)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # plain open(): normal permissions
     with open(tmp, "wb") as fh:
         np.savez(fh, crop=np.asarray(list(crops), dtype=str), embedding=np.asarray(emb, np.float32))
     os.replace(tmp, path)
@@ -282,6 +281,7 @@ def _progress(total: int, enabled: bool):
         console=Console(stderr=True),
         disable=not enabled,
         transient=False,
+        refresh_per_second=2,  # a slow refresh thread: it competes with OpenCV's workers on small CPUs
     )
 
 
@@ -357,7 +357,9 @@ def prepare_dataset(
     out.mkdir(parents=True, exist_ok=True)
     if info_path.is_file():
         old = json.loads(info_path.read_text()).get("settings", {})
-        diff = {key: (old.get(key), settings[key]) for key in FINGERPRINT_KEYS if key in old and old[key] != settings[key]}
+        diff = {
+            key: (old.get(key), settings[key]) for key in FINGERPRINT_KEYS if key in old and old[key] != settings[key]
+        }
         if diff:
             raise PrepareConfigMismatch(
                 f"{out} was prepared with different settings {diff} (old, new); "
@@ -367,13 +369,18 @@ def prepare_dataset(
     _atomic_write_text(info_path, json.dumps(info, indent=1))
 
     done = _read_partial_manifest(manifest_path)
-    if not done.empty and list(done.columns) != columns and set(columns) - set(done.columns):
-        columns = list(done.columns) + [c for c in columns if c not in done.columns]
+    header = list(done.columns)
+    if not done.empty:  # keep the existing column order, add any new attribute columns
+        columns = header + [c for c in columns if c not in header]
     embeddings = _load_embeddings(out)
     # an ok row whose embedding never reached disk is redone
     lost = done[(done["status"] == "ok") & ~done["crop"].isin(list(embeddings))]
     done = done.drop(lost.index)
-    if not lost.empty or (manifest_path.is_file() and not manifest_path.read_text().endswith("\n")):
+    torn = manifest_path.is_file() and not manifest_path.read_text().endswith("\n")
+    if done.empty:
+        manifest_path.unlink(missing_ok=True)  # a header alone (or a torn first line): start it afresh
+    elif not lost.empty or torn or header != columns:
+        # rewrite what is kept (atomically) so that appended rows match the header
         _atomic_write_text(manifest_path, done.reindex(columns=columns).to_csv(index=False, lineterminator="\n"))
     done_sources = set(done["source"])
     pending = [r for r in table.to_dict("records") if r["source"] not in done_sources]
@@ -405,6 +412,8 @@ def prepare_dataset(
 
     # -- consolidate: the final manifest (plus the reader's own skips), embeddings.npz -----------
     manifest = _read_partial_manifest(manifest_path)
+    # rows of an earlier run over a different selection (e.g. another max_identities) are dropped
+    manifest = manifest[manifest["source"].isin(set(table["source"]))]
     known = set(manifest["source"])
     extra = [
         {"source": s, "identity": "", "split": "", "status": "skipped", "reason": why, "crop": ""}
@@ -421,7 +430,9 @@ def prepare_dataset(
     ok = manifest[manifest["status"] == "ok"]
     missing_emb = [c for c in ok["crop"] if c not in embeddings]
     if missing_emb:  # cannot happen unless files were deleted by hand
-        raise RuntimeError(f"{len(missing_emb)} ok crops lack an embedding (e.g. {missing_emb[0]}); re-run with --overwrite")
+        raise RuntimeError(
+            f"{len(missing_emb)} ok crops lack an embedding (e.g. {missing_emb[0]}); re-run with --overwrite"
+        )
     emb_matrix = np.stack([embeddings[c] for c in ok["crop"]]) if len(ok) else np.zeros((0, rec.dim), np.float32)
     _save_npz_atomic(out / "embeddings.npz", list(ok["crop"]), emb_matrix)
     if parts.is_dir():
@@ -496,9 +507,7 @@ def prepare_dataset(
     return summary
 
 
-def _fit_groups(
-    ok: pd.DataFrame, emb: np.ndarray, k: int, method: str, seed: int, recogniser: str
-) -> GroupAssignment:
+def _fit_groups(ok: pd.DataFrame, emb: np.ndarray, k: int, method: str, seed: int, recogniser: str) -> GroupAssignment:
     if len(ok) == 0:
         raise GroupingError(f"no usable face in the dataset, cannot build k={k} groups")
     means = KSameGrouping.mean_embeddings(list(ok["identity"].astype(str)), emb)
@@ -693,7 +702,10 @@ def _recipe_for(args: argparse.Namespace) -> dict[str, Any]:
     if args.config:
         return load_recipe(args.config)
     if args.dataset:
-        for cand in (Path("data_modules") / f"{args.dataset}.yaml", REPO_ROOT / "data_modules" / f"{args.dataset}.yaml"):
+        for cand in (
+            Path("data_modules") / f"{args.dataset}.yaml",
+            REPO_ROOT / "data_modules" / f"{args.dataset}.yaml",
+        ):
             if cand.is_file():
                 return load_recipe(cand)
         if args.dataset in ("folder", "rafd", "celeba"):
@@ -716,7 +728,9 @@ def main(argv: list[str] | None = None) -> int:
         except (GroupingError, FileNotFoundError) as err:
             print(f"kssgan prepare: {err}", file=sys.stderr)
             return 1
-        print(json.dumps({"k": a.k, "num_groups": a.num_groups, "group_sizes": a.group_sizes, "audit": a.audit() or "ok"}))
+        print(
+            json.dumps({"k": a.k, "num_groups": a.num_groups, "group_sizes": a.group_sizes, "audit": a.audit() or "ok"})
+        )
         return 0
     recipe = _recipe_for(args)
     data_dir = args.data_dir or recipe.get("data_dir")
@@ -727,7 +741,11 @@ def main(argv: list[str] | None = None) -> int:
     reader = args.reader or recipe.get("reader", "folder")
     generic = recipe.get("name") in (None, "folder", "rafd", "celeba")
     name = Path(data_dir).resolve().name if (args.data_dir and generic) else recipe.get("name") or Path(data_dir).name
-    out = args.out or (recipe.get("prepared_dir") if not (args.data_dir and generic) else None) or f"outputs/prepared/{name}"
+    out = (
+        args.out
+        or (recipe.get("prepared_dir") if not (args.data_dir and generic) else None)
+        or f"outputs/prepared/{name}"
+    )
     grouping = recipe.get("grouping") or {}
     reader_options = dict(recipe.get("reader_options") or {})
     for key in ("labels_csv", "protocol", "angles", "gazes", "expressions", "attributes", "max_identities"):
@@ -769,7 +787,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kssgan prepare: {err}", file=sys.stderr)
         return 2
     except GroupingError as err:
-        print(f"kssgan prepare: grouping failed: {err} (crops and manifest are kept; use --regroup with a smaller k)", file=sys.stderr)
+        print(
+            f"kssgan prepare: grouping failed: {err} (crops and manifest are kept; use --regroup with a smaller k)",
+            file=sys.stderr,
+        )
         return 1
     print(f"prepared dataset written to {out}", file=sys.stderr)
     return 0

@@ -11,8 +11,9 @@ Order of precedence for the group:
    ``dcgan-latent``): ``sha256(key) mod G`` of a stable key (file + face index, or video + track),
    deterministic but unrelated to appearance.
 
-The label keeps the source's attributes when they are known (attributes CSV), ``--set name=value``
-overrides them, and anything still unknown takes the field's first value (one-hot) or 0 (binary).
+The label keeps the source's attributes: from the attributes CSV when given, otherwise read off the
+face by the model's own auxiliary classifier (:mod:`.attributes`); ``--set name=value`` overrides
+them, and anything still unknown takes the field's first value (one-hot) or 0 (binary).
 """
 
 from __future__ import annotations

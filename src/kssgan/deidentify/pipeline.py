@@ -46,6 +46,7 @@ class FaceResult:
     label: dict[str, Any]
     defaulted: list[str]
     track: int | None = None
+    estimated: list[str] = field(default_factory=list)  # fields read off the face by the critic
     similarity: float | None = None  # recogniser similarity, original vs de-identified
     match: bool | None = None  # would the recogniser still call them the same person?
 
@@ -59,6 +60,8 @@ class FaceResult:
         }
         if self.defaulted:
             out["defaulted_attributes"] = self.defaulted
+        if self.estimated:
+            out["estimated_attributes"] = self.estimated
         if self.track is not None:
             out["track"] = self.track
         if self.similarity is not None:
@@ -84,6 +87,8 @@ class Deidentifier:
         label_spec, groups, image_size: from the checkpoint (``checkpoint["kssgan"]``).
         options: :class:`DeidentifyOptions`.
         detector, recogniser: injected instances (tests, benchmarks); built from the options otherwise.
+        attribute_estimator: reads source attributes off unlabelled faces
+            (:class:`~kssgan.deidentify.attributes.CriticAttributeEstimator`); None: field defaults.
     """
 
     def __init__(
@@ -95,6 +100,7 @@ class Deidentifier:
         options: DeidentifyOptions | None = None,
         detector: Any = None,
         recogniser: Any = None,
+        attribute_estimator: Any = None,
     ) -> None:
         self.options = opts = options or DeidentifyOptions()
         if opts.batch_size < 1:
@@ -108,6 +114,7 @@ class Deidentifier:
                 f"the label spec has {self.spec.num_groups} groups but groups.json {len(groups['centroids'])}"
             )
         self.labels = LabelBuilder(self.spec, opts.attributes)
+        self.attribute_estimator = attribute_estimator
         built_with = str(groups.get("recogniser", "unknown"))
         self.recogniser_name = opts.recogniser or (built_with if built_with.lower() in FACE_RECOGNISERS else "sface")
         self.chooser = GroupChooser(groups, self.recogniser_name)
@@ -168,7 +175,10 @@ class Deidentifier:
             gen.check_matches(size, spec_dict)
         else:
             raise DeidentifyError(f"unknown backend {backend!r}; choose torch or onnxruntime")
-        return cls(gen, spec_dict, model.groups, size, options)
+        from kssgan.deidentify.attributes import CriticAttributeEstimator
+
+        estimator = CriticAttributeEstimator(model.critic, model.spec, options.device)
+        return cls(gen, spec_dict, model.groups, size, options, attribute_estimator=estimator)
 
     def make_tracker(self) -> FaceTracker:
         """A fresh tracker (one per video) using the recogniser's match threshold as a cosine."""
@@ -200,6 +210,7 @@ class Deidentifier:
             emb = self._embed(fr.image, lms) if self.recogniser is not None else None
             tracks = tracker.update(frame_offset + fi, [d.box for d in dets], emb) if tracker is not None else None
             identity = opts.identity or fr.identity
+            estimates = self._estimate(crops, fr.attributes)
             for j, det in enumerate(dets):
                 e = None if emb is None else emb[j]
                 if tracks is not None:
@@ -210,8 +221,10 @@ class Deidentifier:
                 else:
                     group, source = self.chooser.choose(f"{fr.key}#face{j}", identity, e)
                     tid = None
-                record, defaulted = self.labels.record(group, fr.attributes)
+                known = {**estimates[j], **fr.attributes}
+                record, defaulted = self.labels.record(group, known)
                 res = FaceResult([float(v) for v in det.box], float(det.score), group, source, record, defaulted, tid)
+                res.estimated = [n for n in estimates[j] if n not in fr.attributes and n not in opts.attributes]
                 results[fi].append(res)
                 matrix = similarity_transform(lms[j], size, opts.margin)
                 jobs.append(_Job(fi, matrix, crops[j][:, :, ::-1], self.spec.encode(record), res))
@@ -219,6 +232,16 @@ class Deidentifier:
         if opts.similarity and self.recogniser is not None:
             self._measure(frames, outputs, landmarks, results, tracker)
         return list(zip(outputs, results, strict=True))
+
+    def _estimate(self, crops_bgr: Sequence[np.ndarray], known: dict[str, Any]) -> list[dict[str, Any]]:
+        """Attributes read off each face, for the label fields neither the CSV nor --set gives."""
+        est = self.attribute_estimator
+        given = {**known, **self.options.attributes}
+        missing = [f.name for f in self.spec.fields[1:] if f.name not in given]
+        if est is None or not missing:
+            return [{} for _ in crops_bgr]
+        guesses = est([c[:, :, ::-1] for c in crops_bgr])
+        return [{k: v for k, v in g.items() if k in missing} for g in guesses]
 
     def _embed(self, image: np.ndarray, lms: list[np.ndarray]) -> np.ndarray:
         crops = align_faces([image] * len(lms), lms, RECOGNISER_CROP, margin=0.0)

@@ -9,10 +9,13 @@ crop resized to 112×112 is exactly what ArcFace/SFace recognisers expect.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported lazily: the numpy path (prepare) does not need it
+    import torch
 
 __all__ = [
     "ARCFACE_TEMPLATE_112",
@@ -87,6 +90,10 @@ def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return pts @ m[:, :2].T + m[:, 2]
 
 
+def _is_tensor(x: Any) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "dim")
+
+
 def align_faces(
     images: Sequence[np.ndarray] | np.ndarray | torch.Tensor,
     landmarks: Sequence[np.ndarray] | np.ndarray | torch.Tensor,
@@ -104,8 +111,9 @@ def align_faces(
     ``border`` is ``"replicate"`` (default: no black wedges when a face touches the frame) or
     ``"constant"`` (zeros).
     """
-    if isinstance(images, torch.Tensor):
+    if _is_tensor(images):
         import kornia.geometry.transform as KT
+        import torch
 
         lms = torch.as_tensor(landmarks, dtype=torch.float64).reshape(-1, 5, 2).cpu().numpy()
         mats = np.stack([similarity_transform(lm, size, margin) for lm in lms])
@@ -119,7 +127,11 @@ def align_faces(
     flag = cv2.BORDER_REPLICATE if border == "replicate" else cv2.BORDER_CONSTANT
     crops = [
         cv2.warpAffine(
-            np.asarray(img), similarity_transform(lm, size, margin), (size, size), flags=cv2.INTER_LINEAR, borderMode=flag
+            np.asarray(img),
+            similarity_transform(lm, size, margin),
+            (size, size),
+            flags=cv2.INTER_LINEAR,
+            borderMode=flag,
         )
         for img, lm in zip(images, lms_list, strict=True)
     ]

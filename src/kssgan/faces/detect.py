@@ -191,10 +191,11 @@ class InsightFaceDetector:
         )
         try:
             from insightface.model_zoo import get_model
-        except ImportError as err:
+        except ImportError as err:  # e.g. installed with --no-deps: its model_zoo imports scikit-image
+            missing = getattr(err, "name", None) or str(err)
             raise ImportError(
-                f"insightface could not be imported ({err}); install it (and scikit-image) to use "
-                "--detector insightface, or use the default YuNet detector"
+                f"insightface could not be imported (missing: {missing}); `pip install insightface scikit-image` "
+                "to use --detector insightface, or use the default YuNet detector"
             ) from err
         self.score_threshold = float(score_threshold)
         self.input_size = tuple(input_size)

@@ -11,7 +11,9 @@ import pandas as pd
 
 from kssgan.data.readers.image_io import sniff_format
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".pgm", ".ppm", ".pbm", ".pnm", ".tif", ".tiff", ".webp"})
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".pgm", ".ppm", ".pbm", ".pnm", ".tif", ".tiff", ".webp"}
+)
 PROTOCOLS = ("closed_set", "identity_disjoint")
 
 

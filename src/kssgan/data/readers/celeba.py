@@ -52,13 +52,18 @@ def read_attributes(path: Path) -> pd.DataFrame:
     """``list_attr_celeba.txt`` as a frame indexed by image name with 0/1 int columns."""
     lines = path.read_text().splitlines()
     if len(lines) < 2:
-        raise DatasetLayoutError("celeba", path.parent, "list_attr_celeba.txt with a count and a header line", f"{len(lines)} lines")
+        raise DatasetLayoutError(
+            "celeba", path.parent, "list_attr_celeba.txt with a count and a header line", f"{len(lines)} lines"
+        )
     header = lines[1].split()
     rows = [ln.split() for ln in lines[2:] if ln.strip()]
     bad = [r[0] for r in rows if len(r) != len(header) + 1]
     if bad:
         raise DatasetLayoutError(
-            "celeba", path.parent, f"{len(header)} attribute values per line in {path.name}", f"a different count for {bad[0]!r}"
+            "celeba",
+            path.parent,
+            f"{len(header)} attribute values per line in {path.name}",
+            f"a different count for {bad[0]!r}",
         )
     table = pd.DataFrame([r[1:] for r in rows], index=[r[0] for r in rows], columns=header)
     return table.apply(as_binary)
@@ -100,7 +105,9 @@ def read_celeba(
     skipped = [(f"{img_rel}/{n}", "missing_file") for n in ids.loc[~exists, "image"]]
     ids = ids[exists].copy()
     if ids.empty:
-        raise DatasetLayoutError("celeba", root, EXPECTED, f"none of the {len(exists)} images of identity_CelebA.txt in {img_rel}/")
+        raise DatasetLayoutError(
+            "celeba", root, EXPECTED, f"none of the {len(exists)} images of identity_CelebA.txt in {img_rel}/"
+        )
 
     counts = ids["identity"].value_counts()
     keep_ids = counts[counts >= int(min_images_per_identity)]
@@ -118,7 +125,9 @@ def read_celeba(
         cols = list(attrs.columns) if attributes is None else list(attributes)
         unknown = [c for c in cols if c not in attrs.columns]
         if unknown:
-            raise DatasetLayoutError("celeba", root, f"attributes {unknown} in {attr_file.name}", f"header {list(attrs.columns)}")
+            raise DatasetLayoutError(
+                "celeba", root, f"attributes {unknown} in {attr_file.name}", f"header {list(attrs.columns)}"
+            )
         df = df.join(attrs[cols], on="image")
         for c in cols:
             df[c] = df[c].fillna(0).astype(int)
@@ -128,7 +137,10 @@ def read_celeba(
     if part_file is not None and protocol == "identity_disjoint":
         part = _read_pairs(part_file, ("image", "partition")).set_index("image")["partition"].map(_PARTITION)
         cand = df["image"].map(part)
-        if cand.notna().all() and (pd.DataFrame({"i": df["identity"], "s": cand}).groupby("i")["s"].nunique() == 1).all():
+        if (
+            cand.notna().all()
+            and (pd.DataFrame({"i": df["identity"], "s": cand}).groupby("i")["s"].nunique() == 1).all()
+        ):
             split = cand
     if split is None:
         split = assign_splits(df, protocol, seed, val_fraction, test_fraction)

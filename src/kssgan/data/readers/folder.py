@@ -89,11 +89,7 @@ def read_folder(
             )
     else:
         subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        rows = [
-            {"source": rel(f, root), "identity": d.name}
-            for d in subdirs
-            for f in candidate_images(d)
-        ]
+        rows = [{"source": rel(f, root), "identity": d.name} for d in subdirs for f in candidate_images(d)]
         if not rows:
             top = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
             found = f"{len(subdirs)} sub-folders without images and {len(top)} images directly in the root"

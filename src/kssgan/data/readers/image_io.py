@@ -3,7 +3,8 @@
 :func:`load_image` returns an 8-bit 3-channel BGR array or raises :class:`ImageLoadError` with a
 short machine-readable ``reason`` (``empty_file``, ``not_an_image``, ``truncated``,
 ``decode_error``). Greyscale, palette, CMYK, alpha and 16-bit images are converted and the
-conversion is reported in ``notes`` (e.g. ``converted:grey``).
+conversion is reported in ``notes`` (e.g. ``converted:grey``); a camera EXIF orientation is applied
+(``exif_rotated``).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def is_image_file(path: str | Path) -> bool:
 
 def load_image(path: str | Path) -> tuple[np.ndarray, list[str]]:
     """``(image_bgr_uint8 H×W×3, notes)``; raises :class:`ImageLoadError` for bad input."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         data = Path(path).read_bytes()
@@ -73,6 +74,9 @@ def load_image(path: str | Path) -> tuple[np.ndarray, list[str]]:
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()  # raises on truncated data (PIL's LOAD_TRUNCATED_IMAGES is False)
+            if im.getexif().get(0x0112, 1) not in (1, None):  # camera orientation tag
+                im = ImageOps.exif_transpose(im)
+                notes.append("exif_rotated")
             mode = im.mode
             if mode in ("I;16", "I;16B", "I;16L", "I", "I;16N") or (mode == "F"):
                 arr = np.asarray(im, dtype=np.float64)
@@ -95,8 +99,8 @@ def load_image(path: str | Path) -> tuple[np.ndarray, list[str]]:
     except OSError as err:  # PIL reports truncation as OSError("image file is truncated ...")
         msg = str(err)
         raise ImageLoadError("truncated" if "truncat" in msg.lower() else "decode_error", msg) from err
-    except (ValueError, SyntaxError) as err:
-        raise ImageLoadError("decode_error", str(err)) from err
+    except Exception as err:  # ValueError, SyntaxError, DecompressionBombError, ...: recorded, never fatal
+        raise ImageLoadError("decode_error", f"{type(err).__name__}: {err}") from err
     if rgb.ndim != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise ImageLoadError("decode_error", f"unexpected array shape {rgb.shape}")
     if fmt == "gif" and "converted:grey" not in notes and _is_grey(rgb):

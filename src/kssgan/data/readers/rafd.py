@@ -25,7 +25,10 @@ RAFD_PATTERN = re.compile(
     r"(?P<expression>[a-z]+)_(?P<gaze>frontal|left|right)$",
     re.IGNORECASE,
 )
-EXPECTED = "image files named like Rafd090_01_Caucasian_female_angry_frontal.jpg (angle_subject_ethnicity_gender_expression_gaze)"
+EXPECTED = (
+    "image files named like Rafd090_01_Caucasian_female_angry_frontal.jpg "
+    "(angle_subject_ethnicity_gender_expression_gaze)"
+)
 
 
 def parse_rafd_name(name: str) -> dict[str, object] | None:
@@ -91,7 +94,10 @@ def read_rafd(
     df = df[keep].sort_values(["identity", "source"], kind="stable").reset_index(drop=True)
     if df.empty:
         raise DatasetLayoutError(
-            "rafd", root, f"RaFD images with angle in {list(angles or RAFD_ANGLES)}", f"{len(rows)} RaFD images, none kept by the filters"
+            "rafd",
+            root,
+            f"RaFD images with angle in {list(angles or RAFD_ANGLES)}",
+            f"{len(rows)} RaFD images, none kept by the filters",
         )
     if max_identities is not None:
         ids = sorted(df["identity"].unique())[: int(max_identities)]
