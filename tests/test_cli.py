@@ -140,3 +140,33 @@ def test_unprepared_dataset_says_how_to_prepare(tmp_path: Path) -> None:
 
     with pytest.raises(DatasetNotPreparedError, match="kssgan prepare"):
         _ = FaceDataModule(prepared_dir=str(tmp_path / "nothing")).label_spec
+
+
+@pytest.mark.shared_data
+def test_fit_real_yale_crops_with_the_yale_experiment(yale_prepared: Path, tmp_path: Path) -> None:
+    """`make train DATASET=yale` = `kssgan fit --config experiments/yale.yaml` on prepared real crops."""
+    out = subprocess.run(
+        kssgan(
+            "fit",
+            "--config",
+            str(REPO / "experiments" / "yale.yaml"),
+            *[a for a in TINY if not a.startswith("--data.")],
+            f"--data.init_args.prepared_dir={yale_prepared}",
+            "--data.init_args.image_size=32",
+            "--data.init_args.batch_size=4",
+            "--data.init_args.num_workers=0",
+            "--trainer.logger=false",
+            "--trainer.max_steps=12",
+        ),
+        cwd=tmp_path,
+        env=env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "outputs/yale/checkpoints/last.ckpt", weights_only=True)
+    spec = ckpt["kssgan"]["label_spec"]
+    assert [f["name"] for f in spec["fields"]] == ["group", "expression"]
+    assert "happy" in spec["fields"][1]["values"]
+    assert int(ckpt["state_dict"]["critic_steps"]) == 10
