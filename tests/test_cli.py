@@ -170,3 +170,28 @@ def test_fit_real_yale_crops_with_the_yale_experiment(yale_prepared: Path, tmp_p
     assert [f["name"] for f in spec["fields"]] == ["group", "expression"]
     assert "happy" in spec["fields"][1]["values"]
     assert int(ckpt["state_dict"]["critic_steps"]) == 10
+
+
+def test_validate_and_predict_from_a_checkpoint(tmp_path: Path) -> None:
+    cfg = str(REPO / "experiments" / "demo.yaml")
+    base = [*TINY, "--trainer.logger=false"]
+    fit = subprocess.run(
+        kssgan("fit", "--config", cfg, *base, "--trainer.max_steps=6"),
+        cwd=tmp_path, env=env(tmp_path), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert fit.returncode == 0, fit.stderr[-2000:]
+    ckpt = "outputs/demo/checkpoints/last.ckpt"
+    val = subprocess.run(
+        kssgan("validate", "--config", cfg, *base, f"--ckpt_path={ckpt}"),
+        cwd=tmp_path, env=env(tmp_path), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert val.returncode == 0, val.stderr[-2000:]
+    assert "val/domain_acc" in val.stdout
+    writer = "[{class_path: kssgan.callbacks.SaveDeidentifiedCrops, init_args: {output_dir: released}}]"
+    pred = subprocess.run(
+        kssgan("predict", "--config", cfg, *base, f"--ckpt_path={ckpt}", f"--trainer.callbacks={writer}"),
+        cwd=tmp_path, env=env(tmp_path), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert pred.returncode == 0, pred.stderr[-2000:]
+    written = sorted((tmp_path / "released").glob("*.png"))
+    assert len(written) == 9  # 9 identities x 1 test image each

@@ -1,4 +1,5 @@
-"""Callbacks: sample grids of a fixed validation batch translated to every target domain."""
+"""Callbacks: sample grids of a fixed validation batch translated to every target domain, and a
+writer of de-identified crops for ``kssgan predict``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
 
 
@@ -106,3 +108,22 @@ class SampleGrid(L.Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         if int(pl_module.generator_steps) != self._last_step:
             self.save(trainer, pl_module)
+
+
+class SaveDeidentifiedCrops(BasePredictionWriter):
+    """For ``kssgan predict``: write each de-identified crop (own group, own attributes) as a PNG.
+
+    Files are named by their position in the prediction set (``<output_dir>/<batch>_<row>.png``) —
+    never by the source file name, which may itself identify the person.
+    """
+
+    def __init__(self, output_dir: str = "outputs/predict") -> None:
+        super().__init__(write_interval="batch")
+        self.output_dir = Path(output_dir)
+
+    def write_on_batch_end(
+        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        for row, img in enumerate(to_uint8(prediction)):
+            Image.fromarray(img).save(self.output_dir / f"{batch_idx:05d}_{row:03d}.png")
