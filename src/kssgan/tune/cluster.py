@@ -23,8 +23,6 @@ def quiet_ray_environment() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     os.environ.setdefault("RAY_enable_metrics_collection", "0")
-    # Tune's trial-result syncing and its fancy reporter are not wanted on a local box.
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 
 
 def local_temp_dir(output_root: str | Path) -> Path:

@@ -19,13 +19,16 @@ SEARCHERS = ("pso", "hyperopt", "random")
 
 def build_searcher(
     settings: dict[str, Any],
-    metric: str,
-    mode: str,
     num_samples: int,
     max_concurrent: int,
     seed: int = 0,
 ) -> Any:
-    """``searcher:`` section → a Ray Tune ``Searcher`` (wrapped in a ``ConcurrencyLimiter``)."""
+    (
+        """``searcher:`` section → a Ray Tune ``Searcher`` (wrapped in a ``ConcurrencyLimiter``).
+
+    The metric and mode are not given here: the ``Tuner``'s ``TuneConfig`` passes them on."""
+        ""
+    )
     kind = settings.get("kind")
     if kind not in SEARCHERS:
         raise ValueError(f"searcher.kind must be one of {SEARCHERS}, got {kind!r}")
@@ -48,18 +51,16 @@ def build_searcher(
         searcher = NevergradSearch(
             optimizer=optimizer,
             optimizer_kwargs={"budget": num_samples, "num_workers": max_concurrent},
-            metric=metric,
-            mode=mode,
         )
     else:
         from ray.tune.search.hyperopt import HyperOptSearch
 
         options.setdefault("n_initial_points", max(1, min(num_samples // 2, 10)))
-        searcher = HyperOptSearch(metric=metric, mode=mode, random_state_seed=seed, **options)
+        searcher = HyperOptSearch(random_state_seed=seed, **options)
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
 
 
-def build_scheduler(settings: dict[str, Any] | None, metric: str, mode: str, max_reports: int) -> Any:
+def build_scheduler(settings: dict[str, Any] | None, max_reports: int) -> Any:
     """``scheduler:`` section → ASHA (``kind: asha``) or FIFO (``kind: fifo`` / absent).
 
     ASHA's time unit is one report, i.e. one validation of the trial; ``max_t`` defaults to the
@@ -75,7 +76,7 @@ def build_scheduler(settings: dict[str, Any] | None, metric: str, mode: str, max
         raise ValueError(f"scheduler.kind must be 'asha' or 'fifo', got {kind!r}")
     settings.setdefault("max_t", max(1, max_reports))
     settings["grace_period"] = min(int(settings.get("grace_period", 1)), settings["max_t"])
-    return ASHAScheduler(time_attr="training_iteration", metric=metric, mode=mode, **settings)
+    return ASHAScheduler(time_attr="training_iteration", **settings)
 
 
 __all__ = ["SEARCHERS", "build_scheduler", "build_searcher"]

@@ -8,6 +8,7 @@ each value names one distribution::
     model.lambda_gp: {type: quniform, low: 1, high: 20, q: 1}
     model.n_critic:  {type: randint, low: 1, high: 6}          # high inclusive here (1..6)
     data.init_args.batch_size: {type: choice, values: [4, 8, 16]}
+    model.rec_target: {type: grid, values: [cycle, translation]}  # each value once (random searcher only)
 
 The result is a nested dict (``{"model": {"g_lr": Domain, …}}``) whose shape is the experiment
 config's, so a sampled trial config merges straight into it (:func:`merge_overrides`).
@@ -29,6 +30,8 @@ _DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], Any]] = {
     "qrandint": (("low", "high", "q"), lambda tune, s: tune.qrandint(int(s["low"]), int(s["high"]), int(s["q"]))),
     "lograndint": (("low", "high"), lambda tune, s: tune.lograndint(int(s["low"]), int(s["high"]) + 1)),
     "choice": (("values",), lambda tune, s: tune.choice(list(s["values"]))),
+    # every value once per sample (random searcher only): for ablation grids and tests
+    "grid": (("values",), lambda tune, s: tune.grid_search(list(s["values"]))),
 }
 
 
@@ -51,8 +54,8 @@ def distribution(path: str, spec: Any) -> Any:
         raise SearchSpaceError(f"space entry {path!r}: low ({spec['low']}) must be below high ({spec['high']})")
     if kind.startswith("log") and float(spec["low"]) <= 0:
         raise SearchSpaceError(f"space entry {path!r}: {kind} needs low > 0")
-    if kind == "choice" and not spec["values"]:
-        raise SearchSpaceError(f"space entry {path!r}: choice needs at least one value")
+    if kind in ("choice", "grid") and not spec["values"]:
+        raise SearchSpaceError(f"space entry {path!r}: {kind} needs at least one value")
     from ray import tune  # imported here: reading a sweep file does not start Ray's import chain
 
     return build(tune, {k: _number(v) for k, v in spec.items()})

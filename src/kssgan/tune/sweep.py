@@ -29,6 +29,7 @@ from kssgan.tune.space import build_search_space, flatten_config, merge_override
 from kssgan.tune.trainable import TRIAL_CONFIG
 
 EXPERIMENT_FOLDER = "trials"
+DDP_DRIVER_CPU = 0.01  # Ray refuses a zero-resource trial; the DDP trial's own process is idle
 SWEEP_DEFAULTS: dict[str, Any] = {
     "trials": 8,
     "seed": 0,
@@ -73,8 +74,13 @@ def experiment_path(dataset: str | None, experiment: str | None) -> Path:
 
 
 def load_experiment(path: Path) -> dict[str, Any]:
-    """The experiment YAML with its prepared-data folder made absolute (trials run elsewhere)."""
-    cfg = yaml.safe_load(path.read_text()) or {}
+    """The experiment YAML as written."""
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def for_trials(experiment: dict[str, Any]) -> dict[str, Any]:
+    """The experiment with its prepared-data folder made absolute (trials run in their own folders)."""
+    cfg = copy.deepcopy(experiment)
     init = cfg.get("data", {}).get("init_args", {})
     if "prepared_dir" in init:
         init["prepared_dir"] = str(Path(init["prepared_dir"]).resolve())
@@ -117,7 +123,8 @@ def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
 
     sweep = load_sweep(args.sweep)
     exp_path = experiment_path(args.dataset, args.experiment)
-    experiment = load_experiment(exp_path)
+    experiment = load_experiment(exp_path)  # as written: the base of best.yaml
+    trial_base = for_trials(experiment)
     dataset = args.dataset if not args.experiment else exp_path.stem
     out = Path(args.output or Path("outputs") / "sweeps" / f"{sweep['name']}-{dataset}").resolve()
     trials = int(args.trials or sweep["trials"])
@@ -129,10 +136,10 @@ def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
     settings["group"] = out.name
     exp_dir = out / EXPERIMENT_FOLDER
 
-    prepare_data_once(experiment)
+    prepare_data_once(trial_base)
     init_ray(args.address, output_root=Path("outputs").resolve())
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, experiment=experiment, settings=settings),
+        tune.with_parameters(train_trial, experiment=trial_base, settings=settings),
         trial_resources(sweep["resources"]),
     )
     if tune.Tuner.can_restore(str(exp_dir)):
@@ -142,7 +149,8 @@ def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
         tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True, resume_errored=False)
     else:
         budget = sweep["budget"]
-        max_reports = math.ceil(budget["max_steps"] / max(1, int(budget.get("val_check_interval", budget["max_steps"]))))
+        interval = max(1, int(budget.get("val_check_interval", budget["max_steps"])))
+        max_reports = math.ceil(budget["max_steps"] / interval)
         tuner = tune.Tuner(
             trainable,
             param_space=build_search_space(sweep["space"]),
@@ -150,9 +158,10 @@ def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
                 metric=metric,
                 mode=mode,
                 num_samples=trials,
-                search_alg=build_searcher(sweep["searcher"], metric, mode, trials, concurrent, sweep["seed"]),
-                scheduler=build_scheduler(sweep.get("scheduler"), metric, mode, max_reports),
-                max_concurrent_trials=concurrent,
+                search_alg=build_searcher(sweep["searcher"], trials, concurrent, sweep["seed"]),
+                scheduler=build_scheduler(sweep.get("scheduler"), max_reports),
+                trial_name_creator=_trial_name,
+                trial_dirname_creator=_trial_name,
                 reuse_actors=bool(sweep["reuse_actors"]),
             ),
             run_config=tune.RunConfig(
@@ -174,11 +183,16 @@ def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+def _trial_name(trial: Any) -> str:
+    """Short trial folder names (Ray's default repeats every sampled value)."""
+    return f"trial_{trial.trial_id}"
+
+
 def trial_resources(resources: dict[str, Any]) -> dict[str, float]:
-    """Tune resources of one trial. A multi-worker (DDP) trial holds none itself: its Ray Train
-    workers reserve ``cpu``/``gpu`` each."""
+    """Tune resources of one trial. A multi-worker (DDP) trial's own process only waits on its Ray
+    Train workers, which reserve ``cpu``/``gpu`` each; it holds ``driver_cpu`` (a sliver)."""
     if int(resources.get("workers", 1)) > 1:
-        return {"cpu": 0}
+        return {"cpu": float(resources.get("driver_cpu", DDP_DRIVER_CPU))}
     out: dict[str, float] = {"cpu": float(resources.get("cpu", 1)), "gpu": float(resources.get("gpu", 0))}
     out.update({k: float(v) for k, v in (resources.get("custom") or {}).items()})
     return out
@@ -235,9 +249,7 @@ def markdown_table(table: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def best_experiment(
-    experiment: dict[str, Any], overrides: dict[str, Any], suffix: str = "_best"
-) -> dict[str, Any]:
+def best_experiment(experiment: dict[str, Any], overrides: dict[str, Any], suffix: str = "_best") -> dict[str, Any]:
     """The experiment with the best values, its outputs moved to ``<default_root_dir><suffix>``
     so that training it does not overwrite the original run."""
     cfg = merge_overrides(experiment, overrides)
@@ -356,9 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kssgan sweep: {err}", file=sys.stderr)
         return 2
     best = summary["best"]
-    print(
-        f"kssgan sweep: {summary['trials']} trials ({summary['ok']} ok, {summary['errors']} failed) → {summary['output']}"
-    )
+    counts = f"{summary['trials']} trials ({summary['ok']} ok, {summary['errors']} failed)"
+    print(f"kssgan sweep: {counts} → {summary['output']}")
     print(f"  table: {summary['table_csv']}  {summary['table_md']}")
     if summary["trials"] < summary["expected_trials"]:
         print(f"  stopped early: continue with the same command plus --resume (output {summary['output']})")

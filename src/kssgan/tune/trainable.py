@@ -102,7 +102,7 @@ class TuneReport(L.Callback):
                 ray.train.report(metrics, checkpoint=checkpoint)
 
     @contextmanager
-    def _checkpoint(self, trainer: L.Trainer):  # noqa: ANN202 - a context manager
+    def _checkpoint(self, trainer: L.Trainer):
         if not self.save_checkpoints:
             yield None
             return
@@ -215,7 +215,8 @@ def _trial_loggers(loggers: Any, out: Path, settings: dict[str, Any], trial_name
         kept.append(entry)  # other loggers pass through, pointed at the trial folder
         if "save_dir" in entry.get("init_args", {}):
             entry["init_args"]["save_dir"] = str(out)
-    result = [{"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(out), "name": "logs"}}]
+    csv = {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(out), "name": "logs"}}
+    result = [csv]
     if use_wandb:
         result.append(
             {
@@ -265,7 +266,7 @@ def _finish_wandb() -> None:
 
     wandb = sys.modules.get("wandb")
     if wandb is not None and getattr(wandb, "run", None) is not None:
-        wandb.finish(quiet=True)
+        wandb.finish()
 
 
 def train_trial(config: dict[str, Any], experiment: dict[str, Any], settings: dict[str, Any]) -> None:
@@ -286,7 +287,7 @@ def train_trial(config: dict[str, Any], experiment: dict[str, Any], settings: di
 
 def _fit_with_ray_train(config_path: Path, trial_dir: Path, resources: dict[str, Any], name: str) -> None:
     """Multi-worker trial: Ray Train's TorchTrainer (DDP) launched from the function trainable."""
-    from ray.train import RunConfig, ScalingConfig
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -300,7 +301,12 @@ def _fit_with_ray_train(config_path: Path, trial_dir: Path, resources: dict[str,
         scaling_config=ScalingConfig(
             num_workers=int(resources["workers"]), use_gpu=gpus > 0, resources_per_worker=per_worker
         ),
-        run_config=RunConfig(name=name, storage_path=str(trial_dir / "ray_train"), callbacks=[TuneReportCallback()]),
+        run_config=RunConfig(
+            name=name,
+            storage_path=str(trial_dir / "ray_train"),
+            callbacks=[TuneReportCallback()],
+            failure_config=FailureConfig(max_failures=0),  # a failed trial fails; the sweep goes on
+        ),
     )
     trainer.fit()
 
