@@ -106,7 +106,11 @@ def test_checkpoint_carries_labels_and_groups_and_loads_safely(demo_dir: Path, t
     raw = torch.load(path, weights_only=True)  # nothing but tensors and plain containers
     assert raw[CHECKPOINT_KEY]["label_spec"] == dm.label_spec_dict
     assert raw[CHECKPOINT_KEY]["groups"]["k"] == 3
+    # identity names never reach the hyper-parameters that loggers publish
+    assert "groups" not in raw["hyper_parameters"]
+    assert not any("id0" in str(v) for v in raw["hyper_parameters"].values())
     loaded = load_kssgan(str(path))
+    assert loaded.groups == dm.groups_dict
     x, c = torch.rand(2, 3, 32, 32) * 2 - 1, torch.eye(dm.label_spec.dim)[:2]
     assert torch.allclose(loaded.translate(x, c), model.eval().translate(x, c), atol=1e-6)
 

@@ -107,7 +107,9 @@ class KSSGAN(L.LightningModule):
             raise ValueError(f"n_critic must be >= 1, got {n_critic}")
         if lr_decay_end and lr_decay_end <= lr_decay_start:
             raise ValueError(f"lr_decay_end ({lr_decay_end}) must exceed lr_decay_start ({lr_decay_start})")
-        self.save_hyperparameters()
+        # The grouping names every identity (in a hospital: patient ids), so it is kept out of the
+        # hyper-parameters that loggers (W&B, CSV) publish; it travels in checkpoint["kssgan"] only.
+        self.save_hyperparameters(ignore=["groups"])
         self.automatic_optimization = False
         self.spec = LabelSpec.from_dict(label_spec)
         self.groups = groups
@@ -297,6 +299,10 @@ class KSSGAN(L.LightningModule):
         return self.translate(batch["image"], batch["label"]).float().clamp(-1, 1)
 
     # -- checkpoints carry what inference needs ------------------------------------------------
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.groups is None and CHECKPOINT_KEY in checkpoint:
+            self.groups = checkpoint[CHECKPOINT_KEY]["groups"]
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_KEY] = {
             "format_version": FORMAT_VERSION,
@@ -334,6 +340,7 @@ def load_kssgan(path: str, map_location: str | torch.device = "cpu") -> KSSGAN:
     if CHECKPOINT_KEY not in ckpt:
         raise ValueError(f"{path} is not a kssgan checkpoint (no {CHECKPOINT_KEY!r} section)")
     hp = dict(ckpt["hyper_parameters"])
+    hp["groups"] = ckpt[CHECKPOINT_KEY]["groups"]
     model = KSSGAN(**hp)
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
