@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
+from kssgan.system import load_kssgan
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -63,6 +64,8 @@ def test_fit_demo_through_the_cli(tmp_path: Path) -> None:
     assert list((tmp_path / "outputs/demo/wandb").glob("offline-run-*")), "W&B did not run offline"
     ckpt = torch.load(tmp_path / "outputs/demo/checkpoints/last.ckpt", weights_only=True)
     assert int(ckpt["state_dict"]["critic_steps"]) == 10 and int(ckpt["state_dict"]["generator_steps"]) == 2
+    model = load_kssgan(str(tmp_path / "outputs/demo/checkpoints/last.ckpt"))  # CLI checkpoints load for inference
+    assert model.groups["k"] == 3 and model.spec.num_groups == 3
 
 
 def test_resume_after_kill_continues_counters_and_optimizers(tmp_path: Path) -> None:

@@ -335,15 +335,19 @@ def _progress(total: int, desc: str, trainer: L.Trainer):
 
 
 def load_kssgan(path: str, map_location: str | torch.device = "cpu") -> KSSGAN:
-    """Load a trained model safely (``weights_only=True``) for inference."""
+    """Load a trained model safely (``weights_only=True``) for inference.
+
+    Hyper-parameters that are not constructor arguments (LightningCLI adds ``_instantiator``) are
+    ignored; the grouping comes from ``checkpoint["kssgan"]``.
+    """
+    import inspect
+
     ckpt = torch.load(path, map_location=map_location, weights_only=True)
     if CHECKPOINT_KEY not in ckpt:
         raise ValueError(f"{path} is not a kssgan checkpoint (no {CHECKPOINT_KEY!r} section)")
-    hp = dict(ckpt["hyper_parameters"])
+    accepted = set(inspect.signature(KSSGAN.__init__).parameters) - {"self"}
+    hp = {k: v for k, v in dict(ckpt["hyper_parameters"]).items() if k in accepted}
     hp["groups"] = ckpt[CHECKPOINT_KEY]["groups"]
     model = KSSGAN(**hp)
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
-
-
-__all__ = ["CHECKPOINT_KEY", "KSSGAN", "load_kssgan"]

@@ -33,6 +33,7 @@ from kssgan.evaluate.release import ReleaseSet, load_release, recogniser_crops, 
 REFERENCE = "original"
 KSS_GAN = "kss-gan"
 ABLATION = "stargan-l1"
+PARROT_NOTE = "parrot attack not measured: it needs at least two images of an identity in the release set"
 
 
 @dataclass
@@ -48,6 +49,7 @@ class EvalSettings:
     blur_sigma_fraction: float = 0.06  # σ of the Gaussian blur, as a fraction of the crop side
     pixelate_blocks: int = 8  # mosaic cells per side
     eigen_components: float = 0.95  # k-Same-Eigen: variance kept (< 1) or number of eigenfaces
+    fid_inception_weights: str | None = None  # Inception FID only with user-supplied weights
     kid_subsets: int = 20
     kid_subset_size: int = 100
     expression_column: str = "expression"
@@ -82,20 +84,10 @@ class LoadedModel:
 
 
 def load_checkpoint(path: str | Path) -> Any:
-    """:func:`kssgan.system.load_kssgan` (``weights_only=True``), tolerating hyper-parameters that
-    are not constructor arguments (LightningCLI stores ``_instantiator`` in them)."""
-    import inspect
+    """:func:`kssgan.system.load_kssgan` (``weights_only=True``)."""
+    from kssgan.system import load_kssgan
 
-    from kssgan.system import CHECKPOINT_KEY, KSSGAN
-
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if CHECKPOINT_KEY not in ckpt:
-        raise ValueError(f"{path} is not a kssgan checkpoint (no {CHECKPOINT_KEY!r} section)")
-    accepted = set(inspect.signature(KSSGAN.__init__).parameters) - {"self"}
-    hp = {k: v for k, v in dict(ckpt["hyper_parameters"]).items() if k in accepted}
-    model = KSSGAN(**hp)
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval()
+    return load_kssgan(str(path))
 
 
 def load_models(ckpts: Iterable[str], ablation_ckpts: Iterable[str] = ()) -> list[LoadedModel]:
@@ -183,11 +175,19 @@ def build_outputs(
     ids = release.identities
     outs = [
         MethodOutput(REFERENCE, None, release.images, "the source crops (reference)"),
-        MethodOutput("blur", None, baselines.blur(release.images, settings.blur_sigma_fraction),
-                     f"Gaussian σ = {settings.blur_sigma_fraction} × side"),
-        MethodOutput("pixelate", None, baselines.pixelate(release.images, settings.pixelate_blocks),
-                     f"{settings.pixelate_blocks}×{settings.pixelate_blocks} cells"),
-    ]  # fmt: skip
+        MethodOutput(
+            "blur",
+            None,
+            baselines.blur(release.images, settings.blur_sigma_fraction),
+            f"Gaussian σ = {settings.blur_sigma_fraction} × side",
+        ),
+        MethodOutput(
+            "pixelate",
+            None,
+            baselines.pixelate(release.images, settings.pixelate_blocks),
+            f"{settings.pixelate_blocks}×{settings.pixelate_blocks} cells",
+        ),
+    ]
     for k, g in sorted(groupings.items()):
         mapping = g.identity_to_group
         outs.append(MethodOutput("k-same-pixel", k, baselines.k_same_pixel(release.images, ids, mapping)))
@@ -236,6 +236,10 @@ def run_evaluation(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
+    recognisers = {}  # first: a missing model file should fail before any work is done
+    for rname in settings.recognisers:
+        model_dir = settings.insightface_dir if rname in ("insightface", "arcface") else None
+        recognisers[rname] = get_recognizer(rname, model_dir)
     models = load_models(ckpts, ablation_ckpts)
     sizes = {int(lm.model.hparams.image_size) for lm in models}
     if len(sizes) > 1:
@@ -245,12 +249,10 @@ def run_evaluation(
     release = load_release(root, size, settings.split, name)
     ks = sorted(set(settings.ks) | {lm.k for lm in models})
     groupings, notes = _groupings(release, ks, models)
+    for k, g in groupings.items():  # provenance: the exact groups every k-Same number was measured on
+        g.save(out / "groups" / f"groups_k{k}.json")
     outputs = build_outputs(release, settings, groupings, models)
 
-    recognisers = {}
-    for rname in settings.recognisers:
-        model_dir = settings.insightface_dir if rname in ("insightface", "arcface") else None
-        recognisers[rname] = get_recognizer(rname, model_dir)
     cache = EmbeddingCache(out / "cache" / release.name)
     ids = np.asarray(release.identities)
     metrics: dict[str, Any] = {
@@ -287,9 +289,11 @@ def run_evaluation(
     for m in outputs:
         row = {"method": m.method, "k": m.k, "note": m.note, "privacy": {}}
         for rname, rec in recognisers.items():
-            emb = cache.get(_method_key(m), rec, m.images, release.margin)
+            emb = orig_emb[rname] if m.method == REFERENCE else cache.get(_method_key(m), rec, m.images, release.margin)
             ident = privacy.identify(orig_emb[rname], ids, emb, ids, settings.max_rank)
             parrot = privacy.parrot_attack(emb, ids, settings.max_rank)
+            if parrot.n_probes == 0 and PARROT_NOTE not in notes:
+                notes.append(PARROT_NOTE)
             ver = privacy.verification(rec, orig_emb[rname], emb)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -299,6 +303,7 @@ def run_evaluation(
                 "parrot": parrot.to_dict(),
                 "verification": ver.to_dict(),
                 "kid": kid | {"features": f"{rname} embeddings"},
+                "fid": {"value": utility.fid(orig_emb[rname], emb), "features": f"{rname} embeddings"},
             }
             bar.update(1)
         results[(m.method, m.k)] = row
@@ -348,18 +353,22 @@ def _utility(
             if "gender" in release.manifest.columns:
                 truth = release.manifest["gender"].astype(str).str.lower().to_numpy()
                 u["gender_accuracy"] = float(np.mean(np.asarray(pred) == truth))
+        if settings.fid_inception_weights:
+            try:
+                u["fid_inception"] = utility.inception_fid(release.images, m.images, settings.fid_inception_weights)
+            except (ImportError, ModuleNotFoundError, OSError, RuntimeError) as err:
+                u["fid_inception"] = f"not computed: {err}"
         results[(m.method, m.k)]["utility"] = u
 
 
 def _expression_setup(release: ReleaseSet, settings: EvalSettings, root: Path) -> tuple | None:
-    """Classifier trained on the real training split; test rows of the release set."""
+    """Classifier trained on the real training split; tested on the held-out (val + test) rows."""
     col = settings.expression_column
     if not col or col not in release.manifest.columns:
         return None
     labels = release.manifest[col].astype(str)
-    test_mask = ((release.splits == "test") if settings.split == "all" else np.ones(len(labels), bool)) & (
-        labels != ""
-    ).to_numpy()
+    held_out = (release.splits != "train") if settings.split == "all" else np.ones(len(labels), bool)
+    test_mask = held_out & (labels != "").to_numpy()
     if settings.split in ("all", "train"):
         train = release
         train_mask = (train.splits == "train") & (train.manifest[col].astype(str) != "").to_numpy()
