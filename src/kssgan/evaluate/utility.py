@@ -8,8 +8,8 @@
   de-identified image (and accuracy when the manifest has a ``gender`` column).
 * Sharpness: variance of the Laplacian of the grey image (Pan et al., Fig. 7).
 * SSIM / PSNR to the source image (torchmetrics), face detection rate on the outputs (YuNet).
-* KID (torchmetrics, polynomial-kernel MMD) on recogniser embeddings, labelled with the network
-  used; Inception features need weights that are not shipped, so they are not used.
+* KID and FID (torchmetrics) on recogniser embeddings, labelled with the network used. Inception
+  FID needs weights that are not shipped: only computed when the user gives their path.
 
 Images are N×H×W×3 uint8 RGB arrays.
 """
@@ -73,12 +73,44 @@ def kid(real_features: np.ndarray, fake_features: np.ndarray, subsets: int, subs
     return {"mean": float(mean), "std": float(std), "subset_size": n}
 
 
+class PrecomputedFeatures(torch.nn.Identity):
+    """A 'feature network' for torchmetrics that passes precomputed (recogniser) features through."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = int(num_features)
+
+
+def fid(real_features: np.ndarray, fake_features: np.ndarray) -> float:
+    """Fréchet distance through torchmetrics on precomputed features (nan with fewer than 2 samples)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    if min(len(real_features), len(fake_features)) < 2:
+        return float("nan")
+    metric = FrechetInceptionDistance(feature=PrecomputedFeatures(real_features.shape[1]))
+    metric.update(torch.from_numpy(np.asarray(real_features, np.float64)), real=True)
+    metric.update(torch.from_numpy(np.asarray(fake_features, np.float64)), real=False)
+    return float(metric.compute())
+
+
+def inception_fid(real: np.ndarray, fake: np.ndarray, weights_path: str, batch: int = 32) -> float:
+    """Inception-v3 FID (torchmetrics + torch-fidelity) with weights the user supplies; never downloads."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    metric = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=weights_path)
+    for s in range(0, len(real), batch):
+        metric.update(torch.from_numpy(np.ascontiguousarray(real[s : s + batch])).permute(0, 3, 1, 2), real=True)
+    for s in range(0, len(fake), batch):
+        metric.update(torch.from_numpy(np.ascontiguousarray(fake[s : s + batch])).permute(0, 3, 1, 2), real=False)
+    return float(metric.compute())
+
+
 @dataclass
 class ExpressionClassifier:
     """Grey pixels → standardise → PCA → multinomial logistic regression (scikit-learn)."""
 
     side: int = 32
-    pca_components: int = 40
+    pca_components: int = 80
     C: float = 1.0
     max_iter: int = 2000
     seed: int = 0
@@ -102,21 +134,31 @@ class ExpressionClassifier:
             PCA(n_comp, random_state=self.seed),
             LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.seed),
         )
-        self.model_.fit(x, np.asarray([str(v) for v in labels]))
+        y = np.asarray([str(v) for v in labels])
+        self.model_.fit(x, y)
         self.classes_ = [str(c) for c in self.model_.classes_]
+        values, counts = np.unique(y, return_counts=True)
+        self.majority_ = str(values[np.argmax(counts)])
         return self
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         return self.model_.predict(self.features(images))
 
     def evaluate(self, images: np.ndarray, labels: Sequence[str]) -> dict:
-        """Accuracy and confusion matrix (rows = true, columns = predicted, order ``classes``)."""
-        from sklearn.metrics import confusion_matrix
+        """Accuracy, balanced accuracy, the majority-class baseline and the confusion matrix (rows =
+        true, columns = predicted, order ``classes``)."""
+        from sklearn.metrics import balanced_accuracy_score, confusion_matrix
 
         truth = np.asarray([str(v) for v in labels])
         pred = self.predict(images)
         cm = confusion_matrix(truth, pred, labels=self.classes_)
-        return {"accuracy": float(np.mean(pred == truth)), "n": len(truth), "confusion": cm.tolist()}
+        return {
+            "accuracy": float(np.mean(pred == truth)),
+            "balanced_accuracy": float(balanced_accuracy_score(truth, pred)),
+            "majority_baseline": float(np.mean(truth == self.majority_)),
+            "n": len(truth),
+            "confusion": cm.tolist(),
+        }
 
 
 class GenderEstimator:
