@@ -118,15 +118,17 @@ def test_resume_after_kill_continues_counters_and_optimizers(tmp_path: Path) -> 
 
 
 def test_bad_configs_fail_with_a_clear_message(tmp_path: Path) -> None:
-    cfg = str(REPO / "experiments" / "demo.yaml")
-    cases = [
-        (["--trainer.precision=17-weird"], "precision"),
-        (["--data.init_args.k=50"], "larger than the number of demo identities"),
-        (["--data.init_args.image_size=48"], "power of two"),
+    demo = str(REPO / "experiments" / "demo.yaml")
+    cases = [  # (config, extra args, message, is the mistake reported in one line, without a traceback?)
+        (demo, ["--trainer.precision=17-weird"], "precision", False),
+        (demo, ["--data.init_args.k=50"], "larger than the number of demo identities", True),
+        (demo, ["--data.init_args.image_size=48"], "power of two", True),
+        (str(REPO / "experiments" / "rafd.yaml"), [], "make prepare DATASET=rafd", True),
     ]
-    for extra, message in cases:
+    for cfg, extra, message, clean in cases:
+        args = [*TINY, *extra] if cfg == demo else []
         out = subprocess.run(
-            kssgan("fit", "--config", cfg, *TINY, "--trainer.logger=false", *extra),
+            kssgan("fit", "--config", cfg, *args, "--trainer.logger=false"),
             cwd=tmp_path,
             env=env(tmp_path),
             capture_output=True,
@@ -135,6 +137,8 @@ def test_bad_configs_fail_with_a_clear_message(tmp_path: Path) -> None:
         )
         assert out.returncode != 0
         assert message in out.stderr, out.stderr[-2000:]
+        if clean:
+            assert "Traceback" not in out.stderr, out.stderr[-2000:]
 
 
 def test_unprepared_dataset_says_how_to_prepare(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ OpenCV models, Ray or W&B.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -70,6 +71,20 @@ def resolve_precision(precision: str | int | None, accelerator: str | None = "au
     return precision
 
 
+def user_error(err: BaseException) -> BaseException | None:
+    """The innermost exception of ``err``'s cause chain when kssgan raised it on purpose about the
+    user's input (a ValueError/FileNotFoundError/KeyError from kssgan's own code), else None."""
+    inner = err
+    while inner.__cause__ is not None:
+        inner = inner.__cause__
+    if not isinstance(inner, (ValueError, FileNotFoundError, KeyError)):
+        return None
+    tb = inner.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return inner if tb is not None and f"{os.sep}kssgan{os.sep}" in tb.tb_frame.f_code.co_filename else None
+
+
 def _has_omegaconf() -> bool:
     return importlib.util.find_spec("omegaconf") is not None
 
@@ -92,7 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(JOBS[command][0])
         return int(module.main(rest) or 0)
     if command in LIGHTNING_COMMANDS:
-        build_cli(args=None if from_console else argv)
+        try:
+            build_cli(args=None if from_console else argv)
+        except Exception as err:  # a user mistake gets one clear line; a bug keeps its traceback
+            cause = user_error(err)
+            if cause is None or os.environ.get("KSSGAN_DEBUG") == "1":
+                raise
+            print(f"kssgan {command}: {cause}", file=sys.stderr)
+            return 2
         return 0
     print(f"kssgan: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
     return 2
