@@ -96,6 +96,7 @@ def test_trial_config_redirects_outputs_and_reports_to_tune(tmp_path: Path) -> N
     from kssgan.tune.trainable import trial_experiment
 
     exp = yaml.safe_load((REPO / "experiments" / "demo.yaml").read_text())
+    original_budget = exp["trainer"]["max_steps"]
     settings = {
         "budget": {"max_steps": 40, "val_check_interval": 5},
         "metric": {"name": "score", "mode": "max", "weights": {"val/domain_acc": 1.0}},
@@ -121,7 +122,7 @@ def test_trial_config_redirects_outputs_and_reports_to_tune(tmp_path: Path) -> N
         "name": "trial_a",
         "job_type": "sweep-trial",
     }
-    assert exp["trainer"]["max_steps"] == 720  # the experiment itself is untouched
+    assert exp["trainer"]["max_steps"] == original_budget != 40  # the experiment itself is untouched
     ddp = trial_experiment(exp, {}, tmp_path / "t1", {**settings, "resources": {"workers": 2}}, "b")
     assert ddp["trainer"]["strategy"]["init_args"] == {"find_unused_parameters": True}
     assert ddp["trainer"]["callbacks"][-1]["init_args"]["backend"] == "train"
