@@ -67,11 +67,7 @@ class GroupAssignment:
 
     def audit(self) -> list[str]:
         """Problems that break the k-Same guarantee (empty list when every group is sound)."""
-        problems = []
-        for g, size in enumerate(self.group_sizes):
-            if size < self.k:
-                problems.append(f"group {g} holds {size} identities, fewer than k={self.k}")
-        return problems
+        return undersized_groups(dict(enumerate(self.group_sizes)), self.k)
 
     # -- persistence --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -154,6 +150,16 @@ class KSameGrouping:
         for ident, e in zip(identities, emb, strict=True):
             out.setdefault(str(ident), []).append(e)
         return {i: np.mean(v, axis=0) for i, v in out.items()}
+
+
+def group_sizes_of(identity_to_group: Mapping[str, int]) -> dict[int, int]:
+    """Distinct identities per group id."""
+    return dict(sorted(Counter(int(g) for g in identity_to_group.values()).items()))
+
+
+def undersized_groups(sizes: Mapping[int, int], k: int) -> list[str]:
+    """One message per group holding fewer than ``k`` identities (the k-Same audit)."""
+    return [f"group {g} holds {s} identities, fewer than k={k}" for g, s in sizes.items() if s < k]
 
 
 def _l2(x: np.ndarray) -> np.ndarray:

@@ -193,15 +193,15 @@ def same_vs_different_match_rates(recogniser: object, embeddings: np.ndarray, id
 
 def group_audit(identity_to_group: dict[str, int], k: int) -> dict:
     """k-audit of a grouping: every group must hold at least k distinct identities."""
-    sizes: dict[int, int] = {}
-    for g in identity_to_group.values():
-        sizes[int(g)] = sizes.get(int(g), 0) + 1
-    bad = {g: s for g, s in sorted(sizes.items()) if s < k}
+    from kssgan.data.grouping import group_sizes_of, undersized_groups
+
+    sizes = group_sizes_of(identity_to_group)
+    violations = undersized_groups(sizes, k)
     return {
         "k": int(k),
         "num_groups": len(sizes),
         "min_group_size": min(sizes.values()) if sizes else 0,
         "max_group_size": max(sizes.values()) if sizes else 0,
-        "ok": not bad and bool(sizes),
-        "violations": [f"group {g} holds {s} identities, fewer than k={k}" for g, s in bad.items()],
+        "ok": not violations and bool(sizes),
+        "violations": violations,
     }
