@@ -114,6 +114,8 @@ def test_resume_after_kill_continues_counters_and_optimizers(tmp_path: Path) -> 
     # The critic's Adam state continued too: its step count equals the critic iterations.
     d_state = after["optimizer_states"][1]["state"]
     assert int(next(iter(d_state.values()))["step"]) == c1
+    # ... and so did both learning-rate schedules (stepped once per critic iteration).
+    assert [s["last_epoch"] for s in after["lr_schedulers"]] == [c1, c1]
     assert bool(after["state_dict"]["siamese_ready"])
 
 
