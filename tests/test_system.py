@@ -106,6 +106,7 @@ def test_checkpoint_carries_labels_and_groups_and_loads_safely(demo_dir: Path, t
     raw = torch.load(path, weights_only=True)  # nothing but tensors and plain containers
     assert raw[CHECKPOINT_KEY]["label_spec"] == dm.label_spec_dict
     assert raw[CHECKPOINT_KEY]["groups"]["k"] == 3
+    assert raw[CHECKPOINT_KEY]["groups"]["recogniser"] == "sface"  # the demo goes through `kssgan prepare`
     # identity names never reach the hyper-parameters that loggers publish
     assert "groups" not in raw["hyper_parameters"]
     assert not any("id0" in str(v) for v in raw["hyper_parameters"].values())

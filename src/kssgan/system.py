@@ -23,6 +23,7 @@ contrastive loss on same/different-identity pairs (``siamese_mode``):
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any, Literal
 
@@ -244,7 +245,7 @@ class KSSGAN(L.LightningModule):
             logs["train/g_loss"] = g_loss.detach()
 
         with warnings.catch_warnings():  # G's schedule follows critic iterations, as StarGAN's
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
             for sched in self.lr_schedulers():
                 sched.step()
         logs["train/critic_steps"] = self.critic_steps.float()

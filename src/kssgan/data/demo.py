@@ -3,14 +3,20 @@
 Identities are latents of the MIT-licensed DCGAN shipped in the ``gan-face-generate`` package
 (64×64 RGB faces of people who do not exist). Each identity gets several images: the latent
 perturbed by ``sigma``·N(0, I) (σ = 0.2 keeps the identity: SFace matches every such pair, see
-shared/datasets/README.md) plus mild flips and colour jitter. Identities are grouped k-Same style
-on their latents (``recogniser = "dcgan-latent"``) and the result is written once, as a normal
-prepared dataset (ARCHITECTURE.md, contract 1), into a cache folder.
+shared/datasets/README.md) plus mild flips and colour jitter.
+
+With ``grouping="sface"`` (the default) the synthetic photos, upscaled to 256 px, go through the
+real ``kssgan prepare`` pipeline — YuNet detection, 5-point alignment, SFace embeddings, MDAV
+k-Same groups — so a demo checkpoint behaves like a real one (open-set faces get the nearest group
+by SFace embedding). ``grouping="latent"`` skips detection and groups identities on their DCGAN
+latents (``recogniser = "dcgan-latent"``), using the whole 64×64 image as the crop. Either way the
+result is written once, as a normal prepared dataset (ARCHITECTURE.md, contract 1).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -48,8 +54,11 @@ def generate_demo(
     sigma: float = 0.2,
     seed: int = 0,
     image_size: int = 64,
+    grouping: str = "sface",
 ) -> Path:
     """Write the demo prepared dataset to ``out_dir`` (skipped when already complete)."""
+    if grouping not in ("sface", "latent"):
+        raise ValueError(f"demo grouping must be 'sface' or 'latent', got {grouping!r}")
     out = Path(out_dir)
     info = {
         "kind": "demo",
@@ -59,10 +68,12 @@ def generate_demo(
         "sigma": sigma,
         "seed": seed,
         "image_size": image_size,
+        "grouping": grouping,
     }
-    done = out / "prepare.json"
+    done = out / "demo.json"
     if done.is_file() and json.loads(done.read_text()).get("params") == info:
         return out
+    _clear_stale_demo(out)
     if images_per_identity < 3:
         raise ValueError("the demo needs at least 3 images per identity (train, val and test)")
     (out / "crops").mkdir(parents=True, exist_ok=True)
@@ -75,6 +86,10 @@ def generate_demo(
     with torch.no_grad():
         imgs = net(z.view(-1, LATENT_DIM, 1, 1)).clamp(-1, 1)
     imgs = ((imgs + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    if grouping == "sface":
+        _prepare_through_pipeline(out, imgs, images_per_identity, k, seed, image_size)
+        done.write_text(json.dumps({"params": info}, indent=1))
+        return out
     aug = np.random.default_rng(seed)
     rows = []
     for n, img in enumerate(imgs):
@@ -106,8 +121,64 @@ def generate_demo(
     np.savez(out / "embeddings.npz", crop=np.array([r["crop"] for r in rows]), embedding=z.view(len(rows), -1))
     grouping = KSameGrouping(k=k, method="mdav", seed=seed, recogniser="dcgan-latent")
     grouping.fit(dict(zip(names, latents.numpy(), strict=True))).save(out / "groups.json")
+    (out / "prepare.json").write_text(json.dumps({"detector": None, "recogniser": "dcgan-latent"}, indent=1))
     done.write_text(json.dumps({"params": info, "counts": {"ok": len(rows)}}, indent=1))
     return out
+
+
+def _clear_stale_demo(out: Path) -> None:
+    """Remove an earlier demo build with other settings; refuse to touch a folder that is not one."""
+    if not out.exists() or not any(out.iterdir()):
+        return
+    marker = out / "demo.json"
+    legacy = out / "prepare.json"
+    if marker.is_file() or (legacy.is_file() and '"kind": "demo"' in legacy.read_text()):
+        shutil.rmtree(out)
+        return
+    raise FileExistsError(f"{out} is not empty and is not a kssgan demo folder; choose another prepared_dir")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``kssgan demo-data [--out DIR] [--identities N] [--images N] [--k K] [--size PX]``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="kssgan demo-data", description="generate the synthetic demo dataset")
+    p.add_argument("--out", default="outputs/prepared/demo")
+    p.add_argument("--identities", type=int, default=24)
+    p.add_argument("--images", type=int, default=8, help="images per identity")
+    p.add_argument("--k", type=int, default=3)
+    p.add_argument("--size", type=int, default=64, help="crop side in pixels")
+    p.add_argument("--grouping", choices=["sface", "latent"], default="sface")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    out = generate_demo(a.out, a.identities, a.images, a.k, seed=a.seed, image_size=a.size, grouping=a.grouping)
+    print(f"kssgan demo-data: {out}")
+    return 0
+
+
+RAW_SIZE = 256  # YuNet finds every DCGAN face once upscaled to this size
+
+
+def _prepare_through_pipeline(
+    out: Path, imgs: np.ndarray, images_per_identity: int, k: int, seed: int, image_size: int
+) -> None:
+    """Write the synthetic photos as ``<out>/raw/idNNN/MM.png`` and run ``kssgan prepare`` on them."""
+    from kssgan.data.prepare import prepare_dataset
+
+    raw = out / "raw"
+    aug = np.random.default_rng(seed)
+    for n, img in enumerate(imgs):
+        ident, j = divmod(n, images_per_identity)
+        if j > 0:  # mild photometric/flip variation; image 0 stays as drawn
+            if aug.random() < 0.5:
+                img = img[:, ::-1]
+            gain, bias = aug.uniform(0.9, 1.1), aug.uniform(-10, 10)
+            img = np.clip(img.astype(np.float32) * gain + bias, 0, 255).astype(np.uint8)
+        big = cv2.resize(np.ascontiguousarray(img), (RAW_SIZE, RAW_SIZE), interpolation=cv2.INTER_CUBIC)
+        path = raw / f"id{ident:03d}" / f"{j:02d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), cv2.cvtColor(big, cv2.COLOR_RGB2BGR))
+    prepare_dataset(raw, out, reader="folder", image_size=image_size, k=k, seed=seed, progress=False, quiet=True)
 
 
 class DemoDataModule(FaceDataModule):
@@ -125,6 +196,7 @@ class DemoDataModule(FaceDataModule):
         num_workers: int = 0,
         augmentation: dict | None = None,
         seed: int = 0,
+        grouping: str = "sface",
     ) -> None:
         super().__init__(
             prepared_dir=prepared_dir,
@@ -143,6 +215,7 @@ class DemoDataModule(FaceDataModule):
             sigma=sigma,
             seed=seed,
             image_size=image_size,
+            grouping=grouping,
         )
 
     def ensure_prepared(self) -> None:
