@@ -187,7 +187,7 @@ def test_bench_reports_every_backend_and_the_two_face_video() -> None:
     from kssgan.deidentify.bench import bench_deidentify
 
     tiny = dict(image_size=32, g_conv_dim=8, g_repeat_num=1, batch_size=2, min_seconds=0.05, matmul_n=128)
-    r = bench_deidentify(**tiny, matmul_repeats=1, video_frames=2)
+    r = bench_deidentify(**tiny, matmul_repeats=1, video_frames=2, folder_photos=3)
     assert set(r["faces_per_s"]) == {"torch_fp32", "torch_fp32_channels_last", "torch_bf16", "onnxruntime"}
     assert all(v > 0 for v in r["faces_per_s"].values())
     # 7×7 conv (3+16 → 8 channels) alone is 2·49·19·8·32² FLOPs; the whole tiny G is a few times that
@@ -195,3 +195,6 @@ def test_bench_reports_every_backend_and_the_two_face_video() -> None:
     best = r["best_backend"]
     assert r["gflops"][best] == pytest.approx(r["faces_per_s"][best] * r["generator_gflop_per_face"], rel=0.05)
     assert r["video"]["faces_per_frame"] == 2 and r["video"]["frames_per_s"] > 0
+    folder = r["folder"]
+    assert set(folder["photos_per_s"]) == {"torch_fp32", "torch_bf16", "torch_fp32_photo_by_photo"}
+    assert folder["faces"] == folder["photos"] == 3 and all(v > 0 for v in folder["photos_per_s"].values())

@@ -11,6 +11,10 @@ report (default ``<output>/deidentify-report.json``) lists per face: box, detect
 the group was chosen and the recogniser similarity between the original and the output. The exit
 status is 0 when every file was handled, 1 when some failed, 2 for a bad request.
 
+Photos are read in chunks (up to ``--batch-size`` files and :data:`CHUNK_MAX_PIXELS` pixels) and
+each chunk is de-identified at once, so the generator batches faces across photos; a chunk that
+fails is redone photo by photo, so one bad photo never costs the others.
+
 k-anonymity holds only for identities of the training closed set (``--identity`` or an
 ``--attributes`` CSV with an identity column); other faces get the nearest group (best effort).
 """
@@ -24,6 +28,8 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +43,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", "
 ENCODE_EXTENSION = {"jpeg": ".jpg", "png": ".png", "bmp": ".bmp", "tiff": ".tiff", "webp": ".webp", "pnm": ".ppm"}
 LOG_NAME = "deidentify.log"
 REPORT_NAME = "deidentify-report.json"
+# decoded photos per chunk at most (besides --batch-size files): ~150 MB of BGR input, as much again for outputs
+CHUNK_MAX_PIXELS = 50_000_000
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,9 +160,7 @@ def _setup_log(path: Path) -> logging.Handler:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kssgan.data.readers.image_io import ImageLoadError, load_image, sniff_format
-    from kssgan.deidentify.pipeline import Deidentifier, Frame
-    from kssgan.deidentify.video import deidentify_video, is_video_path
+    from kssgan.deidentify.pipeline import Deidentifier
 
     opts = options_from_args(args)
     in_root, out_root = Path(args.input), Path(args.output)
@@ -164,7 +170,6 @@ def run(args: argparse.Namespace) -> int:
     out_root.mkdir(parents=True, exist_ok=True)
     handler = _setup_log(Path(args.log) if args.log else out_root / LOG_NAME)
     report_path = Path(args.report) if args.report else out_root / REPORT_NAME
-    entries: list[dict[str, Any]] = []
     started = time.perf_counter()
     bar = None
     if not args.no_progress:
@@ -172,49 +177,7 @@ def run(args: argparse.Namespace) -> int:
 
         bar = tqdm(total=len(files), desc="deidentify", unit="file", dynamic_ncols=True)
     try:
-        for src, rel in files:
-            dst = out_root / rel
-            entry: dict[str, Any] = {"path": rel}
-            entries.append(entry)
-            try:
-                video = is_video_path(src)
-                entry["kind"] = "video" if video else "image"
-                if dst.exists() and not args.overwrite:
-                    entry["status"] = "skipped_existing"
-                    continue
-                head = src.open("rb").read(16)
-                fmt = sniff_format(head)
-                if not video and fmt is None and src.suffix.lower() not in IMAGE_EXTENSIONS:
-                    entry.update(kind="other", status="skipped_not_media", reason="neither an image nor a video")
-                    continue
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                meta = attributes.get(rel, {})
-                if video:
-                    tmp = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
-                    entry.update(deidentify_video(deid, src, tmp, rel, progress=bar is not None))
-                    os.replace(tmp, dst)
-                    entry["status"] = "deidentified" if entry["face_detections"] else "no_face"
-                    continue
-                image, notes = load_image(src)
-                grey = "converted:grey" in notes
-                frame = Frame(image, rel, meta.get("identity"), meta, grey)
-                out, faces = deid.process([frame])[0]
-                if not faces:
-                    shutil.copyfile(src, dst)
-                    entry.update(status="no_face", reason="no face detected: copied unchanged")
-                    log.info("%s: no face detected, copied unchanged", rel)
-                    continue
-                write_image(dst, out, fmt, grey)
-                entry.update(status="deidentified", faces=[f.to_dict() for f in faces])
-            except (ImageLoadError, DeidentifyError, OSError, ValueError) as err:
-                entry.update(status="failed", reason=f"{type(err).__name__}: {err}")
-                log.error("%s: %s", rel, entry["reason"])
-            except Exception as err:  # one bad file must never stop the batch; the trace goes to the log
-                entry.update(status="failed", reason=f"unexpected {type(err).__name__}: {err}")
-                log.exception("%s: %s", rel, entry["reason"])
-            finally:
-                if bar is not None:
-                    bar.update(1)
+        entries = deidentify_files(deid, files, out_root, attributes, args.overwrite, bar)
     finally:
         if bar is not None:
             bar.close()
@@ -231,6 +194,147 @@ def run(args: argparse.Namespace) -> int:
         + f"; report {report_path}"
     )
     return 1 if s["failed"] else 0
+
+
+# -- the file loop -----------------------------------------------------------------------------
+@dataclass
+class _Photo:
+    """A decoded photo waiting in a chunk for :meth:`Deidentifier.process`."""
+
+    src: Path
+    dst: Path
+    entry: dict[str, Any]
+    frame: Any  # pipeline.Frame
+    fmt: str | None
+
+
+def _fail(entry: dict[str, Any], err: BaseException) -> None:
+    """Mark ``entry`` failed and log why; unexpected errors get their trace in the log."""
+    from kssgan.data.readers.image_io import ImageLoadError
+
+    rel = entry["path"]
+    if isinstance(err, (ImageLoadError, DeidentifyError, OSError, ValueError)):
+        entry.update(status="failed", reason=f"{type(err).__name__}: {err}")
+        log.error("%s: %s", rel, entry["reason"])
+    else:  # one bad file must never stop the batch; the trace goes to the log
+        entry.update(status="failed", reason=f"unexpected {type(err).__name__}: {err}")
+        log.error("%s: %s", rel, entry["reason"], exc_info=err)
+
+
+def deidentify_files(
+    deid: Any,
+    files: list[tuple[Path, str]],
+    out_root: Path,
+    attributes: dict[str, dict[str, Any]] | None = None,
+    overwrite: bool = False,
+    bar: Any = None,
+    chunk_files: int | None = None,
+    chunk_pixels: int | None = None,
+) -> list[dict[str, Any]]:
+    """De-identify ``files`` (``(path, relative name)``) into ``out_root``; one report entry per file, in order.
+
+    Photos are decoded into chunks of up to ``chunk_files`` (default: the batch size, so one-face
+    photos fill one generator call) and ``chunk_pixels`` pixels (default :data:`CHUNK_MAX_PIXELS`),
+    and each chunk goes through :meth:`Deidentifier.process` at once, so G batches faces across
+    photos while memory stays bounded. A chunk that raises is redone photo by photo, so only the bad
+    photo fails. Videos are their own chunks (the pending photos are finished first, keeping the file
+    order). ``bar`` (tqdm-like) advances once per file when that file is done.
+    """
+    from kssgan.data.readers.image_io import load_image, sniff_format
+    from kssgan.deidentify.pipeline import Frame
+    from kssgan.deidentify.video import deidentify_video, is_video_path
+
+    attributes = attributes or {}
+    chunk_files = max(1, chunk_files or deid.options.batch_size)
+    chunk_pixels = chunk_pixels or CHUNK_MAX_PIXELS
+    entries: list[dict[str, Any]] = []
+    pending: list[_Photo] = []
+    pending_pixels = 0
+
+    def advance() -> None:
+        if bar is not None:
+            bar.update(1)
+
+    def flush() -> None:
+        nonlocal pending, pending_pixels
+        chunk, pending, pending_pixels = pending, [], 0
+        _run_chunk(deid, chunk, advance)
+
+    for src, rel in files:
+        dst = out_root / rel
+        entry: dict[str, Any] = {"path": rel}
+        entries.append(entry)
+        queued = False
+        try:
+            video = is_video_path(src)
+            entry["kind"] = "video" if video else "image"
+            if dst.exists() and not overwrite:
+                entry["status"] = "skipped_existing"
+                continue
+            with src.open("rb") as fh:
+                head = fh.read(16)
+            fmt = sniff_format(head)
+            if not video and fmt is None and src.suffix.lower() not in IMAGE_EXTENSIONS:
+                entry.update(kind="other", status="skipped_not_media", reason="neither an image nor a video")
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            meta = attributes.get(rel, {})
+            if video:
+                flush()
+                tmp = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
+                entry.update(deidentify_video(deid, src, tmp, rel, progress=bar is not None))
+                os.replace(tmp, dst)
+                entry["status"] = "deidentified" if entry["face_detections"] else "no_face"
+                continue
+            image, notes = load_image(src)
+            frame = Frame(image, rel, meta.get("identity"), meta, "converted:grey" in notes)
+            pending.append(_Photo(src, dst, entry, frame, fmt))
+            pending_pixels += image.shape[0] * image.shape[1]
+            queued = True
+        except Exception as err:
+            _fail(entry, err)
+        finally:
+            if not queued:
+                advance()
+        if len(pending) >= chunk_files or pending_pixels >= chunk_pixels:
+            flush()
+    flush()
+    return entries
+
+
+def _run_chunk(deid: Any, chunk: list[_Photo], advance: Callable[[], None]) -> None:
+    """Process a chunk of photos in one :meth:`Deidentifier.process` call and write each result."""
+    if not chunk:
+        return
+    try:
+        results = deid.process([p.frame for p in chunk])
+    except Exception as err:
+        if len(chunk) == 1:
+            _fail(chunk[0].entry, err)
+            advance()
+            return
+        log.debug("a chunk of %d photos failed (%s); redoing them one by one", len(chunk), err)
+        for photo in chunk:
+            _run_chunk(deid, [photo], advance)
+        return
+    for photo, (out, faces) in zip(chunk, results, strict=True):
+        try:
+            _write_result(photo, out, faces)
+        except Exception as err:
+            _fail(photo.entry, err)
+        finally:
+            advance()
+
+
+def _write_result(photo: _Photo, out: np.ndarray, faces: list[Any]) -> None:
+    entry, rel = photo.entry, photo.entry["path"]
+    if not faces:
+        shutil.copyfile(photo.src, photo.dst)
+        entry.update(status="no_face", reason="no face detected: copied unchanged")
+        log.info("%s: no face detected, copied unchanged", rel)
+        return
+    write_image(photo.dst, out, photo.fmt, bool(photo.frame.grey))
+    entry.update(status="deidentified", faces=[f.to_dict() for f in faces])
 
 
 def build_report(args: argparse.Namespace, deid: Any, entries: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
