@@ -53,6 +53,23 @@ TINY_MODEL = dict(
 )
 
 
+# -- kssgan sweep: one local Ray per test module (start-up is slow on 2 cores) ---------------------
+@pytest.fixture(scope="module")
+def ray_local(tmp_path_factory: pytest.TempPathFactory):
+    """A private 2-CPU local Ray (no W&B key, OMP_NUM_THREADS=1), shut down after the module."""
+    import ray
+
+    from kssgan.tune.cluster import init_ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    os.environ.pop("WANDB_API_KEY", None)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    resources = init_ray(output_root=tmp_path_factory.mktemp("ray_out"), num_cpus=2)
+    yield resources
+    ray.shutdown()
+
+
 # -- kssgan deidentify / export: a briefly trained model on real Yale crops --------------------------
 DEID_SUBJECTS = 6  # Yale subjects used for the deidentify tests' model (k=2 → 3 groups)
 

@@ -146,6 +146,19 @@ def test_report_adds_the_objective_and_fails_a_diverged_trial() -> None:
     )
     with pytest.raises(TrialDiverged, match="val/domain_acc"):
         report.metrics(bad, module)
+    # Under DDP every rank validated its own shard: the val/ metrics are averaged over the ranks.
+    other_rank = torch.tensor([0.25, 0.1], dtype=torch.float64)  # its val/domain_acc, val/siamese_sim_own
+    ddp = SimpleNamespace(
+        callback_metrics={**good.callback_metrics, "train/d_loss": torch.tensor(3.0)},
+        global_step=12,
+        world_size=2,
+        strategy=SimpleNamespace(reduce=lambda t, reduce_op: (t + other_rank) / 2),
+    )
+    module.device = torch.device("cpu")
+    metrics = report.metrics(ddp, module)
+    assert metrics["val/domain_acc"] == pytest.approx(0.5) and metrics["val/siamese_sim_own"] == pytest.approx(0.3)
+    assert metrics["score"] == pytest.approx(0.2) and metrics["train/d_loss"] == 3.0  # rank 0's own
+    assert metrics["world_size"] == 2
     with pytest.raises(KeyError, match="val/siamese_sim_own"):
         report.metrics(SimpleNamespace(callback_metrics={"val/domain_acc": torch.tensor(1.0)}, global_step=1), module)
 
@@ -163,21 +176,7 @@ def test_best_config_moves_outputs_and_keeps_the_full_budget() -> None:
 
 
 # -- real sweeps on one shared local Ray --------------------------------------------------------
-@pytest.fixture(scope="module")
-def ray_local(tmp_path_factory: pytest.TempPathFactory):
-    import ray
-
-    from kssgan.tune.cluster import init_ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-    os.environ.pop("WANDB_API_KEY", None)
-    os.environ["OMP_NUM_THREADS"] = "1"
-    resources = init_ray(output_root=tmp_path_factory.mktemp("ray_out"), num_cpus=2)
-    yield resources
-    ray.shutdown()
-
-
+# `ray_local` (a 2-CPU local Ray per test module) is in conftest.py.
 def run_sweep(tmp_path: Path, sweep: Path, experiment: Path, *extra: str) -> tuple[int, pd.DataFrame]:
     from kssgan.tune.sweep import main
 
@@ -202,7 +201,8 @@ def check_outputs(out: Path, table: pd.DataFrame, n_ok: int) -> None:
         value = best["model"][col.split(".", 1)[1]]
         assert value == (pytest.approx(expected) if isinstance(expected, float) else expected)
     assert (out / "objective.png").stat().st_size > 1000
-    assert (Path(winner["path"]) / "trial.yaml").is_file()
+    for path in ok["path"]:  # every trial's own outputs, also from reused actors (reuse_actors: true)
+        assert (Path(path) / "trial.yaml").is_file() and list((Path(path) / "logs").glob("version_*")), path
 
 
 @pytest.mark.slow

@@ -292,7 +292,7 @@ class KSSGAN(L.LightningModule):
             "val/siamese_sim_own": siamese_similarity(f_x, self.siamese(x_own)).mean(),
             "val/l1_own": (x_own.float() - x.float()).abs().mean(),
         }
-        self.log_dict(metrics, prog_bar=False, batch_size=x.size(0))
+        self.log_dict(metrics, prog_bar=False, batch_size=x.size(0), sync_dist=True)  # averaged over DDP ranks
 
     # -- prediction: de-identified crops for `kssgan predict` ---------------------------------
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:

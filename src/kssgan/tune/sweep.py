@@ -212,6 +212,8 @@ def results_table(results: Any, metric: str, mode: str) -> list[dict[str, Any]]:
         row[metric] = float(best[metric]) if best is not None else float("nan")
         row["reports"] = int(last.get("training_iteration", 0) or 0)
         row["global_step"] = int(last.get("global_step", 0) or 0)
+        row["world_size"] = int(last.get("world_size", 0) or 0)
+        row["checkpoint"] = _checkpoint_path(result, last)
         for key, value in flatten_config(result.config or {}).items():
             row[key] = value
         row["node_id"] = str(last.get("node_id", ""))[:12]
@@ -220,6 +222,15 @@ def results_table(results: Any, metric: str, mode: str) -> list[dict[str, Any]]:
         rows.append(row)
     rows.sort(key=lambda r: r["trial"])
     return rows
+
+
+def _checkpoint_path(result: Any, last: dict[str, Any]) -> str:
+    """The trial's latest checkpoint folder: Tune's, or for a multi-worker trial Ray Train's (under
+    the trial's ``ray_train/``; Tune only gets its path, as the ``checkpoint_path`` metric)."""
+    checkpoint = getattr(result, "checkpoint", None)
+    if checkpoint is not None:
+        return str(checkpoint.path)
+    return str(last.get("checkpoint_path", "") or "")
 
 
 def _first_line(error: BaseException) -> str:

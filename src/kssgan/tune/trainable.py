@@ -11,7 +11,10 @@ and progress bars replaced by :class:`TuneReport`, which after each validation
 
 :func:`train_trial` is the function trainable. With ``resources.workers > 1`` it runs the trial as a
 Ray Train ``TorchTrainer`` (DDP, ``find_unused_parameters=True``) from inside the function trainable
-— Ray refuses a ``TorchTrainer`` handed straight to a ``Tuner``.
+— Ray refuses a ``TorchTrainer`` handed straight to a ``Tuner``. Such a trial's validation metrics
+are averaged over its workers before they are reported; rank 0's Lightning checkpoints are kept by
+Ray Train in the trial's storage folder under ``ray_train/<trial>/`` (their path is reported as
+``checkpoint_path``), and a restarted trial (``kssgan sweep --resume``) resumes from the latest.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from kssgan.tune.space import merge_overrides
 
 CHECKPOINT_NAME = "checkpoint.ckpt"
 TRIAL_CONFIG = "trial.yaml"
+RAY_TRAIN_FOLDER = "ray_train"  # a multi-worker trial's Ray Train run, in the trial's folder
 # Callbacks that a trial replaces: Tune's reporter checkpoints, and progress bars only clutter logs.
 DROPPED_CALLBACKS = ("ModelCheckpoint", "TQDMProgressBar", "RichProgressBar")
 # Top-level keys of `kssgan fit` that the Trainer-only CLI of a trial does not take.
@@ -70,6 +74,7 @@ class TuneReport(L.Callback):
                 metrics[key] = float(value)
             except (TypeError, ValueError):
                 continue
+        metrics.update(self._mean_over_ranks(trainer, pl_module, metrics))
         if self.weights:
             missing = [k for k in self.weights if k not in metrics]
             if missing:
@@ -83,9 +88,25 @@ class TuneReport(L.Callback):
         metrics["critic_steps"] = int(getattr(pl_module, "critic_steps", 0))
         metrics["generator_steps"] = int(getattr(pl_module, "generator_steps", 0))
         metrics["global_step"] = int(trainer.global_step)
+        metrics["world_size"] = int(getattr(trainer, "world_size", 1))  # the trial's DDP processes
         metrics["node_id"], metrics["node_ip"] = _node()
         metrics["hostname"] = socket.gethostname()
         return metrics
+
+    @staticmethod
+    def _mean_over_ranks(trainer: L.Trainer, module: L.LightningModule, metrics: dict[str, float]) -> dict[str, float]:
+        """Under DDP each rank validated its own shard and logged it unsynced: the ``val/`` metrics
+        averaged over all ranks (a collective: every rank calls it, with the same keys)."""
+        if int(getattr(trainer, "world_size", 1)) <= 1:
+            return {}
+        import torch
+
+        keys = sorted(k for k in metrics if k.startswith("val/"))
+        if not keys:
+            return {}
+        local = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=module.device)
+        mean = trainer.strategy.reduce(local, reduce_op="mean")
+        return dict(zip(keys, (float(v) for v in mean.cpu()), strict=True))
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -274,51 +295,85 @@ def train_trial(config: dict[str, Any], experiment: dict[str, Any], settings: di
     from ray import tune
 
     context = tune.get_context()
-    trial_dir = Path(context.get_trial_dir())
+    trial_dir = _trial_folder(context)
     cfg = trial_experiment(experiment, config, trial_dir, settings, context.get_trial_name())
     path = write_trial_config(cfg, trial_dir)
-    resources = settings.get("resources", {})
-    workers = int(resources.get("workers", 1))
+    workers = int(settings.get("resources", {}).get("workers", 1))
     if workers <= 1:
         fit_from_config(path, tune.get_checkpoint())
         return
-    _fit_with_ray_train(path, trial_dir, resources, context.get_trial_name())
+    _fit_with_ray_train(path, settings, context)
 
 
-def _fit_with_ray_train(config_path: Path, trial_dir: Path, resources: dict[str, Any], name: str) -> None:
-    """Multi-worker trial: Ray Train's TorchTrainer (DDP) launched from the function trainable."""
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+def _trial_folder(context: Any) -> Path:
+    """Where the trial writes ``trial.yaml``, logs and samples: its folder in the sweep's output when
+    that is a file system path (local, or shared by a cluster's nodes), so that they land there
+    whichever actor runs the trial. Ray's ``get_trial_dir()`` is a staging folder that Tune copies
+    to the output only for a fresh actor on the driver's node: a reused actor (``reuse_actors``) is
+    given another one (``working_dirs/``) whose files never reach the output."""
+    import pyarrow.fs
+
+    storage = context.get_storage()
+    if isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem):
+        return Path(storage.trial_fs_path)
+    return Path(context.get_trial_dir())
+
+
+def _fit_with_ray_train(config_path: Path, settings: dict[str, Any], context: Any) -> None:
+    """Multi-worker trial: Ray Train's TorchTrainer (DDP) launched from the function trainable.
+
+    Its run lives in the trial's *storage* folder (``<sweep>/trials/<trial>/ray_train/<trial>``, not
+    the node-local staging folder of ``get_trial_dir()``), so that the same run, with its
+    checkpoint snapshot, is found again when the trial is restarted by ``--resume``: Ray Train then
+    hands its latest checkpoint to the workers (``ray.train.get_checkpoint()``).
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
+    resources = settings.get("resources", {})
     gpus = float(resources.get("gpu", 0))
     per_worker = {"CPU": float(resources.get("cpu", 1))}
     if gpus:
         per_worker["GPU"] = gpus
+    storage = context.get_storage()
+    metric, checkpoints = settings["metric"], settings.get("checkpoints", {})
     trainer = TorchTrainer(
         _ray_train_worker,
-        train_loop_config={"config_path": str(config_path)},
+        train_loop_config={"config": Path(config_path).read_text()},
         scaling_config=ScalingConfig(
             num_workers=int(resources["workers"]), use_gpu=gpus > 0, resources_per_worker=per_worker
         ),
         run_config=RunConfig(
-            name=name,
-            storage_path=str(trial_dir / "ray_train"),
+            name=context.get_trial_name(),
+            storage_path=f"{storage.trial_fs_path}/{RAY_TRAIN_FOLDER}",
+            storage_filesystem=storage.storage_filesystem,
             callbacks=[TuneReportCallback()],
             failure_config=FailureConfig(max_failures=0),  # a failed trial fails; the sweep goes on
+            checkpoint_config=CheckpointConfig(  # as the sweep's Tune checkpoints (the latest is always kept)
+                num_to_keep=checkpoints.get("num_to_keep"),
+                checkpoint_score_attribute=metric["name"],
+                checkpoint_score_order=metric["mode"],
+            ),
         ),
     )
     trainer.fit()
 
 
 def _ray_train_worker(loop_config: dict[str, Any]) -> None:
+    """One DDP rank. The trial config travels as text: the trial folder it was written to is local
+    to the node of the trial's own process, and workers may run on other nodes."""
     import ray.train
 
-    fit_from_config(loop_config["config_path"], ray.train.get_checkpoint())
+    with tempfile.TemporaryDirectory(prefix="kssgan-trial-") as tmp:
+        path = Path(tmp) / TRIAL_CONFIG
+        path.write_text(loop_config["config"])
+        fit_from_config(path, ray.train.get_checkpoint())
 
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "RAY_TRAIN_FOLDER",
     "TRIAL_CONFIG",
     "TrialDiverged",
     "TuneReport",
