@@ -39,6 +39,13 @@ def kssgan(*args: str) -> list[str]:
     return [sys.executable, "-m", "kssgan.cli", *args]
 
 
+def run(tmp_path: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`kssgan ARGS` in ``tmp_path`` (outputs land there), without W&B credentials."""
+    return subprocess.run(
+        kssgan(*args), cwd=tmp_path, env=env(tmp_path), capture_output=True, text=True, timeout=timeout
+    )
+
+
 def env(tmp_path: Path) -> dict[str, str]:
     e = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     e.update(HOME=str(tmp_path), PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
@@ -47,14 +54,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 def test_fit_demo_through_the_cli(tmp_path: Path) -> None:
     cfg = REPO / "experiments" / "demo.yaml"
-    out = subprocess.run(
-        kssgan("fit", "--config", str(cfg), *TINY, "--trainer.max_steps=12"),
-        cwd=tmp_path,
-        env=env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = run(tmp_path, "fit", "--config", str(cfg), *TINY, "--trainer.max_steps=12")
     assert out.returncode == 0, out.stderr[-3000:]
     assert (tmp_path / "outputs/demo/checkpoints/last.ckpt").is_file()
     samples = sorted((tmp_path / "outputs/demo/samples").glob("step_*.png"))
@@ -97,13 +97,8 @@ def test_resume_after_kill_continues_counters_and_optimizers(tmp_path: Path) -> 
     g0 = int(before["state_dict"]["generator_steps"])
     assert c0 > 0 and g0 == c0 // 2
     target = before["global_step"] + 6
-    out = subprocess.run(
-        kssgan("fit", "--config", str(cfg), *common, f"--trainer.max_steps={target}", *ckpt_every, "--ckpt_path=last"),
-        cwd=tmp_path,
-        env=env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    out = run(
+        tmp_path, "fit", "--config", str(cfg), *common, f"--trainer.max_steps={target}", *ckpt_every, "--ckpt_path=last"
     )
     assert out.returncode == 0, out.stderr[-3000:]
     after = torch.load(ckpt_dir / "last.ckpt", weights_only=True)
@@ -129,14 +124,7 @@ def test_bad_configs_fail_with_a_clear_message(tmp_path: Path) -> None:
     ]
     for cfg, extra, message, clean in cases:
         args = [*TINY, *extra] if cfg == demo else []
-        out = subprocess.run(
-            kssgan("fit", "--config", cfg, *args, "--trainer.logger=false"),
-            cwd=tmp_path,
-            env=env(tmp_path),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        out = run(tmp_path, "fit", "--config", cfg, *args, "--trainer.logger=false", timeout=120)
         assert out.returncode != 0
         assert message in out.stderr, out.stderr[-2000:]
         if clean:
@@ -154,24 +142,18 @@ def test_unprepared_dataset_says_how_to_prepare(tmp_path: Path) -> None:
 @pytest.mark.shared_data
 def test_fit_real_yale_crops_with_the_yale_experiment(yale_prepared: Path, tmp_path: Path) -> None:
     """`make train DATASET=yale` = `kssgan fit --config experiments/yale.yaml` on prepared real crops."""
-    out = subprocess.run(
-        kssgan(
-            "fit",
-            "--config",
-            str(REPO / "experiments" / "yale.yaml"),
-            *[a for a in TINY if not a.startswith("--data.")],
-            f"--data.init_args.prepared_dir={yale_prepared}",
-            "--data.init_args.image_size=32",
-            "--data.init_args.batch_size=4",
-            "--data.init_args.num_workers=0",
-            "--trainer.logger=false",
-            "--trainer.max_steps=12",
-        ),
-        cwd=tmp_path,
-        env=env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    out = run(
+        tmp_path,
+        "fit",
+        "--config",
+        str(REPO / "experiments" / "yale.yaml"),
+        *[a for a in TINY if not a.startswith("--data.")],
+        f"--data.init_args.prepared_dir={yale_prepared}",
+        "--data.init_args.image_size=32",
+        "--data.init_args.batch_size=4",
+        "--data.init_args.num_workers=0",
+        "--trainer.logger=false",
+        "--trainer.max_steps=12",
     )
     assert out.returncode == 0, out.stderr[-3000:]
     ckpt = torch.load(tmp_path / "outputs/yale/checkpoints/last.ckpt", weights_only=True)
@@ -184,23 +166,14 @@ def test_fit_real_yale_crops_with_the_yale_experiment(yale_prepared: Path, tmp_p
 def test_validate_and_predict_from_a_checkpoint(tmp_path: Path) -> None:
     cfg = str(REPO / "experiments" / "demo.yaml")
     base = [*TINY, "--trainer.logger=false"]
-    fit = subprocess.run(
-        kssgan("fit", "--config", cfg, *base, "--trainer.max_steps=6"),
-        cwd=tmp_path, env=env(tmp_path), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    fit = run(tmp_path, "fit", "--config", cfg, *base, "--trainer.max_steps=6")
     assert fit.returncode == 0, fit.stderr[-2000:]
     ckpt = "outputs/demo/checkpoints/last.ckpt"
-    val = subprocess.run(
-        kssgan("validate", "--config", cfg, *base, f"--ckpt_path={ckpt}"),
-        cwd=tmp_path, env=env(tmp_path), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    val = run(tmp_path, "validate", "--config", cfg, *base, f"--ckpt_path={ckpt}")
     assert val.returncode == 0, val.stderr[-2000:]
     assert "val/domain_acc" in val.stdout
     writer = "[{class_path: kssgan.callbacks.SaveDeidentifiedCrops, init_args: {output_dir: released}}]"
-    pred = subprocess.run(
-        kssgan("predict", "--config", cfg, *base, f"--ckpt_path={ckpt}", f"--trainer.callbacks={writer}"),
-        cwd=tmp_path, env=env(tmp_path), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    pred = run(tmp_path, "predict", "--config", cfg, *base, f"--ckpt_path={ckpt}", f"--trainer.callbacks={writer}")
     assert pred.returncode == 0, pred.stderr[-2000:]
     written = sorted((tmp_path / "released").glob("*.png"))
     assert len(written) == 9  # 9 identities x 1 test image each

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -90,15 +91,8 @@ def generate_demo(
         _prepare_through_pipeline(out, imgs, images_per_identity, k, seed, image_size)
         done.write_text(json.dumps({"params": info}, indent=1))
         return out
-    aug = np.random.default_rng(seed)
     rows = []
-    for n, img in enumerate(imgs):
-        ident, j = divmod(n, images_per_identity)
-        if j > 0:  # mild photometric/flip variation; image 0 stays as drawn
-            if aug.random() < 0.5:
-                img = img[:, ::-1]
-            gain, bias = aug.uniform(0.9, 1.1), aug.uniform(-10, 10)
-            img = np.clip(img.astype(np.float32) * gain + bias, 0, 255).astype(np.uint8)
+    for ident, j, img in _varied_photos(imgs, images_per_identity, seed):
         if image_size != img.shape[0]:
             img = cv2.resize(np.ascontiguousarray(img), (image_size, image_size), interpolation=cv2.INTER_CUBIC)
         rel = f"crops/id{ident:03d}/{j:02d}.png"
@@ -124,6 +118,19 @@ def generate_demo(
     (out / "prepare.json").write_text(json.dumps({"detector": None, "recogniser": "dcgan-latent"}, indent=1))
     done.write_text(json.dumps({"params": info, "counts": {"ok": len(rows)}}, indent=1))
     return out
+
+
+def _varied_photos(imgs: np.ndarray, images_per_identity: int, seed: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(identity, index, RGB image) with mild flips and photometric changes; image 0 stays as drawn."""
+    aug = np.random.default_rng(seed)
+    for n, img in enumerate(imgs):
+        ident, j = divmod(n, images_per_identity)
+        if j > 0:
+            if aug.random() < 0.5:
+                img = img[:, ::-1]
+            gain, bias = aug.uniform(0.9, 1.1), aug.uniform(-10, 10)
+            img = np.clip(img.astype(np.float32) * gain + bias, 0, 255).astype(np.uint8)
+        yield ident, j, np.ascontiguousarray(img)
 
 
 def _clear_stale_demo(out: Path) -> None:
@@ -166,14 +173,7 @@ def _prepare_through_pipeline(
     from kssgan.data.prepare import prepare_dataset
 
     raw = out / "raw"
-    aug = np.random.default_rng(seed)
-    for n, img in enumerate(imgs):
-        ident, j = divmod(n, images_per_identity)
-        if j > 0:  # mild photometric/flip variation; image 0 stays as drawn
-            if aug.random() < 0.5:
-                img = img[:, ::-1]
-            gain, bias = aug.uniform(0.9, 1.1), aug.uniform(-10, 10)
-            img = np.clip(img.astype(np.float32) * gain + bias, 0, 255).astype(np.uint8)
+    for ident, j, img in _varied_photos(imgs, images_per_identity, seed):
         big = cv2.resize(np.ascontiguousarray(img), (RAW_SIZE, RAW_SIZE), interpolation=cv2.INTER_CUBIC)
         path = raw / f"id{ident:03d}" / f"{j:02d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
