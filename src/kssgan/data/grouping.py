@@ -5,9 +5,10 @@ at least ``k`` and at most ``2k - 1`` distinct identities so that similar identi
 The default algorithm is MDAV microaggregation (Domingo-Ferrer & Torra, 2005), which is
 deterministic; ``random`` (seeded shuffle and chunk) exists as a baseline.
 
-Guarantee: k-anonymity holds for the *closed set* of identities the groups were built on. An
-unseen face mapped to its nearest group centroid (:meth:`GroupAssignment.nearest_group`) is best
-effort only.
+Guarantee: the grouping is k-anonymous for the *closed set* of identities it was built on (every
+group holds at least k of them). That the generated images are too is an empirical property of the
+trained model, measured by ``kssgan evaluate``. An unseen face mapped to its nearest group centroid
+(:meth:`GroupAssignment.nearest_group`) is best effort only.
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ Photos are read in chunks (up to ``--batch-size`` files and :data:`CHUNK_MAX_PIX
 each chunk is de-identified at once, so the generator batches faces across photos; a chunk that
 fails is redone photo by photo, so one bad photo never costs the others.
 
-k-anonymity holds only for identities of the training closed set (``--identity`` or an
+The k-Same grouping covers only identities of the training closed set (``--identity`` or an
 ``--attributes`` CSV with an identity column); other faces get the nearest group (best effort).
+How well the output images resist re-identification is measured by ``kssgan evaluate``.
 """
 
 from __future__ import annotations
@@ -351,8 +352,10 @@ def build_report(args: argparse.Namespace, deid: Any, entries: list[dict[str, An
         "image_size": deid.image_size,
         "recogniser": deid.recogniser_name if deid.recogniser is not None else None,
         "group_choice": deid.group_note(),
-        "privacy_note": "k-anonymity is guaranteed only for identities of the training closed set "
-        "(group_source closed_set); other faces get a best-effort group",
+        "privacy_note": "the k-Same grouping is k-anonymous only for identities of the training closed set "
+        "(group_source closed_set); other faces get a best-effort group. Whether the output images resist "
+        "re-identification is measured by `kssgan evaluate`, not guaranteed; 'similarity' below is one "
+        "recogniser's score per face",
         "options": deid.options.to_dict(),
         "summary": {
             **counts,

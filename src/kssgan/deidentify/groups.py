@@ -3,7 +3,7 @@
 Order of precedence for the group:
 
 1. ``closed_set`` — the face's identity is known (``--identity`` or an attributes CSV) and is one of
-   the identities the grouping was built on: its own group. Only here does k-anonymity hold.
+   the identities the grouping was built on: its own group (of at least k identities).
 2. ``nearest_centroid`` — the groups were built with a face recogniser (``groups["recogniser"]``,
    e.g. ``sface``) that is available: the group whose centroid is most similar to the face's
    embedding (best effort; no k-anonymity guarantee for people outside the closed set).
@@ -31,7 +31,7 @@ from kssgan.deidentify.options import DeidentifyError
 FACE_RECOGNISERS = ("sface", "dlib", "insightface", "arcface")
 
 GROUP_SOURCE_NOTES = {
-    "closed_set": "identity in the training closed set: its own k-Same group (k-anonymity holds)",
+    "closed_set": "identity in the training closed set: its own k-Same group of >= k identities",
     "nearest_centroid": "unseen face: nearest group centroid by recogniser embedding (best effort, no guarantee)",
     "hash": "groups were not built with a face recogniser: deterministic hash of file/track into groups "
     "(appearance-independent, no k-anonymity guarantee)",
