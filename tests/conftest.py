@@ -53,6 +53,28 @@ TINY_MODEL = dict(
 )
 
 
+def quiet_trainer(root: Path, **kw):
+    """A CPU Trainer without loggers, checkpoints or bars (tests read the module's state instead)."""
+    import lightning as L
+
+    settings = dict(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        default_root_dir=root,
+    )
+    return L.Trainer(**{**settings, **kw})
+
+
+def tiny_model(dm, **overrides):
+    """A TINY_MODEL KSSGAN wired to ``dm``'s labels and groups."""
+    from kssgan.system import KSSGAN
+
+    return KSSGAN(label_spec=dm.label_spec_dict, groups=dm.groups_dict, **{**TINY_MODEL, **overrides})
+
+
 # -- kssgan sweep: one local Ray per test module (start-up is slow on 2 cores) ---------------------
 @pytest.fixture(scope="module")
 def ray_local(tmp_path_factory: pytest.TempPathFactory):
@@ -99,21 +121,11 @@ def deid_ckpt(yale_prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     import lightning as L
 
     from kssgan.data.datamodule import FaceDataModule
-    from kssgan.system import KSSGAN
 
     L.seed_everything(0, verbose=False)
     dm = FaceDataModule(prepared_dir=str(yale_prepared), onehot_attributes=["expression"], image_size=32, batch_size=8)
-    model = KSSGAN(label_spec=dm.label_spec_dict, groups=dm.groups_dict, n_critic=1, **TINY_MODEL)
-    trainer = L.Trainer(
-        max_steps=12,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        default_root_dir=tmp_path_factory.mktemp("deid_train"),
-    )
+    model = tiny_model(dm, n_critic=1)
+    trainer = quiet_trainer(tmp_path_factory.mktemp("deid_train"), max_steps=12, limit_val_batches=0)
     trainer.fit(model, dm)
     path = tmp_path_factory.mktemp("deid_ckpt") / "yale_tiny.ckpt"
     trainer.save_checkpoint(path)

@@ -256,28 +256,15 @@ def test_report_files_exist_and_plots_are_pngs(tmp_path: Path) -> None:
 # -- end to end ---------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_kssgan_evaluate_end_to_end_on_a_briefly_trained_model(demo_dir: Path, tmp_path: Path) -> None:
-    import lightning as L
-
     from kssgan.cli import main as kssgan_main
     from kssgan.data.datamodule import FaceDataModule
-    from kssgan.system import KSSGAN
-    from tests.conftest import TINY_MODEL
+    from tests.conftest import quiet_trainer, tiny_model
 
     dm = FaceDataModule(prepared_dir=str(demo_dir), image_size=32, batch_size=4)
     ckpts = []
     for rec_loss in ("siamese", "l1"):
-        model = KSSGAN(
-            label_spec=dm.label_spec_dict, groups=dm.groups_dict, rec_loss=rec_loss, n_critic=1, **TINY_MODEL
-        )
-        t = L.Trainer(
-            max_steps=4,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            default_root_dir=tmp_path,
-            accelerator="cpu",
-        )
+        model = tiny_model(dm, rec_loss=rec_loss, n_critic=1)
+        t = quiet_trainer(tmp_path, max_steps=4)
         t.fit(model, dm)
         ckpts.append(tmp_path / f"{rec_loss}.ckpt")
         t.save_checkpoint(ckpts[-1])

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 
 from kssgan.cli import resolve_precision
 from kssgan.data.datamodule import FaceDataModule
 from kssgan.losses import gradient_penalty
-from kssgan.system import KSSGAN
-from tests.conftest import TINY_MODEL
+from tests.conftest import quiet_trainer, tiny_model
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -38,18 +36,9 @@ def test_gradient_penalty_exact_under_fp16_autocast() -> None:
 @cuda
 def test_16_mixed_training_on_gpu(demo_dir: Path, tmp_path: Path) -> None:
     dm = FaceDataModule(prepared_dir=str(demo_dir), image_size=32, batch_size=4)
-    model = KSSGAN(label_spec=dm.label_spec_dict, groups=dm.groups_dict, n_critic=1, **TINY_MODEL)
-    trainer = L.Trainer(
-        accelerator="cuda",
-        devices=1,
-        precision="16-mixed",
-        max_epochs=1,
-        limit_train_batches=3,
-        limit_val_batches=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        default_root_dir=tmp_path,
+    model = tiny_model(dm, n_critic=1)
+    trainer = quiet_trainer(
+        tmp_path, accelerator="cuda", devices=1, precision="16-mixed", max_epochs=1, limit_train_batches=3
     )
     trainer.fit(model, dm)
     assert int(model.generator_steps) == 3

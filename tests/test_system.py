@@ -10,28 +10,16 @@ import torch
 
 from kssgan.data.datamodule import FaceDataModule
 from kssgan.system import CHECKPOINT_KEY, KSSGAN, load_kssgan
-from tests.conftest import TINY_MODEL
+from tests.conftest import quiet_trainer, tiny_model
 
 
 def make(demo_dir: Path, **overrides) -> tuple[KSSGAN, FaceDataModule]:
     dm = FaceDataModule(prepared_dir=str(demo_dir), image_size=32, batch_size=4)
-    model = KSSGAN(label_spec=dm.label_spec_dict, groups=dm.groups_dict, **{**TINY_MODEL, **overrides})
-    return model, dm
+    return tiny_model(dm, **overrides), dm
 
 
 def trainer(tmp_path: Path, batches: int, **kw) -> L.Trainer:
-    return L.Trainer(
-        max_epochs=1,
-        limit_train_batches=batches,
-        limit_val_batches=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        accelerator="cpu",
-        **kw,
-    )
+    return quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=batches, limit_val_batches=1, **kw)
 
 
 def test_one_generator_step_every_n_critic_steps(demo_dir: Path, tmp_path: Path) -> None:
