@@ -34,7 +34,6 @@ def test_a_group_only_label_needs_no_estimate() -> None:
 
 def test_trained_checkpoint_estimates_expression_per_face(deid_ckpt, shared_datasets) -> None:
     """End to end on a real Yale photo: the report names the estimated field and its value is valid."""
-    import cv2
     from PIL import Image
 
     from kssgan.deidentify.options import DeidentifyOptions
@@ -48,4 +47,3 @@ def test_trained_checkpoint_estimates_expression_per_face(deid_ckpt, shared_data
     assert face["estimated_attributes"] == ["expression"]
     assert face["label"]["expression"] in deid.spec.field("expression").values
     assert "defaulted_attributes" not in face
-    assert cv2 is not None

@@ -26,7 +26,6 @@ class FaceCrops(Dataset):
         labels: np.ndarray,
         image_size: int,
         transform: Any = None,
-        seed: int = 0,
     ) -> None:
         self.root, self.crops, self.labels = root, crops, torch.from_numpy(labels)
         self.image_size, self.transform = image_size, transform
@@ -37,7 +36,6 @@ class FaceCrops(Dataset):
         self.by_identity: dict[int, list[int]] = {}
         for row, ident in enumerate(self.identity.tolist()):
             self.by_identity.setdefault(ident, []).append(row)
-        self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return len(self.crops)
@@ -60,7 +58,8 @@ class FaceCrops(Dataset):
     def __getitem__(self, row: int) -> dict[str, torch.Tensor]:
         ident = int(self.identity[row])
         peers = self.by_identity[ident]
-        partner = peers[int(self.rng.integers(len(peers)))] if len(peers) > 1 else row
+        # torch's RNG: seeded by Lightning/seed_everything and distinct in every DataLoader worker
+        partner = peers[int(torch.randint(len(peers), ()))] if len(peers) > 1 else row
         if partner == row and len(peers) > 1:
             partner = peers[(peers.index(row) + 1) % len(peers)]
         return {
@@ -159,7 +158,6 @@ class FaceDataModule(L.LightningDataModule):
                 labels[mask],
                 self.image_size,
                 transform=train_tf if split == "train" else None,
-                seed=self.seed,
             )
         if "train" not in self.splits:
             raise ValueError(f"{self.prepared_dir}/manifest.csv has no training images (split == 'train')")
