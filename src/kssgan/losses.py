@@ -5,11 +5,14 @@
 - :func:`contrastive_loss`: trains the Siamese net (Hadsell et al. 2006 form).
 - :func:`domain_classification_loss`: eqs. (5)/(6), per label field: cross-entropy for one-hot
   fields, binary cross-entropy for binary attributes.
+- :func:`similarity_hinge`: max(0, S − τ), the identity term that does not reward the antipode.
+- :func:`group_consistency`: k-Same consistency, the spread of a group's output embeddings.
+- :func:`low_frequency_l1`: L1 between block means (what keeps a surrogate's identity).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -47,11 +50,16 @@ def contrastive_loss(f_a: Tensor, f_b: Tensor, same: Tensor, margin: float = 1.0
     return (same * d.pow(2) + (1 - same) * F.relu(margin - d).pow(2)).mean()
 
 
-def domain_classification_loss(logits: Tensor, target: Tensor, spec: LabelSpec) -> Tensor:
-    """Sum over label fields of the mean per-field loss (CE for one-hot, BCE for binary)."""
+def domain_classification_loss(
+    logits: Tensor, target: Tensor, spec: LabelSpec, skip: Sequence[str] = ()
+) -> Tensor:
+    """Sum over label fields (except ``skip``) of the mean per-field loss (CE for one-hot, BCE for
+    binary). Zero when no field is left."""
     logits, target = logits.float(), target.float()
     total = logits.new_zeros(())
     for f, sl in zip(spec.fields, spec.slices().values(), strict=True):
+        if f.name in skip:
+            continue
         if f.kind == "onehot":
             total = total + F.cross_entropy(logits[:, sl], target[:, sl].argmax(dim=1))
         else:
@@ -65,3 +73,28 @@ def domain_accuracy(logits: Tensor, target: Tensor, spec: LabelSpec, field: str 
     if spec.field(field).kind == "onehot":
         return (logits[:, sl].argmax(1) == target[:, sl].argmax(1)).float().mean()
     return ((logits[:, sl] > 0).float() == target[:, sl]).float().mean()
+
+
+def similarity_hinge(f_a: Tensor, f_b: Tensor, margin: float) -> Tensor:
+    """max(0, S(f_a, f_b) − τ) per row: push the output's identity below the similarity ``margin``
+    τ, and no further (minimising S itself drives features to −f(x), an "anti-face" that is still a
+    one-to-one function of the source)."""
+    return F.relu(siamese_similarity(f_a, f_b) - margin)
+
+
+def group_consistency(embeddings: Tensor, groups: Tensor) -> Tensor:
+    """k-Same consistency: mean squared distance of each L2-normalised embedding to its group's mean
+    embedding (groups with one row in the batch contribute 0). 0 iff all members' outputs embed
+    identically."""
+    f = F.normalize(embeddings.float(), dim=-1)
+    uniq, inv = torch.unique(groups, return_inverse=True)
+    sums = torch.zeros(len(uniq), f.size(1), device=f.device).index_add_(0, inv, f)
+    counts = torch.zeros(len(uniq), device=f.device).index_add_(0, inv, torch.ones_like(inv, dtype=f.dtype))
+    means = sums / counts.unsqueeze(1)
+    return (f - means[inv]).pow(2).sum(dim=1).mean()
+
+
+def low_frequency_l1(a: Tensor, b: Tensor, size: int) -> Tensor:
+    """L1 between ``size``×``size`` block means of two image batches: ties the coarse structure
+    (where identity lives in a mean face) and leaves fine detail free."""
+    return (F.adaptive_avg_pool2d(a.float(), size) - F.adaptive_avg_pool2d(b.float(), size)).abs().mean()

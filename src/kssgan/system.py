@@ -19,6 +19,22 @@ contrastive loss on same/different-identity pairs (``siamese_mode``):
   co-adapting it; G must genuinely change identity features.
 * ``cotrain``: pre-trained as above, then updated on real pairs at every critic step.
 * ``frozen``: never trained (random features; only for ablations and tests).
+
+A small net of this kind, frozen, is what a gradient-trained G learns to fool with perturbations
+that independent recognisers ignore; its verdict is never evidence of privacy. Privacy is measured
+by :class:`kssgan.callbacks.PrivacyMonitor` with SFace and dlib, which no loss sees.
+
+Beyond the paper (each a documented option; ``experiments/*.yaml`` use the measured recipe):
+
+* ``generator_input="surrogate"``: G's input is the group's k-Same surrogate face, never the
+  source (:mod:`kssgan.surrogates`): one released face per group and kept attribute, by
+  construction. The group field then leaves G's label (it is carried by the surrogate), so G's
+  input does not grow with the number of groups.
+* ``target_sampler="release"``: the source's own attributes with only the group changed
+  (:mod:`kssgan.targets`), the condition ``deidentify`` uses.
+* ``identity_loss="hinge"``: max(0, S − τ) instead of S; ``lambda_consistency``: the spread of a
+  group's output embeddings (with the group sampler of the DataModule).
+* ``g_upsample="resize"``, ``g_residual``: resize-convolution and an input-editing generator.
 """
 
 from __future__ import annotations
@@ -37,9 +53,14 @@ from kssgan.losses import (
     domain_accuracy,
     domain_classification_loss,
     gradient_penalty,
+    group_consistency,
+    low_frequency_l1,
     siamese_similarity,
+    similarity_hinge,
 )
 from kssgan.models import Critic, Generator, SiameseNet
+from kssgan.surrogates import SurrogateBank, batch_k_means
+from kssgan.targets import field_index, permuted_targets, release_targets, without_field
 
 CHECKPOINT_KEY = "kssgan"
 FORMAT_VERSION = 1
@@ -65,6 +86,22 @@ class KSSGAN(L.LightningModule):
         lr_decay_start, lr_decay_end: critic iterations between which both learning rates decay
             linearly to 0 (StarGAN's schedule); ``lr_decay_end = 0`` disables decay.
         channels_last: use the channels-last memory format (faster convs on GPU/CPU with AMP).
+        generator_input: ``image`` (the paper: G(x, c)) or ``surrogate`` (G(surrogate face, kept
+            attributes); see the module doc and :mod:`kssgan.surrogates`).
+        surrogate_assignment: ``farthest`` | ``nearest`` | ``own`` group whose mean a group gets.
+        surrogate_match: manifest column whose majority value per group must agree between a group
+            and its surrogate (e.g. ``gender``); None: any group.
+        surrogate_bank_share: share of training inputs that are the release surrogates themselves;
+            the rest are means of k same-attribute batch images (so G does not memorise the bank).
+        lambda_fid, fidelity_size: weight and block grid of the low-frequency L1 that keeps the
+            surrogate's identity in G's output (surrogate mode).
+        lambda_detail: weight of a paired prior, L1(G(blur(x)), x) on real crops (0: off).
+        target_sampler: ``permute`` (StarGAN/paper) or ``release`` (own attributes, new group).
+        own_group_share: with ``release``, the share of targets that keep the source's group.
+        identity_loss: ``similarity`` (eq. 3, S) or ``hinge`` (max(0, S − hinge_margin)).
+        lambda_consistency: weight of the k-Same consistency of Siamese embeddings of a group's
+            outputs (image mode; pair it with the DataModule's ``group_batches``).
+        g_upsample, g_residual: generator up-sampling (``transposed``/``resize``) and input editing.
     """
 
     def __init__(
@@ -97,6 +134,20 @@ class KSSGAN(L.LightningModule):
         lr_decay_start: int = 0,
         lr_decay_end: int = 0,
         channels_last: bool = False,
+        generator_input: Literal["image", "surrogate"] = "image",
+        surrogate_assignment: Literal["farthest", "nearest", "own"] = "farthest",
+        surrogate_match: str | None = None,
+        surrogate_bank_share: float = 0.5,
+        lambda_fid: float = 10.0,
+        fidelity_size: int = 16,
+        lambda_detail: float = 0.0,
+        target_sampler: Literal["permute", "release"] = "permute",
+        own_group_share: float = 0.5,
+        identity_loss: Literal["similarity", "hinge"] = "similarity",
+        hinge_margin: float = 0.5,
+        lambda_consistency: float = 0.0,
+        g_upsample: Literal["transposed", "resize"] = "transposed",
+        g_residual: bool = False,
     ) -> None:
         super().__init__()
         if label_spec is None:
@@ -104,6 +155,10 @@ class KSSGAN(L.LightningModule):
         _check_choice("siamese_mode", siamese_mode, ("pretrain_frozen", "cotrain", "frozen"))
         _check_choice("rec_loss", rec_loss, ("siamese", "l1"))
         _check_choice("rec_target", rec_target, ("cycle", "translation"))
+        _check_choice("generator_input", generator_input, ("image", "surrogate"))
+        _check_choice("surrogate_assignment", surrogate_assignment, ("farthest", "nearest", "own"))
+        _check_choice("target_sampler", target_sampler, ("permute", "release"))
+        _check_choice("identity_loss", identity_loss, ("similarity", "hinge"))
         if n_critic < 1:
             raise ValueError(f"n_critic must be >= 1, got {n_critic}")
         if lr_decay_end and lr_decay_end <= lr_decay_start:
@@ -115,9 +170,17 @@ class KSSGAN(L.LightningModule):
         self.spec = LabelSpec.from_dict(label_spec)
         self.groups = groups
         dim = self.spec.dim
-        self.generator = Generator(dim, g_conv_dim, g_repeat_num, image_size)
+        self.surrogate_mode = generator_input == "surrogate"
+        g_label_dim = dim - self.spec.num_groups if self.surrogate_mode else dim
+        self.generator = Generator(
+            g_label_dim, g_conv_dim, g_repeat_num, image_size, upsample=g_upsample, residual=g_residual
+        )
         self.critic = Critic(dim, image_size, d_conv_dim, d_final_size, d_max_dim)
         self.siamese = SiameseNet(siamese_embed_dim, siamese_conv_dim, siamese_depth)
+        # The field whose value selects the surrogate face (the first one-hot attribute: expression).
+        self.surrogate_field = next((f.name for f in self.spec.fields[1:] if f.kind == "onehot"), None)
+        n_values = self.spec.field(self.surrogate_field).size if self.surrogate_field else 1
+        self.surrogates = SurrogateBank(self.spec.num_groups, n_values, image_size) if self.surrogate_mode else None
         self.register_buffer("critic_steps", torch.zeros((), dtype=torch.long))
         self.register_buffer("generator_steps", torch.zeros((), dtype=torch.long))
         self.register_buffer("siamese_ready", torch.zeros((), dtype=torch.bool))
@@ -126,8 +189,24 @@ class KSSGAN(L.LightningModule):
 
     # -- inference API (used by deidentify/evaluate) ------------------------------------------
     def translate(self, images: Tensor, labels: Tensor) -> Tensor:
-        """G(x, c) for images in [-1, 1]."""
-        return self.generator(self._fmt(images), labels.to(images.device, images.dtype))
+        """The released face for images in [-1, 1] and labels c: G(x, c), or — surrogate mode —
+        G(surrogate(c), kept attributes of c), which does not read ``images`` at all."""
+        labels = labels.to(images.device, images.dtype)
+        if self.surrogate_mode:
+            return self.generator(self._fmt(self.surrogate_input(labels).to(images.dtype)), self.kept(labels))
+        return self.generator(self._fmt(images), labels)
+
+    def kept(self, labels: Tensor) -> Tensor:
+        """What G's label holds: all of c, or (surrogate mode) c without the group field."""
+        return without_field(labels, self.spec, "group") if self.surrogate_mode else labels
+
+    def surrogate_input(self, labels: Tensor) -> Tensor:
+        """The surrogate face of each label's (group, kept attribute value)."""
+        if self.surrogates is None or not bool(self.surrogates.ready):
+            raise RuntimeError("the surrogate faces are not built (train the model or load a trained checkpoint)")
+        g = field_index(labels, self.spec, "group")
+        v = field_index(labels, self.spec, self.surrogate_field) if self.surrogate_field else torch.zeros_like(g)
+        return self.surrogates.lookup(g, v)
 
     def embed(self, images: Tensor) -> Tensor:
         return self.siamese(self._fmt(images))
@@ -139,8 +218,10 @@ class KSSGAN(L.LightningModule):
         return x.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else x
 
     def target_labels(self, labels: Tensor) -> Tensor:
-        """StarGAN's target sampling: the labels of the batch in a random order."""
-        return labels[torch.randperm(labels.size(0), device=labels.device)]
+        """The training target c_trg (``target_sampler``; see :mod:`kssgan.targets`)."""
+        if self.hparams.target_sampler == "release":
+            return release_targets(labels, self.spec, self.hparams.own_group_share)
+        return permuted_targets(labels)
 
     # -- optimizers ---------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
@@ -164,9 +245,17 @@ class KSSGAN(L.LightningModule):
         m = self.hparams.siamese_margin
         return 0.5 * (contrastive_loss(f_a, f_p, ones, m) + contrastive_loss(f_a, shifted, same_shift, m))
 
+    def on_fit_start(self) -> None:
+        if self.surrogates is not None and not bool(self.surrogates.ready):
+            from kssgan.data.surrogate_data import build_surrogate_bank
+
+            build_surrogate_bank(self, self.trainer.datamodule)
+
     def on_train_start(self) -> None:
         mode = self.hparams.siamese_mode
-        if mode != "frozen" and not bool(self.siamese_ready):
+        # In surrogate mode the Siamese net is only used by the (optional) identity term.
+        needed = not self.surrogate_mode or (self.hparams.lambda_rec > 0 and self.hparams.rec_loss == "siamese")
+        if mode != "frozen" and needed and not bool(self.siamese_ready):
             self._pretrain_siamese()
         if mode != "cotrain":
             self.siamese.requires_grad_(False)
@@ -200,19 +289,38 @@ class KSSGAN(L.LightningModule):
         self.log("siamese/pretrain_loss", last, rank_zero_only=True)
 
     # -- training -----------------------------------------------------------------------------
+    def generator_inputs(self, x: Tensor, c_org: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(G's image input, the label c_trg it is trained towards, G's label input).
+
+        Image mode: (x, target_labels(c_org), c_trg). Surrogate mode: the release surrogate of
+        c_org for a ``surrogate_bank_share`` of rows, else the mean of k same-attribute batch
+        images; c_trg = c_org (the released face keeps the source's attributes)."""
+        if not self.surrogate_mode:
+            c_trg = self.target_labels(c_org)
+            return x, c_trg, c_trg
+        with torch.no_grad():
+            bank = self.surrogate_input(c_org).to(x.dtype)
+            value = field_index(c_org, self.spec, self.surrogate_field) if self.surrogate_field else None
+            value = value if value is not None else torch.zeros(x.size(0), dtype=torch.long, device=x.device)
+            mixed = batch_k_means(x, value, int((self.groups or {}).get("k", 3)))
+            use_bank = torch.rand(x.size(0), device=x.device) < self.hparams.surrogate_bank_share
+            x_in = torch.where(use_bank.view(-1, 1, 1, 1), bank, mixed)
+        return self._fmt(x_in), c_org, self.kept(c_org)
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         hp = self.hparams
         opt_g, opt_d, opt_s = self.optimizers()
         x, c_org = self._fmt(batch["image"]), batch["label"]
-        c_trg = self.target_labels(c_org)
+        x_in, c_trg, c_g = self.generator_inputs(x, c_org)
+        skip = ("group",) if self.surrogate_mode else ()
 
         # Critic step: fakes are made without a graph (their gradient is not needed here).
         with torch.no_grad():
-            x_fake = self.generator(x, c_trg)
+            x_fake = self.generator(x_in, c_g)
         src_real, cls_real = self.critic(x)
         src_fake, _ = self.critic(x_fake)
         d_adv = src_fake.float().mean() - src_real.float().mean()
-        d_cls = domain_classification_loss(cls_real, c_org, self.spec)
+        d_cls = domain_classification_loss(cls_real, c_org, self.spec, skip)
         gp = gradient_penalty(self.critic.score, x, x_fake)
         d_loss = d_adv + hp.lambda_cls * d_cls + hp.lambda_gp * gp
         opt_d.zero_grad(set_to_none=True)
@@ -235,7 +343,7 @@ class KSSGAN(L.LightningModule):
 
         if int(self.critic_steps) % hp.n_critic == 0:
             self.critic.requires_grad_(False)
-            g_loss, parts, _ = self.generator_loss(x, c_org, c_trg)
+            g_loss, parts, _ = self.generator_loss(x, c_org, c_trg, x_in, batch.get("identity"))
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()
@@ -255,39 +363,91 @@ class KSSGAN(L.LightningModule):
         if "train/g_loss" in logs:
             self.log("g_loss", logs["train/g_loss"], prog_bar=True, logger=False)
 
-    def generator_loss(self, x: Tensor, c_org: Tensor, c_trg: Tensor) -> tuple[Tensor, dict[str, Tensor], Tensor]:
-        """Eq. (8), its parts and G(x, c_trg); the same code serves training and validation."""
+    def generator_loss(
+        self, x: Tensor, c_org: Tensor, c_trg: Tensor, x_in: Tensor | None = None, identity: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        """Eq. (8), its parts and the fake; the same code serves training and validation.
+
+        Image mode: G(x, c_trg) with the paper's terms. Surrogate mode: G(x_in, kept(c_org)) with
+        adversarial + attribute classification + low-frequency fidelity to x_in (+ the detail prior
+        and the identity hinge when their weights are set)."""
         hp = self.hparams
+        if self.surrogate_mode:
+            return self._surrogate_generator_loss(x, c_org, x_in if x_in is not None else self.surrogate_input(c_org))
         x_fake = self.generator(x, c_trg)
         src_fake, cls_fake = self.critic(x_fake)
         g_adv = -src_fake.float().mean()
         g_cls = domain_classification_loss(cls_fake, c_trg, self.spec)
         if hp.rec_loss == "l1" or hp.rec_target == "cycle":
             x_rec = self.generator(x_fake, c_org)
+        parts: dict[str, Tensor] = {"g_adv": g_adv, "g_cls": g_cls}
         if hp.rec_loss == "l1":
             g_rec = (x.float() - x_rec.float()).abs().mean()
         else:
             with torch.no_grad() if hp.siamese_mode != "cotrain" else torch.enable_grad():
                 f_real = self.siamese(x)
             f_fake = self.siamese(x_rec if hp.rec_target == "cycle" else x_fake)
-            g_rec = siamese_similarity(f_real.detach(), f_fake).mean()
+            g_rec = self._identity_term(f_real.detach(), f_fake).mean()
+            if hp.lambda_consistency > 0:
+                groups = field_index(c_trg, self.spec, "group")
+                parts["g_consistency"] = group_consistency(self.siamese(x_fake), groups)
+        parts["g_rec"] = g_rec
         g_loss = g_adv + hp.lambda_cls * g_cls + hp.lambda_rec * g_rec
-        return g_loss, {"g_adv": g_adv, "g_cls": g_cls, "g_rec": g_rec}, x_fake
+        if "g_consistency" in parts:
+            g_loss = g_loss + hp.lambda_consistency * parts["g_consistency"]
+        return g_loss, parts, x_fake
+
+    def _identity_term(self, f_real: Tensor, f_fake: Tensor) -> Tensor:
+        if self.hparams.identity_loss == "hinge":
+            return similarity_hinge(f_real, f_fake, self.hparams.hinge_margin)
+        return siamese_similarity(f_real, f_fake)
+
+    def _surrogate_generator_loss(self, x: Tensor, c_org: Tensor, x_in: Tensor) -> tuple[Tensor, dict, Tensor]:
+        hp = self.hparams
+        kept = self.kept(c_org)
+        x_fake = self.generator(x_in, kept)
+        src_fake, cls_fake = self.critic(x_fake)
+        parts = {
+            "g_adv": -src_fake.float().mean(),
+            "g_cls": domain_classification_loss(cls_fake, c_org, self.spec, ("group",)),
+            "g_fid": low_frequency_l1(x_fake, x_in, hp.fidelity_size),
+        }
+        g_loss = parts["g_adv"] + hp.lambda_cls * parts["g_cls"] + hp.lambda_fid * parts["g_fid"]
+        if hp.lambda_detail > 0:
+            import kornia
+
+            sigma = 1.5 * hp.image_size / 64
+            blurred = kornia.filters.gaussian_blur2d(x.float(), _odd(4 * sigma), (sigma, sigma)).to(x.dtype)
+            parts["g_detail"] = (self.generator(self._fmt(blurred), kept).float() - x.float()).abs().mean()
+            g_loss = g_loss + hp.lambda_detail * parts["g_detail"]
+        if hp.lambda_rec > 0 and hp.rec_loss == "siamese":
+            with torch.no_grad():
+                f_real = self.siamese(x)
+            parts["g_rec"] = self._identity_term(f_real, self.siamese(x_fake)).mean()
+            g_loss = g_loss + hp.lambda_rec * parts["g_rec"]
+        return g_loss, parts, x_fake
 
     # -- validation ---------------------------------------------------------------------------
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         x, c_org = self._fmt(batch["image"]), batch["label"]
         gen = torch.Generator(device="cpu").manual_seed(batch_idx)
-        c_trg = c_org[torch.randperm(c_org.size(0), generator=gen).to(c_org.device)]
+        if self.surrogate_mode:
+            c_trg = c_org
+        elif self.hparams.target_sampler == "release":
+            c_trg = release_targets(c_org, self.spec, self.hparams.own_group_share, gen)
+        else:
+            c_trg = permuted_targets(c_org, gen)
         g_loss, _, x_fake = self.generator_loss(x, c_org, c_trg)
         src_real, _ = self.critic(x)
         src_fake, cls_fake = self.critic(x_fake)
-        x_own = self.generator(x, c_org)  # what de-identification produces (own group)
+        x_own = self.translate(x, c_org)  # what de-identification produces (own group)
         f_x = self.siamese(x)
         metrics = {
             "val/g_loss": g_loss,
             "val/wasserstein": src_real.float().mean() - src_fake.float().mean(),
-            "val/domain_acc": domain_accuracy(cls_fake, c_trg, self.spec),
+            "val/domain_acc": domain_accuracy(
+                cls_fake, c_trg, self.spec, self.surrogate_field if self.surrogate_mode and self.surrogate_field else "group"
+            ),
             "val/siamese_sim": siamese_similarity(f_x, self.siamese(x_fake)).mean(),
             "val/siamese_sim_own": siamese_similarity(f_x, self.siamese(x_own)).mean(),
             "val/l1_own": (x_own.float() - x.float()).abs().mean(),
@@ -311,6 +471,11 @@ class KSSGAN(L.LightningModule):
             "groups": self.groups,
             "image_size": self.hparams.image_size,
         }
+
+
+def _odd(x: float) -> int:
+    n = max(3, int(round(x)))
+    return n if n % 2 else n + 1
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

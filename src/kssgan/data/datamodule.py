@@ -80,6 +80,9 @@ class FaceDataModule(L.LightningDataModule):
         image_size: crops are resized to this side if they differ.
         augmentation: albumentations settings for the training split (None disables).
         prepare_hint: what the "not prepared" error tells the user to run.
+        group_batches: ``{groups: P, members: K}`` draws training batches of P k-Same groups × K
+            members (:class:`~kssgan.data.group_sampler.GroupBatchSampler`, for the k-Same
+            consistency loss); None: shuffled batches of ``batch_size``.
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class FaceDataModule(L.LightningDataModule):
         val_batch_size: int | None = None,
         seed: int = 0,
         prepare_hint: str = "",
+        group_batches: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -104,6 +108,7 @@ class FaceDataModule(L.LightningDataModule):
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.val_batch_size = val_batch_size or batch_size
         self.augmentation, self.seed, self.prepare_hint = augmentation, seed, prepare_hint
+        self.group_batches = dict(group_batches) if group_batches else None
         self._prepared: PreparedDataset | None = None
         self._spec: LabelSpec | None = None
         self.splits: dict[str, FaceCrops] = {}
@@ -177,7 +182,19 @@ class FaceDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True, self.batch_size)
+        if not self.group_batches:
+            return self._loader("train", True, self.batch_size)
+        from kssgan.data.group_sampler import GroupBatchSampler
+
+        ds = self.splits["train"]
+        groups = self.prepared.groups
+        row_groups = [groups.group_of(ds.identity_names[int(i)]) for i in ds.identity]
+        sampler = GroupBatchSampler(
+            row_groups, int(self.group_batches["groups"]), int(self.group_batches["members"]), self.seed
+        )
+        return DataLoader(
+            ds, batch_sampler=sampler, num_workers=self.num_workers, persistent_workers=self.num_workers > 0
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", False, self.val_batch_size)

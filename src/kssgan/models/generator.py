@@ -1,9 +1,18 @@
 """StarGAN generator G(x, c) (Choi et al., 2018), as used by kSS-GAN.
 
-7×7 conv → 2 strided down-sampling convs → N residual blocks → 2 transposed up-sampling convs →
-7×7 conv → tanh. The domain label ``c`` is tiled spatially and concatenated to the image.
+7×7 conv → 2 strided down-sampling convs → N residual blocks → 2 up-sampling stages → 7×7 conv →
+tanh. The domain label ``c`` is tiled spatially and concatenated to the image.
 Instance norm uses ``track_running_stats=False`` so that train and eval modes compute the same thing
 (StarGAN's released code tracks running stats, which makes eval-mode outputs drift).
+
+Two documented options beyond StarGAN:
+
+* ``upsample="resize"``: nearest-neighbour resize then a 3×3 conv instead of a 4×4 transposed conv.
+  Transposed convs whose kernel is not divisible by their stride leave the regular checkerboard
+  texture seen in early kSS-GAN outputs (Odena et al., 2016); resize-convolution cannot.
+* ``residual=True``: the output is ``clamp(x + r)``, with the last conv initialised to zero, so the
+  generator starts as the identity map and learns an *edit* of its input. With a face as input, the
+  output is a face from step 0 and training only has to add what makes it natural.
 """
 
 from __future__ import annotations
@@ -36,26 +45,43 @@ def tile_label(label: Tensor, height: int, width: int) -> Tensor:
     return label.view(label.size(0), label.size(1), 1, 1).expand(-1, -1, height, width)
 
 
+def _upsample(cin: int, cout: int, mode: str) -> list[nn.Module]:
+    if mode == "transposed":
+        return [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)]
+    return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, 1, 1, bias=False)]
+
+
 class Generator(nn.Module):
     """StarGAN generator.
 
     Args:
-        label_dim: length of the domain label vector.
+        label_dim: length of the domain label vector (0: unconditional).
         conv_dim: channels of the first layer (64 in StarGAN).
         repeat_num: number of residual blocks (6 in StarGAN).
         image_size: side of the square input; must be divisible by 4.
         channels: image channels.
+        upsample: ``transposed`` (StarGAN) or ``resize`` (resize-convolution, no checkerboard).
+        residual: learn an edit of the input (``clamp(x + r)``, zero-initialised ``r``).
     """
 
     def __init__(
-        self, label_dim: int, conv_dim: int = 64, repeat_num: int = 6, image_size: int = 128, channels: int = 3
+        self,
+        label_dim: int,
+        conv_dim: int = 64,
+        repeat_num: int = 6,
+        image_size: int = 128,
+        channels: int = 3,
+        upsample: str = "transposed",
+        residual: bool = False,
     ) -> None:
         super().__init__()
-        if label_dim < 1:
-            raise ValueError(f"label_dim must be >= 1, got {label_dim}")
+        if label_dim < 0:
+            raise ValueError(f"label_dim must be >= 0, got {label_dim}")
+        if upsample not in ("transposed", "resize"):
+            raise ValueError(f"upsample must be 'transposed' or 'resize', got {upsample!r}")
         if image_size % 4 or image_size < 8:
             raise ValueError(f"image_size must be a multiple of 4 and >= 8 (two down-samplings), got {image_size}")
-        self.label_dim, self.image_size = label_dim, image_size
+        self.label_dim, self.image_size, self.residual = label_dim, image_size, residual
         layers: list[nn.Module] = [
             nn.Conv2d(channels + label_dim, conv_dim, 7, 1, 3, bias=False),
             _norm(conv_dim),
@@ -67,17 +93,19 @@ class Generator(nn.Module):
             curr *= 2
         layers += [ResidualBlock(curr) for _ in range(repeat_num)]
         for _ in range(2):
-            layers += [
-                nn.ConvTranspose2d(curr, curr // 2, 4, 2, 1, bias=False),
-                _norm(curr // 2),
-                nn.ReLU(inplace=True),
-            ]
+            layers += [*_upsample(curr, curr // 2, upsample), _norm(curr // 2), nn.ReLU(inplace=True)]
             curr //= 2
-        layers += [nn.Conv2d(curr, channels, 7, 1, 3, bias=False), nn.Tanh()]
+        last = nn.Conv2d(curr, channels, 7, 1, 3, bias=False)
+        if residual:
+            nn.init.zeros_(last.weight)
+            layers += [last]
+        else:
+            layers += [last, nn.Tanh()]
         self.main = nn.Sequential(*layers)
 
     def forward(self, x: Tensor, label: Tensor) -> Tensor:
         if label.dim() != 2 or label.size(1) != self.label_dim:
             raise ValueError(f"label must be (B, {self.label_dim}), got {tuple(label.shape)}")
         c = tile_label(label.to(x.dtype), x.size(2), x.size(3))
-        return self.main(torch.cat([x, c], dim=1))
+        out = self.main(torch.cat([x, c], dim=1))
+        return (x + out).clamp(-1.0, 1.0) if self.residual else out
