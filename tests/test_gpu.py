@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,43 @@ def test_16_mixed_training_on_gpu(demo_dir: Path, tmp_path: Path) -> None:
     trainer.fit(model, dm)
     assert int(model.generator_steps) == 3
     assert torch.isfinite(trainer.callback_metrics["train/g_loss"])
+
+
+@pytest.mark.gpu
+@cuda
+def test_gpu_recipe_trains_at_128px_with_the_papers_widths(shared_datasets: Path, tmp_path: Path) -> None:
+    """experiments/gpu.yaml (16-mixed, 128 px, 64-channel G and D) through the real CLI, a few steps."""
+    import subprocess
+    import sys
+
+    from kssgan.data.prepare import prepare_dataset
+    from tests.conftest import REPO
+
+    prepared = tmp_path / "prepared"
+    prepare_dataset(
+        shared_datasets / "london",
+        prepared,
+        labels={"onehot": ["expression"]},
+        image_size=128,
+        k=3,
+        reader_options={"labels_csv": "labels.csv"},
+        progress=False,
+        quiet=True,
+    )
+    args = [
+        sys.executable,
+        "-m",
+        "kssgan.cli",
+        "fit",
+        "--config",
+        str(REPO / "experiments/gpu.yaml"),
+        f"--data.init_args.prepared_dir={prepared}",
+        "--trainer.max_steps=24",
+        "--trainer.val_check_interval=12",
+        f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.logger=false",
+    ]
+    out = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["k"] == 3 and 0.0 <= summary["parrot_rank1_sface"] <= 1.0

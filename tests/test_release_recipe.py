@@ -23,7 +23,11 @@ SPEC = LabelSpec.build(5, {"expression": ["happy", "neutral", "sad"]}, ["glasses
 def _labels(n: int = 64, seed: int = 0) -> torch.Tensor:
     rng = np.random.default_rng(seed)
     recs = [
-        {"group": int(rng.integers(5)), "expression": str(rng.choice(["happy", "neutral", "sad"])), "glasses": int(rng.integers(2))}
+        {
+            "group": int(rng.integers(5)),
+            "expression": str(rng.choice(["happy", "neutral", "sad"])),
+            "glasses": int(rng.integers(2)),
+        }
         for _ in range(n)
     ]
     return torch.from_numpy(SPEC.encode_many(recs))
@@ -135,7 +139,9 @@ def surrogate_model(demo_dir: Path):
 
     L.seed_everything(0, verbose=False)
     dm = FaceDataModule(prepared_dir=str(demo_dir), image_size=32, batch_size=8)
-    model = tiny_model(dm, n_critic=1, generator_input="surrogate", g_residual=True, g_upsample="resize", lambda_detail=1.0)
+    model = tiny_model(
+        dm, n_critic=1, generator_input="surrogate", g_residual=True, g_upsample="resize", lambda_detail=1.0
+    )
     trainer = quiet_trainer(demo_dir.parent / "surrogate_train", max_steps=4, limit_val_batches=1, val_check_interval=2)
     trainer.fit(model, dm)
     return model.eval(), dm

@@ -38,7 +38,7 @@ def test_a_two_worker_trial_trains_data_parallel_to_the_end(
     assert rc == 0, table.to_string()
     assert len(table) == 1 and table["status"].iloc[0] == "ok", table.to_string()
     row = table.iloc[0]
-    assert math.isfinite(row["score"]) and -1.0 <= row["score"] <= 1.0
+    assert math.isfinite(row["val/release_score"]) and 0.0 <= row["val/release_score"] <= 1.0
     assert row["world_size"] == 2  # trainer.world_size as reported by rank 0 after each validation
     assert row["reports"] >= 2 and row["global_step"] > 0  # 14 steps, 1.5 per batch, validation every 4
 
@@ -51,7 +51,7 @@ def test_a_two_worker_trial_trains_data_parallel_to_the_end(
     assert ckpt_dir == Path(history["checkpoint_path"].iloc[-1])
     assert ckpt_dir.parent == trial / "ray_train" / trial.name
     kept = [p for p in ckpt_dir.parent.glob("checkpoint_*") if p.is_dir()]
-    assert ckpt_dir in kept and len(kept) <= 2  # num_to_keep: 1 (the best by score) + the latest
+    assert ckpt_dir in kept and len(kept) <= 2  # num_to_keep: 1 (the best by release score) + the latest
     ckpt = torch.load(ckpt_dir / "checkpoint.ckpt", map_location="cpu", weights_only=True)
     critic, generator = int(ckpt["state_dict"]["critic_steps"]), int(ckpt["state_dict"]["generator_steps"])
     assert critic > 0 and generator == critic // N_CRITIC

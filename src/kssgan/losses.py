@@ -50,9 +50,7 @@ def contrastive_loss(f_a: Tensor, f_b: Tensor, same: Tensor, margin: float = 1.0
     return (same * d.pow(2) + (1 - same) * F.relu(margin - d).pow(2)).mean()
 
 
-def domain_classification_loss(
-    logits: Tensor, target: Tensor, spec: LabelSpec, skip: Sequence[str] = ()
-) -> Tensor:
+def domain_classification_loss(logits: Tensor, target: Tensor, spec: LabelSpec, skip: Sequence[str] = ()) -> Tensor:
     """Sum over label fields (except ``skip``) of the mean per-field loss (CE for one-hot, BCE for
     binary). Zero when no field is left."""
     logits, target = logits.float(), target.float()

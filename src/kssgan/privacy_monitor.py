@@ -98,7 +98,9 @@ class PrivacyMonitor(L.Callback):
         used = "+".join(self.splits)
         if held.empty or int(counts.max()) < 2:
             held, used = man, "all"
-        held = held.groupby("identity", sort=True, group_keys=False).head(max(2, self.max_images // max(1, man["identity"].nunique())))
+        held = held.groupby("identity", sort=True, group_keys=False).head(
+            max(2, self.max_images // max(1, man["identity"].nunique()))
+        )
         held = held.head(self.max_images)
         labels = torch.from_numpy(module.spec.encode_many(data.records(module.spec)))
         labels = labels[torch.as_tensor(held.index.to_numpy())]
@@ -107,7 +109,11 @@ class PrivacyMonitor(L.Callback):
         margin = float(data.info.get("settings", {}).get("margin", 0.0))
         self._models = {r: get_recognizer(r) for r in self.recognisers}
         self._models["yunet"] = get_detector("yunet")
-        emb = {r: m.embed(recogniser_crops(originals, margin)).astype(np.float32) for r, m in self._models.items() if r != "yunet"}
+        emb = {
+            r: m.embed(recogniser_crops(originals, margin)).astype(np.float32)
+            for r, m in self._models.items()
+            if r != "yunet"
+        }
         self._data = {
             "images": images,
             "labels": labels,
@@ -184,12 +190,14 @@ class PrivacyMonitor(L.Callback):
         (root / "summary.json").write_text(json.dumps(summary, indent=1))
         rows = [
             f"kssgan: release check of {ckpt} on {summary['images']} images ({summary['measured_on']}), k={m['k']}",
-            "  " + "  ".join(
+            "  "
+            + "  ".join(
                 f"{r}: parrot rank-1 {m[f'parrot_rank1_{r}']:.3f} (1/k={1 / m['k']:.3f}), "
                 f"rank-1 {m[f'rank1_{r}']:.3f}, protection {m[f'protection_{r}']:.3f}"
                 for r in self.recognisers
             ),
-            f"  YuNet finds a face in {m['detection_rate_yunet']:.1%} of outputs; sharpness {m['sharpness_ratio']:.2f}x "
+            f"  YuNet finds a face in {m['detection_rate_yunet']:.1%} of outputs; "
+            f"sharpness {m['sharpness_ratio']:.2f}x "
             f"the originals'; release score {m['release_score']:.3f}  -> {root / 'summary.json'}",
         ]
         print("\n".join(rows))

@@ -446,7 +446,10 @@ class KSSGAN(L.LightningModule):
             "val/g_loss": g_loss,
             "val/wasserstein": src_real.float().mean() - src_fake.float().mean(),
             "val/domain_acc": domain_accuracy(
-                cls_fake, c_trg, self.spec, self.surrogate_field if self.surrogate_mode and self.surrogate_field else "group"
+                cls_fake,
+                c_trg,
+                self.spec,
+                self.surrogate_field if self.surrogate_mode and self.surrogate_field else "group",
             ),
             "val/siamese_sim": siamese_similarity(f_x, self.siamese(x_fake)).mean(),
             "val/siamese_sim_own": siamese_similarity(f_x, self.siamese(x_own)).mean(),
@@ -474,7 +477,7 @@ class KSSGAN(L.LightningModule):
 
 
 def _odd(x: float) -> int:
-    n = max(3, int(round(x)))
+    n = max(3, round(x))
     return n if n % 2 else n + 1
 
 

@@ -46,7 +46,9 @@ def group_strata(manifest: Any, identity_to_group: dict[str, int], num_groups: i
 def build_surrogate_bank(model: Any, datamodule: Any) -> dict[str, Any]:
     """Fill ``model.surrogates`` from ``datamodule.prepared``; returns what was done (for logs)."""
     if datamodule is None or not hasattr(datamodule, "prepared"):
-        raise ValueError("generator_input=surrogate needs a FaceDataModule (its prepared dataset builds the surrogates)")
+        raise ValueError(
+            "generator_input=surrogate needs a FaceDataModule (its prepared dataset builds the surrogates)"
+        )
     data = datamodule.prepared
     spec, size = model.spec, int(model.hparams.image_size)
     groups = data.groups

