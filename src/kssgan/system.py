@@ -40,6 +40,7 @@ from kssgan.losses import (
     siamese_similarity,
 )
 from kssgan.models import Critic, Generator, SiameseNet
+from kssgan.models.conditioning import CONDITIONING_CHOICES
 
 CHECKPOINT_KEY = "kssgan"
 FORMAT_VERSION = 1
@@ -65,6 +66,11 @@ class KSSGAN(L.LightningModule):
         lr_decay_start, lr_decay_end: critic iterations between which both learning rates decay
             linearly to 0 (StarGAN's schedule); ``lr_decay_end = 0`` disables decay.
         channels_last: use the channels-last memory format (faster convs on GPU/CPU with AMP).
+        group_conditioning: ``embedding`` (default: a learned ``group_embed_dim``-vector per group
+            in G's input and an embedding classifier in D's head, constant in the number of
+            groups) or ``onehot`` (the paper's form: the group one-hot tiled over the image; for
+            small k). See :mod:`kssgan.models.conditioning`.
+        group_embed_dim: size of the group embedding (``embedding`` only).
     """
 
     def __init__(
@@ -97,6 +103,8 @@ class KSSGAN(L.LightningModule):
         lr_decay_start: int = 0,
         lr_decay_end: int = 0,
         channels_last: bool = False,
+        group_conditioning: Literal["embedding", "onehot"] = "embedding",
+        group_embed_dim: int = 32,
     ) -> None:
         super().__init__()
         if label_spec is None:
@@ -104,6 +112,7 @@ class KSSGAN(L.LightningModule):
         _check_choice("siamese_mode", siamese_mode, ("pretrain_frozen", "cotrain", "frozen"))
         _check_choice("rec_loss", rec_loss, ("siamese", "l1"))
         _check_choice("rec_target", rec_target, ("cycle", "translation"))
+        _check_choice("group_conditioning", group_conditioning, CONDITIONING_CHOICES)
         if n_critic < 1:
             raise ValueError(f"n_critic must be >= 1, got {n_critic}")
         if lr_decay_end and lr_decay_end <= lr_decay_start:
@@ -114,9 +123,15 @@ class KSSGAN(L.LightningModule):
         self.automatic_optimization = False
         self.spec = LabelSpec.from_dict(label_spec)
         self.groups = groups
-        dim = self.spec.dim
-        self.generator = Generator(dim, g_conv_dim, g_repeat_num, image_size)
-        self.critic = Critic(dim, image_size, d_conv_dim, d_final_size, d_max_dim)
+        self.prepare_info: dict[str, Any] | None = None  # checkpoint["kssgan"]["prepare"]; from the DataModule
+        dim, n_groups = self.spec.dim, self.spec.num_groups
+        embed = group_embed_dim if group_conditioning == "embedding" else 0
+        self.generator = Generator(
+            dim, g_conv_dim, g_repeat_num, image_size, num_groups=n_groups, group_embed_dim=embed
+        )
+        self.critic = Critic(
+            dim, image_size, d_conv_dim, d_final_size, d_max_dim, num_groups=n_groups, group_embed_dim=embed
+        )
         self.siamese = SiameseNet(siamese_embed_dim, siamese_conv_dim, siamese_depth)
         self.register_buffer("critic_steps", torch.zeros((), dtype=torch.long))
         self.register_buffer("generator_steps", torch.zeros((), dtype=torch.long))
@@ -303,13 +318,19 @@ class KSSGAN(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.groups is None and CHECKPOINT_KEY in checkpoint:
             self.groups = checkpoint[CHECKPOINT_KEY]["groups"]
+        if self.prepare_info is None and CHECKPOINT_KEY in checkpoint:
+            self.prepare_info = checkpoint[CHECKPOINT_KEY].get("prepare")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.prepare_info is None:  # how the training faces were framed: what inference must repeat
+            dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+            self.prepare_info = getattr(dm, "prepare_record", None)
         checkpoint[CHECKPOINT_KEY] = {
             "format_version": FORMAT_VERSION,
             "label_spec": self.spec.to_dict(),
             "groups": self.groups,
             "image_size": self.hparams.image_size,
+            "prepare": self.prepare_info,
         }
 
 
@@ -348,7 +369,9 @@ def load_kssgan(path: str, map_location: str | torch.device = "cpu") -> KSSGAN:
         raise ValueError(f"{path} is not a kssgan checkpoint (no {CHECKPOINT_KEY!r} section)")
     accepted = set(inspect.signature(KSSGAN.__init__).parameters) - {"self"}
     hp = {k: v for k, v in dict(ckpt["hyper_parameters"]).items() if k in accepted}
+    hp.setdefault("group_conditioning", "onehot")  # checkpoints from before the option were one-hot
     hp["groups"] = ckpt[CHECKPOINT_KEY]["groups"]
     model = KSSGAN(**hp)
     model.load_state_dict(ckpt["state_dict"])
+    model.prepare_info = ckpt[CHECKPOINT_KEY].get("prepare")  # None for checkpoints from before it
     return model.eval()
