@@ -133,6 +133,11 @@ class FaceDataModule(L.LightningDataModule):
     def groups_dict(self) -> dict[str, Any]:
         return self.prepared.groups.to_dict()
 
+    @property
+    def prepare_record(self) -> dict[str, Any]:
+        """The face framing of the prepared data (saved as ``checkpoint["kssgan"]["prepare"]``)."""
+        return self.prepared.provenance()
+
     # -- Lightning hooks ----------------------------------------------------------------------
     def prepare_data(self) -> None:
         self.ensure_prepared()

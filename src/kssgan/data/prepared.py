@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,23 @@ class PreparedDataset:
         info_path = root / "prepare.json"
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
         return cls(root, manifest, groups, info)
+
+    def provenance(self) -> dict:
+        """How this dataset framed its faces, for ``checkpoint["kssgan"]["prepare"]``: crop size,
+        margin, template, detector, recogniser and its threshold (from ``prepare.json``), the
+        dataset's name and the sha256 of its ``manifest.csv``. Inference frames faces from this."""
+        settings = self.info.get("settings", {})
+        digest = hashlib.sha256((self.root / "manifest.csv").read_bytes()).hexdigest()
+        return {
+            "crop_size": settings.get("image_size"),
+            "margin": float(settings.get("margin", 0.0)),
+            "template": self.info.get("template"),
+            "detector": settings.get("detector"),
+            "recogniser": settings.get("recogniser", self.groups.recogniser),
+            "recogniser_threshold": self.info.get("recogniser_threshold"),
+            "dataset": self.info.get("name", self.root.resolve().name),
+            "manifest_sha256": digest,
+        }
 
     def label_spec(self, onehot_attributes: list[str], binary_attributes: list[str]) -> LabelSpec:
         onehot = {}
