@@ -203,8 +203,16 @@ def _groupings(release: ReleaseSet, ks: list[int], models: list[LoadedModel]) ->
     out: dict[int, GroupAssignment] = {}
     for lm in models:
         missing = sorted(set(release.identities) - set(lm.groups.identity_to_group))
-        if missing:
-            raise ValueError(f"{lm.path}: identities {missing[:5]} of the dataset are not in the checkpoint's groups")
+        if missing:  # open-set identities (val/test only, identity-disjoint): nearest group, best effort
+            if release.identity_means is None or any(i not in release.identity_means for i in missing):
+                raise ValueError(f"{lm.path}: identities {missing[:5]} are not in the checkpoint's groups")
+            g = lm.groups
+            mapping = dict(g.identity_to_group) | {i: g.nearest_group(release.identity_means[i]) for i in missing}
+            lm.groups = GroupAssignment(g.k, g.method, g.recogniser, g.seed, mapping, g.centroids)
+            notes.append(
+                f"{len(missing)} identities outside the training closed set of {lm.path} were given their "
+                "nearest group (open-set, best effort)"
+            )
         if lm.k in out and out[lm.k].identity_to_group != lm.groups.identity_to_group:
             raise ValueError(f"two checkpoints for k={lm.k} use different groupings")
         out[lm.k] = lm.groups
