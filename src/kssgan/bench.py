@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -94,17 +95,19 @@ def run_kssgan(
         group_conditioning=conditioning,
     )
     times: list[float] = []
+    cpu_times: list[float] = []  # this process's CPU seconds: steadier than wall time on a shared machine
 
     class Timer(L.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
             if device == "cuda":
                 torch.cuda.synchronize()
-            self.t0 = time.perf_counter()
+            self.t0, self.c0 = time.perf_counter(), time.process_time()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             if device == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - self.t0)
+            cpu_times.append(time.process_time() - self.c0)
 
     trainer = L.Trainer(
         accelerator=device,
@@ -119,8 +122,12 @@ def run_kssgan(
         callbacks=[Timer()],
     )
     trainer.fit(model, DataLoader(Repeat(), batch_size=batch))
-    measured = times[2:]  # the first iterations warm up allocators and kernels
-    return {"seconds_per_iteration": sum(measured) / len(measured), "iterations": len(measured)}
+    measured, cpu = times[2:], cpu_times[2:]  # the first iterations warm up allocators and kernels
+    return {
+        "seconds_per_iteration": sum(measured) / len(measured),
+        "cpu_seconds_per_iteration": sum(cpu) / len(cpu),
+        "iterations": len(measured),
+    }
 
 
 def run_baseline(size: int, batch: int, steps: int, device: str, compile_generator: bool = False) -> dict:
@@ -197,6 +204,7 @@ def run_one(cfg: dict) -> dict:
             cfg.get("conditioning", "embedding"),
         )
     out["peak_memory_mb"] = round(_peak_memory_mb(device), 1)
+    out["load_average_1m"] = round(os.getloadavg()[0], 2)  # wall times mean little on a busy machine
     out["peak_memory_kind"] = "cuda max_memory_allocated" if device == "cuda" else "process max RSS"
     return out
 
@@ -268,6 +276,7 @@ def bench_groups(
             continue
         res["ratio_to_8_groups"] = {
             "time": round(res["seconds_per_iteration"] / base["seconds_per_iteration"], 3),
+            "cpu_time": round(res["cpu_seconds_per_iteration"] / base["cpu_seconds_per_iteration"], 3),
             "memory": round(res["peak_memory_mb"] / base["peak_memory_mb"], 3),
         }
     return results
@@ -327,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         report["train"] = bench_train(sizes, args.batch, args.steps, device, args.timeout)
     if "groups" in sections:
         report["definitions"]["ratio_to_8_groups"] = (
-            "seconds_per_iteration and peak_memory_mb / the same conditioning with 8 groups (128 px, batch 8)"
+            "seconds_per_iteration (wall; time), cpu_seconds_per_iteration (this process's CPU time; cpu_time) "
+            "and peak_memory_mb / the same conditioning with 8 groups (128 px, batch 8, fp32)"
         )
         counts = [int(n) for n in args.groups.split(",")]
         conds = [c.strip() for c in args.conditioning.split(",") if c.strip()]
