@@ -1,6 +1,7 @@
 # kssgan — one command trains, one command tests. Each creates .venv and installs what it needs.
 #   make train                       # built-in synthetic demo (no real face), a few minutes on CPU
 #   make train DATASET=yale          # any experiments/<name>.yaml; ARGS="--trainer.max_steps 60"
+#   make train PROFILE=debug         # compose experiments/debug.yaml after it (2 batches, no loggers)
 #   make test                        # the whole suite (shared-data tests skip without ../shared)
 #   make prepare DATASET=folder DATA_DIR=../shared/datasets/yale
 #   make evaluate CKPT=... DATASET=...   make deidentify CKPT=... INPUT=... OUTPUT=...
@@ -15,6 +16,7 @@ TORCH   ?= torch==2.13.0
 EXTRAS  ?= all
 DATASET ?= demo
 ARGS    ?=
+PROFILE ?=
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.kssgan-installed
 
@@ -33,7 +35,7 @@ install: $(STAMP)
 
 train: $(STAMP)
 	@test -f experiments/$(DATASET).yaml || { echo "make train: no experiment config experiments/$(DATASET).yaml; available: $$(ls experiments/*.yaml | xargs -n1 basename | sed 's/.yaml//' | tr '\n' ' ')"; exit 2; }
-	$(BIN)/kssgan fit --config experiments/$(DATASET).yaml $(ARGS)
+	$(BIN)/kssgan fit --config experiments/$(DATASET).yaml $(if $(PROFILE),--config experiments/$(PROFILE).yaml) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)

@@ -98,7 +98,7 @@ DEID_SUBJECTS = 6  # Yale subjects used for the deidentify tests' model (k=2 →
 
 @pytest.fixture(scope="session")
 def yale_prepared(shared_datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The first Yale subjects prepared by `kssgan prepare` (32 px crops, SFace groups, k=2)."""
+    """The first Yale subjects prepared by `kssgan prepare` (32 px crops, SFace groups, k=2, the recipe's labels)."""
     from kssgan.data.prepare import prepare_dataset
 
     out = tmp_path_factory.mktemp("yale_prepared")
@@ -111,6 +111,7 @@ def yale_prepared(shared_datasets: Path, tmp_path_factory: pytest.TempPathFactor
         limit=DEID_SUBJECTS * 11,
         progress=False,
         quiet=True,
+        labels={"onehot": ["expression"], "binary": []},  # as data_modules/yale.yaml gives `make prepare`
     )
     return out
 

@@ -255,7 +255,12 @@ def test_report_files_exist_and_plots_are_pngs(tmp_path: Path) -> None:
 
 # -- end to end ---------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_kssgan_evaluate_end_to_end_on_a_briefly_trained_model(demo_dir: Path, tmp_path: Path) -> None:
+def test_kssgan_evaluate_end_to_end_on_a_briefly_trained_model(
+    demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import hashlib
+    import shutil
+
     from kssgan.cli import main as kssgan_main
     from kssgan.data.datamodule import FaceDataModule
     from tests.conftest import quiet_trainer, tiny_model
@@ -289,6 +294,13 @@ def test_kssgan_evaluate_end_to_end_on_a_briefly_trained_model(demo_dir: Path, t
     ]
     twice = ["evaluate", "--ckpt", str(ckpts[0]), "--ckpt", str(ckpts[0]), "--dataset", str(demo_dir)]
     assert kssgan_main([*twice, "--recognisers", "sface", "--out", str(tmp_path / "x")]) == 2  # same method and k
+    capsys.readouterr()
+    copy = tmp_path / "copy.ckpt"  # the same file under another name, listed as the ablation
+    shutil.copyfile(ckpts[0], copy)
+    both = ["evaluate", "--ckpt", str(ckpts[0]), "--ablation-ckpt", str(copy), "--dataset", str(demo_dir)]
+    assert kssgan_main([*both, "--recognisers", "sface", "--out", str(tmp_path / "y")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "kss-gan" in err and "stargan-l1" in err and "same checkpoint" in err
     assert kssgan_main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     rows = {(r["method"], r["k"]): r for r in metrics["results"]}
@@ -299,6 +311,10 @@ def test_kssgan_evaluate_end_to_end_on_a_briefly_trained_model(demo_dir: Path, t
         # k-Same-Pixel: every member of a group gets the same face, so the parrot attack is ≤ 1/k
         assert rows[("k-same-pixel", k)]["privacy"]["sface"]["parrot"]["rank1"]["value"] <= 1 / k + 1e-9
     assert metrics["checkpoints"][0]["k"] == 3
+    sha = {c["method"]: c["sha256"] for c in metrics["checkpoints"]}
+    assert sha["kss-gan"] == hashlib.sha256(ckpts[0].read_bytes()).hexdigest()
+    assert sha["stargan-l1"] == hashlib.sha256(ckpts[1].read_bytes()).hexdigest()
+    assert metrics["checkpoints"][0]["prepare"]["dataset"] == "demo"
     for name in ("report.md", "reid_vs_k.png", "sharpness_vs_k.png", "cmc.png", "samples.png"):
         assert (out / name).is_file(), name
     cached = sorted(p.name for p in (out / "cache").rglob("*.npz"))

@@ -57,7 +57,10 @@ def test_siamese_is_pretrained_once_then_frozen(demo_dir: Path, tmp_path: Path) 
     assert all(torch.equal(a, b) for a, b in zip(s1, model.siamese.parameters(), strict=True))
 
 
-@pytest.mark.parametrize("option", [{"rec_target": "translation"}, {"rec_loss": "l1"}, {"siamese_mode": "cotrain"}])
+@pytest.mark.parametrize(
+    "option",
+    [{"rec_target": "translation"}, {"rec_loss": "l1"}, {"siamese_mode": "cotrain"}, {"group_conditioning": "onehot"}],
+)
 def test_loss_options_train(demo_dir: Path, tmp_path: Path, option: dict) -> None:
     model, dm = make(demo_dir, n_critic=1, **option)
     trainer(tmp_path, batches=2).fit(model, dm)
@@ -104,6 +107,28 @@ def test_checkpoint_carries_labels_and_groups_and_loads_safely(demo_dir: Path, t
     assert torch.allclose(loaded.translate(x, c), model.eval().translate(x, c), atol=1e-6)
 
 
+def test_group_conditioning_is_embedding_by_default_and_old_checkpoints_load_as_onehot(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    model, dm = make(demo_dir)
+    assert model.generator.group_embedding is not None and model.critic.group_classifier is not None
+    onehot, _ = make(demo_dir, group_conditioning="onehot")
+    assert onehot.generator.group_embedding is None
+    assert onehot.generator.main[0].in_channels == 3 + dm.label_spec.dim  # the paper's tiled one-hot
+    t = trainer(tmp_path, batches=1, max_steps=1)
+    t.fit(onehot, dm)
+    path = tmp_path / "old.ckpt"
+    t.save_checkpoint(path)
+    raw = torch.load(path, weights_only=True)
+    for key in ("group_conditioning", "group_embed_dim"):  # what a checkpoint from before the option holds
+        raw["hyper_parameters"].pop(key)
+    torch.save(raw, path)
+    loaded = load_kssgan(str(path))
+    assert loaded.hparams.group_conditioning == "onehot"
+    x, c = torch.rand(2, 3, 32, 32) * 2 - 1, torch.eye(dm.label_spec.dim)[:2]
+    assert torch.allclose(loaded.translate(x, c), onehot.eval().translate(x, c), atol=1e-6)
+
+
 def test_bad_model_settings_fail_clearly(demo_dir: Path) -> None:
     with pytest.raises(ValueError, match="n_critic"):
         make(demo_dir, n_critic=0)
@@ -111,5 +136,7 @@ def test_bad_model_settings_fail_clearly(demo_dir: Path) -> None:
         make(demo_dir, rec_loss="l2")
     with pytest.raises(ValueError, match="power of two"):
         make(demo_dir, image_size=48)
+    with pytest.raises(ValueError, match="group_conditioning"):
+        make(demo_dir, group_conditioning="film")
     with pytest.raises(ValueError, match="label_spec"):
         KSSGAN()

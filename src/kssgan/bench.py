@@ -10,6 +10,10 @@ Sections (``--only`` picks some):
   measured in the same run. Speed variants report what each gives: channels-last memory format
   and ``torch.compile`` of the generator. Every configuration runs in its own process so that peak
   memory (max RSS on CPU, ``max_memory_allocated`` on CUDA) is its own.
+* ``groups``: the same training iteration at 128 px, batch 8, default widths, for 8, 340 and 3,400
+  k-Same groups (CelebA at k = 3 has ~3,400), with ``ratio_to_8_groups`` for time and memory: the
+  default group embedding should stay flat; ``--conditioning onehot`` measures the paper's
+  one-hot form for comparison (it grows with the groups).
 * ``prepare``: images/s of ``kssgan prepare`` (detection, alignment, embedding).
 * ``deidentify``: aligned faces/s (torch fp32, bf16, onnxruntime), video frames/s, GFLOP/s against
   the machine's measured matmul peak.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -53,7 +58,16 @@ def _batch(size: int, batch: int, label_dim: int, device: str) -> dict[str, Any]
     }
 
 
-def run_kssgan(size: int, precision: str, batch: int, steps: int, channels_last: bool, device: str) -> dict:
+def run_kssgan(
+    size: int,
+    precision: str,
+    batch: int,
+    steps: int,
+    channels_last: bool,
+    device: str,
+    num_groups: int = 8,
+    conditioning: str = "embedding",
+) -> dict:
     """The real training step through Lightning (precision plugin, manual optimization)."""
     import lightning as L
     import torch
@@ -62,7 +76,7 @@ def run_kssgan(size: int, precision: str, batch: int, steps: int, channels_last:
     from kssgan.data.labels import LabelSpec
     from kssgan.system import KSSGAN
 
-    spec = LabelSpec.build(8)
+    spec = LabelSpec.build(num_groups)
     data = _batch(size, batch, spec.dim, "cpu")
 
     class Repeat(Dataset):
@@ -78,19 +92,22 @@ def run_kssgan(size: int, precision: str, batch: int, steps: int, channels_last:
         n_critic=1,
         siamese_mode="frozen",
         channels_last=channels_last,
+        group_conditioning=conditioning,
     )
     times: list[float] = []
+    cpu_times: list[float] = []  # this process's CPU seconds: steadier than wall time on a shared machine
 
     class Timer(L.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
             if device == "cuda":
                 torch.cuda.synchronize()
-            self.t0 = time.perf_counter()
+            self.t0, self.c0 = time.perf_counter(), time.process_time()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             if device == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - self.t0)
+            cpu_times.append(time.process_time() - self.c0)
 
     trainer = L.Trainer(
         accelerator=device,
@@ -105,8 +122,12 @@ def run_kssgan(size: int, precision: str, batch: int, steps: int, channels_last:
         callbacks=[Timer()],
     )
     trainer.fit(model, DataLoader(Repeat(), batch_size=batch))
-    measured = times[2:]  # the first iterations warm up allocators and kernels
-    return {"seconds_per_iteration": sum(measured) / len(measured), "iterations": len(measured)}
+    measured, cpu = times[2:], cpu_times[2:]  # the first iterations warm up allocators and kernels
+    return {
+        "seconds_per_iteration": sum(measured) / len(measured),
+        "cpu_seconds_per_iteration": sum(cpu) / len(cpu),
+        "iterations": len(measured),
+    }
 
 
 def run_baseline(size: int, batch: int, steps: int, device: str, compile_generator: bool = False) -> dict:
@@ -172,8 +193,18 @@ def run_one(cfg: dict) -> dict:
     if cfg["kind"] == "baseline":
         out = run_baseline(cfg["size"], cfg["batch"], cfg["steps"], device, cfg.get("compile", False))
     else:
-        out = run_kssgan(cfg["size"], cfg["precision"], cfg["batch"], cfg["steps"], cfg["channels_last"], device)
+        out = run_kssgan(
+            cfg["size"],
+            cfg["precision"],
+            cfg["batch"],
+            cfg["steps"],
+            cfg["channels_last"],
+            device,
+            cfg.get("groups", 8),
+            cfg.get("conditioning", "embedding"),
+        )
     out["peak_memory_mb"] = round(_peak_memory_mb(device), 1)
+    out["load_average_1m"] = round(os.getloadavg()[0], 2)  # wall times mean little on a busy machine
     out["peak_memory_kind"] = "cuda max_memory_allocated" if device == "cuda" else "process max RSS"
     return out
 
@@ -215,6 +246,42 @@ def bench_train(sizes: list[int], batch: int, steps: int, device: str, timeout: 
     return results
 
 
+GROUP_COUNTS = (8, 340, 3400)
+
+
+def bench_groups(
+    counts: list[int], conditionings: list[str], batch: int, steps: int, device: str, timeout: int, size: int = 128
+) -> list[dict]:
+    """Training iteration time and peak memory against the number of groups (see the module doc)."""
+    from tqdm.auto import tqdm
+
+    results = []
+    for conditioning in conditionings:
+        for n in tqdm(counts, desc=f"bench groups ({conditioning})"):
+            cfg = {
+                "kind": "groups",
+                "groups": n,
+                "conditioning": conditioning,
+                "size": size,
+                "batch": batch,
+                "steps": steps,
+                "device": device,
+                "precision": "32-true",
+                "channels_last": False,
+            }
+            results.append({**cfg, **_subprocess(cfg, timeout)})
+    for res in results:
+        base = next((r for r in results if r["conditioning"] == res["conditioning"] and r["groups"] == 8), None)
+        if base is None or "seconds_per_iteration" not in res or "seconds_per_iteration" not in base:
+            continue
+        res["ratio_to_8_groups"] = {
+            "time": round(res["seconds_per_iteration"] / base["seconds_per_iteration"], 3),
+            "cpu_time": round(res["cpu_seconds_per_iteration"] / base["cpu_seconds_per_iteration"], 3),
+            "memory": round(res["peak_memory_mb"] / base["peak_memory_mb"], 3),
+        }
+    return results
+
+
 def _optional(section: str, fn_path: str, **kwargs: Any) -> dict:
     import importlib
 
@@ -227,13 +294,17 @@ def _optional(section: str, fn_path: str, **kwargs: Any) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kssgan bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="train,prepare,deidentify", help="comma-separated sections")
+    parser.add_argument(
+        "--only", "--suite", dest="only", default="train,prepare,deidentify", help="comma-separated sections"
+    )
     parser.add_argument("--sizes", default="64,128", help="image sizes for the train section")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=4, help="measured iterations per configuration")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per configuration")
-    parser.add_argument("--out", default=str(DEFAULT_OUT / "results.json"))
+    parser.add_argument("--groups", default=",".join(map(str, GROUP_COUNTS)), help="group counts (groups section)")
+    parser.add_argument("--conditioning", default="embedding", help="groups section: embedding,onehot")
+    parser.add_argument("--out", "--output", dest="out", default=str(DEFAULT_OUT / "results.json"))
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
@@ -263,6 +334,14 @@ def main(argv: list[str] | None = None) -> int:
     if "train" in sections:
         sizes = [int(s) for s in args.sizes.split(",")]
         report["train"] = bench_train(sizes, args.batch, args.steps, device, args.timeout)
+    if "groups" in sections:
+        report["definitions"]["ratio_to_8_groups"] = (
+            "seconds_per_iteration (wall; time), cpu_seconds_per_iteration (this process's CPU time; cpu_time) "
+            "and peak_memory_mb / the same conditioning with 8 groups (128 px, batch 8, fp32)"
+        )
+        counts = [int(n) for n in args.groups.split(",")]
+        conds = [c.strip() for c in args.conditioning.split(",") if c.strip()]
+        report["groups"] = bench_groups(counts, conds, args.batch, args.steps, device, args.timeout)
     if "prepare" in sections:
         report["prepare"] = _optional("prepare", "kssgan.data.prepare:bench_prepare")
     if "deidentify" in sections:
@@ -279,6 +358,18 @@ def _print_summary(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    if "groups" in report:
+        for r in report["groups"]:
+            ratio = r.get("ratio_to_8_groups", {})
+            print(
+                f"groups={r['groups']} {r['conditioning']}: "
+                + (
+                    f"{r['seconds_per_iteration']:.3f} s/iter, {r['peak_memory_mb']} MB"
+                    if "peak_memory_mb" in r
+                    else r.get("error", "?")
+                )
+                + (f"; × 8 groups: time {ratio['time']}, memory {ratio['memory']}" if ratio else "")
+            )
     if "train" not in report:
         return
     table = Table(title="training iteration (critic + generator update)")

@@ -59,6 +59,7 @@ from kssgan.losses import (
     similarity_hinge,
 )
 from kssgan.models import Critic, Generator, SiameseNet
+from kssgan.models.conditioning import CONDITIONING_CHOICES
 from kssgan.surrogates import SurrogateBank, batch_k_means
 from kssgan.targets import field_index, permuted_targets, release_targets, without_field
 
@@ -102,6 +103,11 @@ class KSSGAN(L.LightningModule):
         lambda_consistency: weight of the k-Same consistency of Siamese embeddings of a group's
             outputs (image mode; pair it with the DataModule's ``group_batches``).
         g_upsample, g_residual: generator up-sampling (``transposed``/``resize``) and input editing.
+        group_conditioning: ``embedding`` (default: a learned ``group_embed_dim``-vector per group
+            in G's input and an embedding classifier in D's head, constant in the number of
+            groups) or ``onehot`` (the paper's form: the group one-hot tiled over the image; for
+            small k). See :mod:`kssgan.models.conditioning`.
+        group_embed_dim: size of the group embedding (``embedding`` only).
     """
 
     def __init__(
@@ -148,6 +154,8 @@ class KSSGAN(L.LightningModule):
         lambda_consistency: float = 0.0,
         g_upsample: Literal["transposed", "resize"] = "transposed",
         g_residual: bool = False,
+        group_conditioning: Literal["embedding", "onehot"] = "embedding",
+        group_embed_dim: int = 32,
     ) -> None:
         super().__init__()
         if label_spec is None:
@@ -159,6 +167,7 @@ class KSSGAN(L.LightningModule):
         _check_choice("surrogate_assignment", surrogate_assignment, ("farthest", "nearest", "own"))
         _check_choice("target_sampler", target_sampler, ("permute", "release"))
         _check_choice("identity_loss", identity_loss, ("similarity", "hinge"))
+        _check_choice("group_conditioning", group_conditioning, CONDITIONING_CHOICES)
         if n_critic < 1:
             raise ValueError(f"n_critic must be >= 1, got {n_critic}")
         if lr_decay_end and lr_decay_end <= lr_decay_start:
@@ -169,13 +178,28 @@ class KSSGAN(L.LightningModule):
         self.automatic_optimization = False
         self.spec = LabelSpec.from_dict(label_spec)
         self.groups = groups
-        dim = self.spec.dim
+        self.prepare_info: dict[str, Any] | None = None  # checkpoint["kssgan"]["prepare"]; from the DataModule
+        dim, n_groups = self.spec.dim, self.spec.num_groups
+        embed = group_embed_dim if group_conditioning == "embedding" else 0
         self.surrogate_mode = generator_input == "surrogate"
-        g_label_dim = dim - self.spec.num_groups if self.surrogate_mode else dim
-        self.generator = Generator(
-            g_label_dim, g_conv_dim, g_repeat_num, image_size, upsample=g_upsample, residual=g_residual
+        if self.surrogate_mode:  # the group is carried by the surrogate face: G's label is what is kept
+            self.generator = Generator(
+                dim - n_groups, g_conv_dim, g_repeat_num, image_size, upsample=g_upsample, residual=g_residual
+            )
+        else:
+            self.generator = Generator(
+                dim,
+                g_conv_dim,
+                g_repeat_num,
+                image_size,
+                upsample=g_upsample,
+                residual=g_residual,
+                num_groups=n_groups,
+                group_embed_dim=embed,
+            )
+        self.critic = Critic(
+            dim, image_size, d_conv_dim, d_final_size, d_max_dim, num_groups=n_groups, group_embed_dim=embed
         )
-        self.critic = Critic(dim, image_size, d_conv_dim, d_final_size, d_max_dim)
         self.siamese = SiameseNet(siamese_embed_dim, siamese_conv_dim, siamese_depth)
         # The field whose value selects the surrogate face (the first one-hot attribute: expression).
         self.surrogate_field = next((f.name for f in self.spec.fields[1:] if f.kind == "onehot"), None)
@@ -466,13 +490,19 @@ class KSSGAN(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.groups is None and CHECKPOINT_KEY in checkpoint:
             self.groups = checkpoint[CHECKPOINT_KEY]["groups"]
+        if self.prepare_info is None and CHECKPOINT_KEY in checkpoint:
+            self.prepare_info = checkpoint[CHECKPOINT_KEY].get("prepare")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.prepare_info is None:  # how the training faces were framed: what inference must repeat
+            dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+            self.prepare_info = getattr(dm, "prepare_record", None)
         checkpoint[CHECKPOINT_KEY] = {
             "format_version": FORMAT_VERSION,
             "label_spec": self.spec.to_dict(),
             "groups": self.groups,
             "image_size": self.hparams.image_size,
+            "prepare": self.prepare_info,
         }
 
 
@@ -516,7 +546,9 @@ def load_kssgan(path: str, map_location: str | torch.device = "cpu") -> KSSGAN:
         raise ValueError(f"{path} is not a kssgan checkpoint (no {CHECKPOINT_KEY!r} section)")
     accepted = set(inspect.signature(KSSGAN.__init__).parameters) - {"self"}
     hp = {k: v for k, v in dict(ckpt["hyper_parameters"]).items() if k in accepted}
+    hp.setdefault("group_conditioning", "onehot")  # checkpoints from before the option were one-hot
     hp["groups"] = ckpt[CHECKPOINT_KEY]["groups"]
     model = KSSGAN(**hp)
     model.load_state_dict(ckpt["state_dict"])
+    model.prepare_info = ckpt[CHECKPOINT_KEY].get("prepare")  # None for checkpoints from before it
     return model.eval()

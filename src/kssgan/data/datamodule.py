@@ -75,8 +75,11 @@ class FaceDataModule(L.LightningDataModule):
 
     Args:
         prepared_dir: folder with manifest.csv, crops/, groups.json.
-        onehot_attributes: manifest columns appended to the group one-hot, e.g. ``[expression]``.
-        binary_attributes: 0/1 manifest columns appended after them, e.g. ``[Male, Blond_Hair]``.
+        onehot_attributes: manifest columns appended to the group one-hot, e.g. ``[expression]``;
+            None (default): the ``labels: onehot:`` of the dataset recipe (``data_modules/*.yaml``),
+            which ``kssgan prepare`` records in ``prepare.json`` — the one place labels are set.
+        binary_attributes: 0/1 manifest columns appended after them, e.g. ``[Male, Blond_Hair]``;
+            None (default): the recipe's ``labels: binary:``, likewise.
         image_size: crops are resized to this side if they differ.
         augmentation: albumentations settings for the training split (None disables).
         prepare_hint: what the "not prepared" error tells the user to run.
@@ -103,8 +106,7 @@ class FaceDataModule(L.LightningDataModule):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.prepared_dir = Path(prepared_dir)
-        self.onehot_attributes = list(onehot_attributes or [])
-        self.binary_attributes = list(binary_attributes or [])
+        self._onehot_given, self._binary_given = onehot_attributes, binary_attributes
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.val_batch_size = val_batch_size or batch_size
         self.augmentation, self.seed, self.prepare_hint = augmentation, seed, prepare_hint
@@ -125,6 +127,16 @@ class FaceDataModule(L.LightningDataModule):
         return self._prepared
 
     @property
+    def onehot_attributes(self) -> list[str]:
+        given = self._onehot_given
+        return list(given if given is not None else self.prepared.info.get("labels", {}).get("onehot") or [])
+
+    @property
+    def binary_attributes(self) -> list[str]:
+        given = self._binary_given
+        return list(given if given is not None else self.prepared.info.get("labels", {}).get("binary") or [])
+
+    @property
     def label_spec(self) -> LabelSpec:
         if self._spec is None:
             self._spec = self.prepared.label_spec(self.onehot_attributes, self.binary_attributes)
@@ -137,6 +149,11 @@ class FaceDataModule(L.LightningDataModule):
     @property
     def groups_dict(self) -> dict[str, Any]:
         return self.prepared.groups.to_dict()
+
+    @property
+    def prepare_record(self) -> dict[str, Any]:
+        """The face framing of the prepared data (saved as ``checkpoint["kssgan"]["prepare"]``)."""
+        return self.prepared.provenance()
 
     # -- Lightning hooks ----------------------------------------------------------------------
     def prepare_data(self) -> None:

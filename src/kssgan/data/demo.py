@@ -178,7 +178,9 @@ def _prepare_through_pipeline(
         path = raw / f"id{ident:03d}" / f"{j:02d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(path), cv2.cvtColor(big, cv2.COLOR_RGB2BGR))
-    prepare_dataset(raw, out, reader="folder", image_size=image_size, k=k, seed=seed, progress=False, quiet=True)
+    prepare_dataset(
+        raw, out, reader="folder", image_size=image_size, k=k, seed=seed, progress=False, quiet=True, name="demo"
+    )
 
 
 class DemoDataModule(FaceDataModule):

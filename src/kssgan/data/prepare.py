@@ -14,9 +14,10 @@ Guarantees
       ``skipped`` and a ``reason`` (``unreadable``, ``empty_file``, ``not_an_image``,
       ``truncated``, ``decode_error``, ``no_face``, ``tiny_face:<px>``, ``missing_file``,
       ``unparsed_name`` …); notes on ok rows (``converted:grey``, ``several_faces:3``) go there too.
-    * **k-anonymity** holds for the closed set of identities in ``groups.json`` (every identity with
-      at least one usable image, whatever its split): each group holds k … 2k−1 of them. Mapping an
-      unseen face to its nearest group is best effort only.
+    * **k-anonymity** holds for the closed set of identities in ``groups.json``: every identity with
+      at least one usable *training* image (all of them under ``closed_set``); each group holds
+      k … 2k−1 of them, and every group is seen in training. Identities only in val/test
+      (``identity_disjoint``) and unseen faces get their nearest group: best effort only.
     * Face images are never logged; only counts and file names are printed.
 """
 
@@ -508,8 +509,15 @@ def prepare_dataset(
 
 
 def _fit_groups(ok: pd.DataFrame, emb: np.ndarray, k: int, method: str, seed: int, recogniser: str) -> GroupAssignment:
+    """Group the identities the model trains on (those with a ``train`` image), and only those: no
+    group may exist that the model never saw. Identities seen only in val/test (the identity-disjoint
+    protocol) are open-set: they get their nearest group at use (best effort, no k guarantee)."""
     if len(ok) == 0:
         raise GroupingError(f"no usable face in the dataset, cannot build k={k} groups")
+    train = (ok["split"].astype(str) == "train").to_numpy() if "split" in ok.columns else np.ones(len(ok), bool)
+    if not train.any():
+        raise GroupingError(f"no usable face in the train split, cannot build k={k} groups")
+    ok, emb = ok[train], np.asarray(emb)[train]
     means = KSameGrouping.mean_embeddings(list(ok["identity"].astype(str)), emb)
     return KSameGrouping(k=int(k), method=method, seed=int(seed), recogniser=recogniser).fit(means)
 

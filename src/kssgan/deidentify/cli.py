@@ -62,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("fp32", "bf16"), default=None, help="torch back end only")
     p.add_argument("--batch-size", type=int, default=None, help="faces per generator call")
     p.add_argument("--image-size", type=int, default=None, help="fail unless the checkpoint works at this size")
-    p.add_argument("--margin", type=float, default=None, help="crop margin; must match `kssgan prepare` (default 0)")
-    p.add_argument("--detector", default=None, help="yunet (default) | insightface")
+    p.add_argument("--margin", type=float, default=None, help="crop margin (default: the checkpoint's, as prepared)")
+    p.add_argument("--detector", default=None, help="yunet | insightface (default: the checkpoint's)")
     p.add_argument("--recogniser", default=None, help="for open-set groups and the report (default: the groups')")
     p.add_argument("--model-dir", default=None, help="folder with detector/recogniser model files")
     p.add_argument(

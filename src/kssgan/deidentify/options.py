@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,17 +42,19 @@ class TrackerSettings:
 class DeidentifyOptions:
     """Everything but the checkpoint and the paths.
 
-    ``margin`` must be the ``margin`` that ``kssgan prepare`` used for the training crops (its
-    default, 0, is ArcFace framing). ``recogniser`` embeds faces for the open-set group choice and for
-    the report's privacy check; None means the recogniser the groups were built with (``sface`` when
-    that is not a face recogniser, e.g. the demo's ``dcgan-latent``).
+    ``margin`` and ``detector`` frame faces as ``kssgan prepare`` framed the training crops; None
+    (the default) takes them from the checkpoint (``checkpoint["kssgan"]["prepare"]``), and a value
+    that contradicts the checkpoint is an error (:func:`apply_checkpoint_framing`). Checkpoints from
+    before that record fall back to ArcFace framing (margin 0) and YuNet. ``recogniser`` embeds faces
+    for the open-set group choice and for the report's privacy check; None means the recogniser the
+    groups were built with (``sface`` when that is not a face recogniser, e.g. ``dcgan-latent``).
     """
 
-    detector: str = "yunet"
+    detector: str | None = None
     detector_score: float = 0.6
     recogniser: str | None = None
     model_dir: str | None = None
-    margin: float = 0.0
+    margin: float | None = None
     batch_size: int = 16
     device: str = "cpu"
     precision: str = "fp32"  # fp32 | bf16 (torch autocast)
@@ -90,3 +92,29 @@ class DeidentifyOptions:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+FRAMING_DEFAULTS = {"margin": 0.0, "detector": "yunet"}
+
+
+def apply_checkpoint_framing(opts: DeidentifyOptions, prepare: dict[str, Any] | None) -> DeidentifyOptions:
+    """Fill ``margin``/``detector`` left unset from the checkpoint's ``prepare`` record; a value the
+    user set that differs from it is a :class:`DeidentifyError` naming both (never a silent misframing)."""
+    prepare, opts = prepare or {}, replace(opts)
+    for name, default in FRAMING_DEFAULTS.items():
+        trained = prepare.get(name)
+        asked = getattr(opts, name)
+        if asked is None:
+            setattr(opts, name, trained if trained is not None else default)
+        elif trained is not None and not _same(asked, trained):
+            raise DeidentifyError(
+                f"--{name} {asked} conflicts with the checkpoint: its training faces were prepared with "
+                f"{name} {trained} (dataset {prepare.get('dataset', '?')}); leave --{name} out to use {trained}"
+            )
+    return opts
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return abs(float(a) - float(b)) < 1e-9
+    return str(a) == str(b)

@@ -18,7 +18,7 @@ import numpy as np
 from kssgan.data.labels import LabelSpec
 from kssgan.deidentify.blend import paste_face
 from kssgan.deidentify.groups import FACE_RECOGNISERS, GROUP_SOURCE_NOTES, GroupChooser, LabelBuilder
-from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions
+from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions, apply_checkpoint_framing
 from kssgan.deidentify.tracker import FaceTracker
 from kssgan.faces.align import align_faces, similarity_transform
 
@@ -89,6 +89,8 @@ class Deidentifier:
         detector, recogniser: injected instances (tests, benchmarks); built from the options otherwise.
         attribute_estimator: reads source attributes off unlabelled faces
             (:class:`~kssgan.deidentify.attributes.CriticAttributeEstimator`); None: field defaults.
+        prepare: the checkpoint's face framing (``checkpoint["kssgan"]["prepare"]``); margin and
+            detector come from it unless the options set them (a contradiction is an error).
     """
 
     def __init__(
@@ -101,8 +103,10 @@ class Deidentifier:
         detector: Any = None,
         recogniser: Any = None,
         attribute_estimator: Any = None,
+        prepare: dict[str, Any] | None = None,
     ) -> None:
-        self.options = opts = options or DeidentifyOptions()
+        self.options = opts = apply_checkpoint_framing(options or DeidentifyOptions(), prepare)
+        self.prepare = prepare
         if opts.batch_size < 1:
             raise DeidentifyError(f"--batch-size must be >= 1, got {opts.batch_size}")
         self.backend, self.image_size = backend, int(image_size)
@@ -178,7 +182,9 @@ class Deidentifier:
         from kssgan.deidentify.attributes import CriticAttributeEstimator
 
         estimator = CriticAttributeEstimator(model.critic, model.spec, options.device)
-        return cls(gen, spec_dict, model.groups, size, options, attribute_estimator=estimator)
+        return cls(
+            gen, spec_dict, model.groups, size, options, attribute_estimator=estimator, prepare=model.prepare_info
+        )
 
     def make_tracker(self) -> FaceTracker:
         """A fresh tracker (one per video) using the recogniser's match threshold as a cosine."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,49 +29,15 @@ from tqdm.auto import tqdm
 from kssgan.data.grouping import GroupAssignment
 from kssgan.evaluate import baselines, privacy, utility
 from kssgan.evaluate.release import ReleaseSet, load_release, recogniser_crops, resolve_dataset
+from kssgan.evaluate.report import write_report
+from kssgan.evaluate.results import CheckpointRecord, EvalSettings, MethodOutput, file_sha256
+
+__all__ = ["EvalSettings", "MethodOutput", "load_models", "run_evaluation"]
 
 REFERENCE = "original"
 KSS_GAN = "kss-gan"
 ABLATION = "stargan-l1"
 PARROT_NOTE = "parrot attack not measured: it needs at least two images of an identity in the release set"
-
-
-@dataclass
-class EvalSettings:
-    """Everything ``kssgan evaluate`` can be told; a YAML file (``--config``) may set any field."""
-
-    ks: list[int] = field(default_factory=lambda: [2, 3, 5, 10])
-    recognisers: list[str] = field(default_factory=lambda: ["sface", "dlib"])
-    insightface_dir: str | None = None
-    split: str = "all"  # the release set: every ok image, or one split
-    image_size: int | None = None  # working resolution; default: the checkpoint's, else the crops'
-    max_rank: int = 10
-    blur_sigma_fraction: float = 0.06  # σ of the Gaussian blur, as a fraction of the crop side
-    pixelate_blocks: int = 8  # mosaic cells per side
-    eigen_components: float = 0.95  # k-Same-Eigen: variance kept (< 1) or number of eigenfaces
-    fid_inception_weights: str | None = None  # Inception FID only with user-supplied weights
-    kid_subsets: int = 20
-    kid_subset_size: int = 100
-    expression_column: str = "expression"
-    gender: bool = True
-    detection: bool = True
-    sample_rows: int = 6
-    sample_k: int | None = None  # k of the sample grid; default: the checkpoint's k, else the first k
-    originals_in_grid: bool = True  # the grid shows the source faces (only in this user's report)
-    batch_size: int = 32
-    seed: int = 0
-    progress: bool = True
-    # the attacker's preprocessing of released images (evaluate/attacks.py); 0 disables
-    attacker_jpeg_quality: int = 75
-    attacker_scale: float = 0.5
-
-
-@dataclass
-class MethodOutput:
-    method: str
-    k: int | None  # None: does not depend on k
-    images: np.ndarray
-    note: str = ""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -84,6 +50,10 @@ class LoadedModel:
     k: int
     groups: GroupAssignment
     model: Any
+    sha256: str = ""
+
+    def record(self) -> CheckpointRecord:
+        return CheckpointRecord(self.path, self.label, self.k, self.sha256, getattr(self.model, "prepare_info", None))
 
 
 def load_checkpoint(path: str | Path) -> Any:
@@ -97,8 +67,11 @@ def load_models(
     ckpts: Iterable[str], ablation_ckpts: Iterable[str] = (), methods: Iterable[str] = ()
 ) -> list[LoadedModel]:
     """``path`` or ``k3=path`` entries; the method name follows the checkpoint's ``rec_loss``.
-    ``methods`` entries are ``NAME=path``: a row named NAME (e.g. ``kss-gan-paper``)."""
-    out = []
+    ``methods`` entries are ``NAME=path``: a row named NAME (e.g. ``kss-gan-paper``).
+
+    One file (by sha256) is evaluated once: listing it again, under the same or another method, is
+    an error rather than a report that shows one model as two methods."""
+    out: list[LoadedModel] = []
     named = []
     for entry in methods:
         if "=" not in entry:
@@ -110,16 +83,25 @@ def load_models(
         if "=" in entry and not Path(entry).exists():
             key, path = entry.split("=", 1)
             declared_k = int(key.lstrip("kK"))
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"checkpoint {path} not found")
+        digest = file_sha256(path)
+        twin = next((o for o in out if o.sha256 == digest), None)
         model = load_checkpoint(path)
+        label = forced or (ABLATION if model.hparams.rec_loss == "l1" else KSS_GAN)
+        if twin is not None:
+            raise ValueError(
+                f"{path} is the same checkpoint (sha256 {digest[:12]}…) as {twin.path}, already listed as {twin.label}"
+                + ("" if twin.label == label else f"; one file cannot be evaluated as both {twin.label} and {label}")
+            )
         if model.groups is None:
             raise ValueError(f"{path}: the checkpoint carries no groups (contract 2); it cannot be evaluated")
         groups = GroupAssignment.from_dict(model.groups)
         if declared_k is not None and declared_k != groups.k:
             raise ValueError(f"{path} was trained for k={groups.k}, not k={declared_k}")
-        label = forced or (ABLATION if model.hparams.rec_loss == "l1" else KSS_GAN)
         if any(o.label == label and o.k == groups.k for o in out):
             raise ValueError(f"two {label} checkpoints for k={groups.k}; give one per method and k")
-        out.append(LoadedModel(path, label, groups.k, groups, model))
+        out.append(LoadedModel(path, label, groups.k, groups, model, digest))
     return out
 
 
@@ -213,14 +195,33 @@ def build_outputs(
     return outs
 
 
+def _check_framing(lm: LoadedModel, release: ReleaseSet) -> None:
+    """The release crops must be framed like the checkpoint's training crops (its ``prepare`` record)."""
+    prep = getattr(lm.model, "prepare_info", None) or {}
+    trained = prep.get("margin")
+    if trained is not None and abs(float(trained) - release.margin) > 1e-9:
+        raise ValueError(
+            f"{lm.path} was trained on faces prepared with margin {trained} (dataset {prep.get('dataset', '?')}), "
+            f"but {release.root} was prepared with margin {release.margin}; evaluate it on data prepared the same way"
+        )
+
+
 def _groupings(release: ReleaseSet, ks: list[int], models: list[LoadedModel]) -> tuple[dict, list[str]]:
     notes: list[str] = []
     n_ids = len(set(release.identities))
     out: dict[int, GroupAssignment] = {}
     for lm in models:
         missing = sorted(set(release.identities) - set(lm.groups.identity_to_group))
-        if missing:
-            raise ValueError(f"{lm.path}: identities {missing[:5]} of the dataset are not in the checkpoint's groups")
+        if missing:  # open-set identities (val/test only, identity-disjoint): nearest group, best effort
+            if release.identity_means is None or any(i not in release.identity_means for i in missing):
+                raise ValueError(f"{lm.path}: identities {missing[:5]} are not in the checkpoint's groups")
+            g = lm.groups
+            mapping = dict(g.identity_to_group) | {i: g.nearest_group(release.identity_means[i]) for i in missing}
+            lm.groups = GroupAssignment(g.k, g.method, g.recogniser, g.seed, mapping, g.centroids)
+            notes.append(
+                f"{len(missing)} identities outside the training closed set of {lm.path} were given their "
+                "nearest group (open-set, best effort)"
+            )
         if lm.k in out and out[lm.k].identity_to_group != lm.groups.identity_to_group:
             raise ValueError(f"two checkpoints for k={lm.k} use different groupings")
         out[lm.k] = lm.groups
@@ -244,7 +245,6 @@ def run_evaluation(
     methods: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Evaluate; writes ``metrics.json``, ``report.md``, plots and the embedding cache to ``out_dir``."""
-    from kssgan.evaluate.report import write_report
     from kssgan.faces import get_recognizer
 
     settings = settings or EvalSettings()
@@ -259,9 +259,16 @@ def run_evaluation(
     sizes = {int(lm.model.hparams.image_size) for lm in models}
     if len(sizes) > 1:
         raise ValueError(f"checkpoints of different image sizes {sorted(sizes)} cannot share one evaluation")
+    if settings.image_size and sizes and settings.image_size not in sizes:
+        raise ValueError(
+            f"--image-size {settings.image_size} conflicts with the checkpoint's image size {min(sizes)}; "
+            "leave --image-size out (evaluate reads it from the checkpoint)"
+        )
     size = settings.image_size or (sizes.pop() if sizes else None)
     name, root = resolve_dataset(dataset, repo_root)
     release = load_release(root, size, settings.split, name)
+    for lm in models:
+        _check_framing(lm, release)
     ks = sorted(set(settings.ks) | {lm.k for lm in models})
     groupings, notes = _groupings(release, ks, models)
     for k, g in groupings.items():  # provenance: the exact groups every k-Same number was measured on
@@ -280,7 +287,7 @@ def run_evaluation(
             "image_size": int(release.images.shape[1]),
         },
         "settings": asdict(settings),
-        "checkpoints": [{"path": lm.path, "method": lm.label, "k": lm.k} for lm in models],
+        "checkpoints": [asdict(lm.record()) for lm in models],
         "groupings": {
             str(k): privacy.group_audit(g.identity_to_group, k) | {"method": g.method} for k, g in groupings.items()
         },

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from kssgan.evaluate.pipeline import EvalSettings, MethodOutput
     from kssgan.evaluate.release import ReleaseSet
+    from kssgan.evaluate.results import EvalSettings, MethodOutput
 
 PLOT_FILES = ("reid_vs_k.png", "sharpness_vs_k.png", "cmc.png")
 SAMPLES_FILE = "samples.png"

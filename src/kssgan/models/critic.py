@@ -4,7 +4,9 @@ Strided 4×4 convs with LeakyReLU(0.01) and no normalisation (WGAN-GP forbids ba
 number of strided convs is derived from the image size so that the last feature map is
 ``final_size × final_size`` (4 by default) at every resolution: 64 px gets 4 layers, 128 px gets 5,
 256 px 6. Heads: a 3×3 conv giving the real/fake patch map, and a conv spanning the final map
-giving the domain logits.
+giving the domain logits. With ``group_embed_dim > 0`` that conv gives a ``d``-vector for the group
+and the group logits are ``⟨h, E_g⟩ + b_g`` (:class:`~kssgan.models.conditioning.GroupClassifier`),
+so the head does not grow with the number of groups; the logits keep the label's layout.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import math
 
 from torch import Tensor, nn
+
+from kssgan.models.conditioning import GroupClassifier, check_conditioning
 
 
 class Critic(nn.Module):
@@ -23,8 +27,11 @@ class Critic(nn.Module):
         final_size: int = 4,
         max_dim: int = 1024,
         channels: int = 3,
+        num_groups: int = 0,
+        group_embed_dim: int = 0,
     ) -> None:
         super().__init__()
+        check_conditioning(label_dim, num_groups, group_embed_dim)
         if final_size < 1 or image_size % final_size:
             raise ValueError(f"image_size {image_size} is not a multiple of the critic's final_size {final_size}")
         ratio = image_size // final_size
@@ -42,12 +49,15 @@ class Critic(nn.Module):
             curr = nxt
         self.main = nn.Sequential(*layers)
         self.src_head = nn.Conv2d(curr, 1, 3, 1, 1, bias=False)
-        self.cls_head = nn.Conv2d(curr, label_dim, final_size, 1, 0, bias=False)
+        head_dim = label_dim - num_groups + group_embed_dim if group_embed_dim else label_dim
+        self.cls_head = nn.Conv2d(curr, head_dim, final_size, 1, 0, bias=False)
+        self.group_classifier = GroupClassifier(num_groups, group_embed_dim) if group_embed_dim else None
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Returns the patch map (B, 1, f, f) and domain logits (B, label_dim)."""
         h = self.main(x)
-        return self.src_head(h), self.cls_head(h).flatten(1)
+        cls = self.cls_head(h).flatten(1)
+        return self.src_head(h), cls if self.group_classifier is None else self.group_classifier(cls)
 
     def score(self, x: Tensor) -> Tensor:
         """Only the real/fake patch map (what the gradient penalty differentiates)."""

@@ -1,7 +1,9 @@
 """StarGAN generator G(x, c) (Choi et al., 2018), as used by kSS-GAN.
 
 7×7 conv → 2 strided down-sampling convs → N residual blocks → 2 up-sampling stages → 7×7 conv →
-tanh. The domain label ``c`` is tiled spatially and concatenated to the image.
+tanh. The domain label ``c`` is tiled spatially and concatenated to the image; with
+``group_embed_dim > 0`` its group block is first replaced by a learned embedding
+(:mod:`kssgan.models.conditioning`), so the input width does not grow with the number of groups.
 Instance norm uses ``track_running_stats=False`` so that train and eval modes compute the same thing
 (StarGAN's released code tracks running stats, which makes eval-mode outputs drift).
 
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from kssgan.models.conditioning import GroupEmbedding, check_conditioning
 
 
 def _norm(channels: int) -> nn.InstanceNorm2d:
@@ -62,6 +66,9 @@ class Generator(nn.Module):
         channels: image channels.
         upsample: ``transposed`` (StarGAN) or ``resize`` (resize-convolution, no checkerboard).
         residual: learn an edit of the input (``clamp(x + r)``, zero-initialised ``r``).
+        num_groups: size of the label's leading group block (needed by the embedding form).
+        group_embed_dim: 0 (default) tiles the whole label, the paper's form; ``d > 0`` tiles a
+            learned ``d``-vector of the group instead of its one-hot block.
     """
 
     def __init__(
@@ -73,6 +80,8 @@ class Generator(nn.Module):
         channels: int = 3,
         upsample: str = "transposed",
         residual: bool = False,
+        num_groups: int = 0,
+        group_embed_dim: int = 0,
     ) -> None:
         super().__init__()
         if label_dim < 0:
@@ -81,9 +90,12 @@ class Generator(nn.Module):
             raise ValueError(f"upsample must be 'transposed' or 'resize', got {upsample!r}")
         if image_size % 4 or image_size < 8:
             raise ValueError(f"image_size must be a multiple of 4 and >= 8 (two down-samplings), got {image_size}")
+        check_conditioning(label_dim, num_groups, group_embed_dim)
         self.label_dim, self.image_size, self.residual = label_dim, image_size, residual
+        self.group_embedding = GroupEmbedding(num_groups, group_embed_dim) if group_embed_dim else None
+        cond_dim = label_dim - num_groups + group_embed_dim if group_embed_dim else label_dim
         layers: list[nn.Module] = [
-            nn.Conv2d(channels + label_dim, conv_dim, 7, 1, 3, bias=False),
+            nn.Conv2d(channels + cond_dim, conv_dim, 7, 1, 3, bias=False),
             _norm(conv_dim),
             nn.ReLU(inplace=True),
         ]
@@ -106,6 +118,7 @@ class Generator(nn.Module):
     def forward(self, x: Tensor, label: Tensor) -> Tensor:
         if label.dim() != 2 or label.size(1) != self.label_dim:
             raise ValueError(f"label must be (B, {self.label_dim}), got {tuple(label.shape)}")
-        c = tile_label(label.to(x.dtype), x.size(2), x.size(3))
+        cond = label.to(x.dtype) if self.group_embedding is None else self.group_embedding(label.to(x.dtype))
+        c = tile_label(cond, x.size(2), x.size(3))
         out = self.main(torch.cat([x, c], dim=1))
         return (x + out).clamp(-1.0, 1.0) if self.residual else out

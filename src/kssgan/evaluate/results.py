@@ -1,0 +1,69 @@
+"""Typed data shared by the evaluation pipeline and the report: what ``kssgan evaluate`` was told
+(:class:`EvalSettings`), what each method produced (:class:`MethodOutput`) and which checkpoint
+produced it (:class:`CheckpointRecord`). The report reads these; it never imports the pipeline."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class EvalSettings:
+    """Everything ``kssgan evaluate`` can be told; a YAML file (``--config``) may set any field."""
+
+    ks: list[int] = field(default_factory=lambda: [2, 3, 5, 10])
+    recognisers: list[str] = field(default_factory=lambda: ["sface", "dlib"])
+    insightface_dir: str | None = None
+    split: str = "all"  # the release set: every ok image, or one split
+    image_size: int | None = None  # working resolution; default: the checkpoint's, else the crops'
+    max_rank: int = 10
+    blur_sigma_fraction: float = 0.06  # σ of the Gaussian blur, as a fraction of the crop side
+    pixelate_blocks: int = 8  # mosaic cells per side
+    eigen_components: float = 0.95  # k-Same-Eigen: variance kept (< 1) or number of eigenfaces
+    fid_inception_weights: str | None = None  # Inception FID only with user-supplied weights
+    kid_subsets: int = 20
+    kid_subset_size: int = 100
+    expression_column: str = "expression"
+    gender: bool = True
+    detection: bool = True
+    sample_rows: int = 6
+    sample_k: int | None = None  # k of the sample grid; default: the checkpoint's k, else the first k
+    originals_in_grid: bool = True  # the grid shows the source faces (only in this user's report)
+    batch_size: int = 32
+    seed: int = 0
+    progress: bool = True
+    # the attacker's preprocessing of released images (evaluate/attacks.py); 0 disables
+    attacker_jpeg_quality: int = 75
+    attacker_scale: float = 0.5
+
+
+@dataclass
+class MethodOutput:
+    method: str
+    k: int | None  # None: does not depend on k
+    images: np.ndarray
+    note: str = ""
+
+
+@dataclass
+class CheckpointRecord:
+    """One evaluated checkpoint, as listed in ``metrics.json``."""
+
+    path: str
+    method: str
+    k: int
+    sha256: str
+    prepare: dict[str, Any] | None = None  # checkpoint["kssgan"]["prepare"]: how its faces were framed
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
