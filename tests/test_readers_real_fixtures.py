@@ -3,6 +3,7 @@ the real parsers read them exactly and `prepare` turns them into clean prepared 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -111,7 +112,9 @@ def test_celeba_fixture_parses_exactly_and_prepares(shared_datasets, tmp_path):
     s = prepare_dataset(raw, out, reader="celeba", k=3, image_size=64, progress=False, quiet=True)
     assert s["counts"]["ok"] == 24 and s["counts"]["identities"] == 8
     rep = audit_groups(out)
-    # every identity with an image is grouped, val/test people included (closed set), sizes 3..5
-    assert rep.ok and rep.num_identities == 8 and min(rep.group_sizes) >= 3
+    # every training identity is grouped (sizes 3..5); the val/test people are open-set, in no group
+    assert rep.ok and rep.num_identities == 6 and min(rep.group_sizes) >= 3
+    grouped = set(json.loads((out / "groups.json").read_text())["identity_to_group"])
+    assert grouped == by_split["train"] and not grouped & {"1049", "1056"}
     crop = cv2.imread(str(out / pd.read_csv(out / "manifest.csv")["crop"].iloc[0]))
     assert crop.shape == (64, 64, 3) and float(np.std(crop)) > 10

@@ -117,11 +117,13 @@ def audit_groups(groups_json_path: str | Path, manifest: str | Path | pd.DataFra
             manifest if isinstance(manifest, pd.DataFrame) else pd.read_csv(manifest, dtype=str, keep_default_na=False)
         )
         ok = table[table["status"] == "ok"] if "status" in table.columns else table
+        if "split" in ok.columns:  # only training identities are grouped; val/test-only ones are open-set
+            ok = ok[ok["split"].astype(str) == "train"]
         have = set(ok["identity"].astype(str))
         ungrouped = sorted(have - set(mapping))
         if ungrouped:
             problems.append(
-                f"{len(ungrouped)} identities with usable images are not grouped (e.g. {ungrouped[:3]}); "
+                f"{len(ungrouped)} training identities with usable images are not grouped (e.g. {ungrouped[:3]}); "
                 "they would get no k-anonymous group"
             )
         imageless = sorted(set(mapping) - have)
