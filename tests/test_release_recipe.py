@@ -176,7 +176,7 @@ def test_surrogate_bank_travels_in_the_checkpoint(surrogate_model, tmp_path: Pat
     path = tmp_path / "m.ckpt"
     trainer.save_checkpoint(path)
     loaded = load_kssgan(str(path))
-    assert torch.equal(loaded.surrogates.faces, model.surrogates.faces)
+    assert torch.equal(loaded.surrogates.faces, model.surrogates.faces) and bool(loaded.surrogates.ready)
     labels = dm.splits["train"].labels[:4]
     x = torch.zeros(4, 3, 32, 32)
     with torch.no_grad():
@@ -223,3 +223,21 @@ def test_privacy_monitor_identical_images_are_fully_reidentified(demo_dir: Path,
         assert m[f"protection_{r}"] == pytest.approx(0.0)
     assert m["sharpness_ratio"] == pytest.approx(1.0)
     assert m["release_score"] == pytest.approx(0.0)
+
+
+def test_surrogate_release_generator_runs_in_every_backend(surrogate_model, tmp_path: Path) -> None:
+    """deidentify's torch backend (channels-last) and the ONNX export give the model's own release."""
+    from kssgan.deidentify.backends import OnnxGenerator, TorchGenerator
+    from kssgan.deidentify.export import export_generator
+
+    model, dm = surrogate_model
+    labels = dm.splits["train"].labels[:4]
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        ref = model.translate(x, labels).numpy()
+    torch_out = TorchGenerator(model.release_generator(), "cpu", "fp32", channels_last=True)(x.numpy(), labels.numpy())
+    assert np.abs(torch_out - ref).max() < 1e-5
+    path = export_generator(model.release_generator(), model.spec.dim, 32, tmp_path / "g.onnx", {})
+    onnx = OnnxGenerator(path, "cpu")
+    assert onnx.inputs == {"label"}  # the image is never read, so the graph does not take it
+    assert np.abs(onnx(x.numpy(), labels.numpy()) - ref).max() < 1e-4

@@ -103,7 +103,7 @@ class PrivacyMonitor(L.Callback):
         )
         held = held.head(self.max_images)
         labels = torch.from_numpy(module.spec.encode_many(data.records(module.spec)))
-        labels = labels[torch.as_tensor(held.index.to_numpy())]
+        labels = labels[torch.as_tensor(held.index.to_numpy().copy())]
         images = load_crops(data.root, held["crop"].tolist(), int(module.hparams.image_size))
         originals = to_uint8(images)
         margin = float(data.info.get("settings", {}).get("margin", 0.0))

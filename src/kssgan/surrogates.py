@@ -35,25 +35,31 @@ ASSIGNMENTS = ("own", "farthest", "nearest")
 
 
 class SurrogateBank(nn.Module):
-    """Buffers: ``faces`` (G, V, C, H, W) group means per kept-attribute value, in [-1, 1], and
-    ``source_group`` (G,): the group whose mean group g is released as. Saved in checkpoints."""
+    """Buffers: ``faces`` (G·V, C, H, W), the group means per kept-attribute value in [-1, 1]
+    (row ``g·V + v``; 4-D so that channels-last conversion and ONNX export treat it like an image
+    batch), and ``source_group`` (G,): the group whose mean group g is released as."""
 
     def __init__(self, num_groups: int, num_values: int, image_size: int, channels: int = 3) -> None:
         super().__init__()
-        self.register_buffer("faces", torch.zeros(num_groups, max(1, num_values), channels, image_size, image_size))
+        self.num_groups, self.num_values = num_groups, max(1, num_values)
+        self.register_buffer("faces", torch.zeros(num_groups * self.num_values, channels, image_size, image_size))
         self.register_buffer("source_group", torch.arange(num_groups))
         self.register_buffer("ready", torch.zeros((), dtype=torch.bool))
 
     def fill(self, faces: Tensor, source_group: Tensor) -> None:
-        if faces.shape != self.faces.shape:
-            raise ValueError(f"surrogate faces must be {tuple(self.faces.shape)}, got {tuple(faces.shape)}")
-        self.faces.copy_(faces)
+        """``faces``: (G, V, C, H, W) means; ``source_group``: (G,)."""
+        expected = (self.num_groups, self.num_values, *self.faces.shape[1:])
+        if tuple(faces.shape) != expected:
+            raise ValueError(f"surrogate faces must be {expected}, got {tuple(faces.shape)}")
+        self.faces.copy_(faces.flatten(0, 1))
         self.source_group.copy_(source_group)
         self.ready.fill_(True)
 
     def lookup(self, group: Tensor, value: Tensor) -> Tensor:
         """The surrogate face of each (group, value) pair: (B, C, H, W)."""
-        return self.faces[self.source_group[group], value]
+        rows = nn.functional.embedding(group, self.source_group.view(-1, 1)).view(-1) * self.num_values + value
+        flat = nn.functional.embedding(rows, self.faces.flatten(1))  # a plain Gather, also in ONNX
+        return flat.view(-1, *self.faces.shape[1:])
 
 
 def group_means(
@@ -128,3 +134,22 @@ def batch_k_means(images: Tensor, value: Tensor, k: int, generator: torch.Genera
         idx = torch.cat([torch.tensor([i], device=images.device), peers])
         out[i] = images[idx].float().mean(0).to(images.dtype)
     return out
+
+
+class SurrogateReleaseGenerator(nn.Module):
+    """G(surrogate(c), kept(c)) behind the generator's own ``(image, label)`` interface, so that
+    ``deidentify`` backends and the ONNX export treat both generator inputs alike. The image is
+    accepted and never read: the released face depends on the label alone."""
+
+    def __init__(self, generator: nn.Module, bank: SurrogateBank, group: slice, value: slice | None) -> None:
+        super().__init__()
+        self.generator, self.bank = generator, bank
+        self.group_start, self.group_stop = group.start, group.stop
+        self.value = (value.start, value.stop) if value is not None else None
+
+    def forward(self, image: Tensor, label: Tensor) -> Tensor:
+        g = label[:, self.group_start : self.group_stop].argmax(dim=1)
+        v = label[:, self.value[0] : self.value[1]].argmax(dim=1) if self.value else torch.zeros_like(g)
+        src = self.bank.lookup(g, v).to(image.dtype)
+        kept = torch.cat([label[:, : self.group_start], label[:, self.group_stop :]], dim=1).to(image.dtype)
+        return self.generator(src, kept)

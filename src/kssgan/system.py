@@ -217,8 +217,20 @@ class KSSGAN(L.LightningModule):
         G(surrogate(c), kept attributes of c), which does not read ``images`` at all."""
         labels = labels.to(images.device, images.dtype)
         if self.surrogate_mode:
-            return self.generator(self._fmt(self.surrogate_input(labels).to(images.dtype)), self.kept(labels))
+            self.surrogate_input(labels[:0])  # fails clearly when the bank was never built
+            return self.release_generator()(self._fmt(images), labels)
         return self.generator(self._fmt(images), labels)
+
+    def release_generator(self) -> torch.nn.Module:
+        """What ``deidentify``/``export`` run: ``G`` itself, or (surrogate mode) a module with G's
+        ``(image, label)`` interface that looks the surrogate face up from the label."""
+        if not self.surrogate_mode:
+            return self.generator
+        from kssgan.surrogates import SurrogateReleaseGenerator
+
+        slices = self.spec.slices()
+        value = slices[self.surrogate_field] if self.surrogate_field else None
+        return SurrogateReleaseGenerator(self.generator, self.surrogates, slices["group"], value)
 
     def kept(self, labels: Tensor) -> Tensor:
         """What G's label holds: all of c, or (surrogate mode) c without the group field."""

@@ -80,9 +80,13 @@ class OnnxGenerator:
             "groups": json.loads(meta[ONNX_META_GROUPS]) if ONNX_META_GROUPS in meta else None,
         }
         inputs = {i.name: i.shape for i in self.session.get_inputs()}
-        if set(inputs) != {"image", "label"}:
+        # A surrogate-mode export never reads the image (the released face depends on the label
+        # alone), so the exporter drops that input: such a graph has the label only.
+        if set(inputs) not in ({"image", "label"}, {"label"}):
             raise DeidentifyError(f"{path} is not a kssgan generator export (inputs {sorted(inputs)})")
-        self.image_size = inputs["image"][2] if isinstance(inputs["image"][2], int) else self.metadata["image_size"]
+        self.inputs = set(inputs)
+        image_side = inputs["image"][2] if "image" in inputs else None
+        self.image_size = image_side if isinstance(image_side, int) else self.metadata["image_size"]
         self.label_dim = inputs["label"][1]
 
     def check_matches(self, image_size: int, label_spec: dict[str, Any]) -> None:
@@ -102,8 +106,7 @@ class OnnxGenerator:
             )
 
     def __call__(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        feeds = {
-            "image": np.ascontiguousarray(images, dtype=np.float32),
-            "label": np.ascontiguousarray(labels, dtype=np.float32),
-        }
+        feeds = {"label": np.ascontiguousarray(labels, dtype=np.float32)}
+        if "image" in self.inputs:
+            feeds["image"] = np.ascontiguousarray(images, dtype=np.float32)
         return np.clip(self.session.run(None, feeds)[0], -1, 1)

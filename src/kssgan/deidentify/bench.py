@@ -99,7 +99,7 @@ def _load(ckpt_or_model: Any, cfg: dict[str, Any]) -> tuple[torch.nn.Module, dic
 
         ckpt_or_model = load_kssgan(str(ckpt_or_model))
     model = ckpt_or_model
-    return model.generator.eval(), model.spec.to_dict(), model.groups, int(model.hparams.image_size)
+    return model.release_generator().eval(), model.spec.to_dict(), model.groups, int(model.hparams.image_size)
 
 
 def synthetic_video_frames(n: int, size: tuple[int, int] = (640, 480)) -> list[np.ndarray]:

@@ -92,7 +92,7 @@ def export_checkpoint(ckpt: str | Path, output: str | Path | None = None, opset:
         ONNX_META_GROUPS: model.groups,
     }
     out = Path(output) if output else ckpt.with_suffix(".onnx")
-    return export_generator(model.generator, model.spec.dim, size, out, meta, opset)
+    return export_generator(model.release_generator(), model.spec.dim, size, out, meta, opset)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             from kssgan.system import load_kssgan
 
             model = load_kssgan(args.ckpt)
-            diff = verify_export(model.generator, path, model.spec.dim, int(model.hparams.image_size))
+            diff = verify_export(model.release_generator(), path, model.spec.dim, int(model.hparams.image_size))
             ok = diff <= VERIFY_TOLERANCE
             verdict = "ok" if ok else "ABOVE"
             print(f"onnxruntime vs torch: max |diff| = {diff:.2e} ({verdict} tolerance {VERIFY_TOLERANCE})")

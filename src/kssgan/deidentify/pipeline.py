@@ -171,7 +171,9 @@ class Deidentifier:
             )
         spec_dict = model.spec.to_dict()
         if backend == "torch":
-            gen: Backend = TorchGenerator(model.generator, options.device, options.precision, options.channels_last)
+            gen: Backend = TorchGenerator(
+                model.release_generator(), options.device, options.precision, options.channels_last
+            )
         elif backend == "onnxruntime":
             if onnx_path is None:
                 raise DeidentifyError("--backend onnxruntime needs --onnx PATH (write it with `kssgan export`)")

@@ -118,7 +118,9 @@ class Generator(nn.Module):
     def forward(self, x: Tensor, label: Tensor) -> Tensor:
         if label.dim() != 2 or label.size(1) != self.label_dim:
             raise ValueError(f"label must be (B, {self.label_dim}), got {tuple(label.shape)}")
-        cond = label.to(x.dtype) if self.group_embedding is None else self.group_embedding(label.to(x.dtype))
-        c = tile_label(cond, x.size(2), x.size(3))
-        out = self.main(torch.cat([x, c], dim=1))
+        if self.label_dim == 0:  # unconditional (surrogate mode without kept attributes)
+            out = self.main(x)
+        else:
+            cond = label.to(x.dtype) if self.group_embedding is None else self.group_embedding(label.to(x.dtype))
+            out = self.main(torch.cat([x, tile_label(cond, x.size(2), x.size(3))], dim=1))
         return (x + out).clamp(-1.0, 1.0) if self.residual else out
