@@ -163,3 +163,26 @@ def test_kill_9_at_random_points_then_rerun_keeps_every_entry(
         assert (out / entry["path"]).is_file()
     assert report["this_run"]["skipped_existing"] > 0  # the re-run relied on the journal for those
     assert not list(out.glob("*.part"))
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("in", "is the --input folder itself"),
+        ("in/released", "lies inside --input"),
+        ("taken.txt", "is an existing file"),
+        ("in/a.jpg@folder", "is the folder of --input"),
+    ],
+)
+def test_output_paths_that_would_mix_with_the_input_are_refused(tmp_path: Path, capsys, output: str, message: str):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jpg").write_bytes(b"\xff\xd8\xff")
+    (tmp_path / "taken.txt").write_text("x")
+    src = tmp_path / "in"
+    if output.endswith("@folder"):  # a single file whose output folder is its own folder
+        src, output = tmp_path / "in" / "a.jpg", "in"
+    rc = kssgan_main(["deidentify", "--ckpt", str(tmp_path / "none.ckpt"), "--input", str(src),
+                      "--output", str(tmp_path / output)])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and message in err
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["a.jpg"]

@@ -150,16 +150,14 @@ class Deidentifier:
     ) -> Deidentifier:
         """Load ``ckpt`` (``weights_only=True``) and build the chosen back end; checks ``image_size``."""
         from kssgan.deidentify.backends import OnnxGenerator, TorchGenerator
-        from kssgan.system import load_kssgan
+        from kssgan.safe_checkpoint import CheckpointError, load_model
 
         options = options or DeidentifyOptions()
         path = Path(ckpt)
-        if not path.is_file():
-            raise DeidentifyError(f"checkpoint {path} not found")
         try:
-            model = load_kssgan(str(path))
-        except (ValueError, RuntimeError, KeyError) as err:
-            raise DeidentifyError(f"cannot load {path} as a kssgan checkpoint: {err}") from err
+            model = load_model(path)
+        except CheckpointError as err:
+            raise DeidentifyError(str(err)) from err
         size = int(model.hparams.image_size)
         if image_size is not None and int(image_size) != size:
             raise DeidentifyError(
