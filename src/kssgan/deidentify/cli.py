@@ -5,11 +5,14 @@
     kssgan deidentify --ckpt model.ckpt --backend onnxruntime --onnx model.onnx --input ... --output ...
 
 Outputs keep the input's relative paths and basenames (and image format). Existing outputs are
-skipped unless ``--overwrite``. Pictures without a face are copied unchanged and reported; files that
-cannot be read are logged (``<output>/deidentify.log``) and reported, and the batch goes on. The JSON
-report (default ``<output>/deidentify-report.json``) lists per face: box, detector score, group, how
-the group was chosen and the recogniser similarity between the original and the output. The exit
-status is 0 when every file was handled, 1 when some failed, 2 for a bad request.
+skipped unless ``--overwrite``. Fail closed: pictures without a face and outputs the recogniser still
+matches to their source are withheld (not written) unless ``--on-no-face`` / ``--on-still-matching``
+say otherwise (:mod:`.policy`); files that cannot be read are logged (``<output>/deidentify.log``) and
+reported, and the batch goes on. Every finished file is recorded in ``<output>/deidentify-journal.jsonl``
+before its output appears (:mod:`.journal`); the JSON report (default ``<output>/deidentify-report.json``)
+is rebuilt from it and lists per face: box, detector score, group, how the group was chosen and the
+recogniser similarity between the original and the output. The exit status is 0 when every file was
+released, 1 when some failed, 2 for a bad request, 3 when something was withheld.
 
 Photos are read in chunks (up to ``--batch-size`` files and :data:`CHUNK_MAX_PIXELS` pixels) and
 each chunk is de-identified at once, so the generator batches faces across photos; a chunk that
