@@ -265,7 +265,9 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
         log.removeHandler(handler)
         handler.close()
-    report = build_report(args, deid, journal.merged(), time.perf_counter() - started, entries)
+    order = {e["path"]: i for i, e in enumerate(entries)}  # this run's files in input order, then older ones
+    merged = sorted(journal.merged(), key=lambda e: (order.get(e["path"], len(order)), e["path"]))
+    report = build_report(args, deid, merged, time.perf_counter() - started, entries)
     report_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _part(report_path)
     tmp.write_text(json.dumps(report, indent=1))
