@@ -58,17 +58,43 @@ def _entry(report: dict, rel: str) -> dict:
 
 def test_batch_reports_every_file_and_keeps_going_after_a_failure(first_run, photo_dir: Path) -> None:
     rc, out, report = first_run
-    assert rc == 1  # one file failed, the rest were done
+    assert rc == 3  # the face-less picture was withheld (3 wins over 1: one file failed)
     s = report["summary"]
-    assert (s["deidentified"], s["no_face"], s["failed"], s["faces"]) == (3, 1, 1, 3)
+    assert (s["deidentified"], s["withheld"], s["withheld_no_face"], s["failed"], s["faces"]) == (3, 1, 1, 1, 3)
+    assert report["this_run"]["withheld"] == 1 and s["still_matching_released"] == 0
     assert _entry(report, "misc/broken.jpg")["status"] == "failed"
     assert "broken.jpg" in (out / "deidentify.log").read_text()
-    # relative paths and basenames kept; the face-less picture is a byte-identical copy
+    # relative paths and basenames kept; the face-less picture is withheld: not in the output
     for name in PHOTOS:
         assert (out / "yalefaces" / name).is_file()
-    assert (out / "misc" / "wall.png").read_bytes() == (photo_dir / "misc" / "wall.png").read_bytes()
-    assert _entry(report, "misc/wall.png")["status"] == "no_face"
+    wall = _entry(report, "misc/wall.png")
+    assert (wall["status"], wall["withheld_for"], wall["reason"]) == ("withheld", "no_face", "no face detected")
+    assert not (out / "misc" / "wall.png").exists()
     assert not (out / "misc" / "broken.jpg").exists()
+    assert not any((out / "misc").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("choice", "status", "same_bytes"),
+    [("copy", "no_face", True), ("pixelate", "obscured", False), ("blur", "obscured", False)],
+)
+def test_on_no_face_opt_outs_are_explicit_and_warned(
+    deid_ckpt: Path, photo_dir: Path, tmp_path: Path, capsys, choice: str, status: str, same_bytes: bool
+) -> None:
+    out = tmp_path / "o"
+    rc = _run(
+        "--ckpt", str(deid_ckpt), "--input", str(photo_dir / "misc"), "--output", str(out), "--on-no-face", choice
+    )
+    captured = capsys.readouterr()
+    assert rc == 1  # broken.jpg failed; nothing withheld
+    assert ("released UNCHANGED" in captured.err) is (choice == "copy")
+    entry = _entry(json.loads((out / "deidentify-report.json").read_text()), "wall.png")
+    assert entry["status"] == status
+    src, dst = (photo_dir / "misc" / "wall.png").read_bytes(), (out / "wall.png").read_bytes()
+    assert (src == dst) is same_bytes
+    if not same_bytes:  # obscured: the gradient is gone into a few flat blocks or a wide blur
+        a, b = load_image(photo_dir / "misc" / "wall.png")[0], load_image(out / "wall.png")[0]
+        assert a.shape == b.shape and 0 < np.abs(a.astype(int) - b.astype(int)).mean() < 10
 
 
 def test_report_has_box_score_group_and_similarity_per_face(first_run, deid_ckpt: Path) -> None:
@@ -122,6 +148,13 @@ def test_existing_outputs_are_skipped_unless_overwrite(first_run, deid_ckpt: Pat
          "--report", str(report), "--no-similarity")  # fmt: skip
     assert json.loads(report.read_text())["summary"]["skipped_existing"] == 3
     assert target.stat().st_mtime_ns == before
+    # the folder's own report keeps the entries the files were released with
+    again = out / "again-root.json"
+    rc = _run("--ckpt", str(deid_ckpt), "--input", str(photo_dir), "--output", str(out), "--report", str(again))
+    merged = json.loads(again.read_text())
+    assert rc == 3 and merged["this_run"]["skipped_existing"] == 3 and merged["summary"]["files"] == 5
+    assert merged["summary"]["deidentified"] == 3 and merged["summary"]["faces"] == 3
+    assert _entry(merged, f"yalefaces/{PHOTOS[1]}")["faces"][0]["similarity"] is not None
     _run("--ckpt", str(deid_ckpt), "--input", str(photo_dir / "yalefaces"), "--output", str(out / "yalefaces"),
          "--report", str(report), "--no-similarity", "--overwrite")  # fmt: skip
     assert json.loads(report.read_text())["summary"]["deidentified"] == 3
@@ -154,18 +187,25 @@ def _write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Non
     writer.release()
 
 
-def test_video_one_person_keeps_one_group_and_faceless_frames_pass_through(deid_ckpt: Path, tmp_path: Path) -> None:
+def test_video_one_person_keeps_one_group_and_a_missed_face_is_covered(deid_ckpt: Path, tmp_path: Path) -> None:
     from kssgan.deidentify.bench import synthetic_video_frames
     from kssgan.deidentify.pipeline import Deidentifier, Frame
 
     frames = synthetic_video_frames(6, (640, 480))
-    blank = np.full_like(frames[0], 200)
+    blank = np.random.default_rng(0).integers(0, 256, frames[0].shape, dtype=np.uint8)  # noise: no face
     frames = [*frames[:3], blank, *frames[3:]]
     # in memory: no codec in the way
     deid = Deidentifier.from_checkpoint(deid_ckpt, DeidentifyOptions(batch_size=4))
     tracker = deid.make_tracker()
     results = deid.process([Frame(f, "clip") for f in frames], tracker)
-    assert np.array_equal(results[3][0], blank) and results[3][1] == []
+    # frame 3 has no detection: both tracks' last boxes are obscured there, the rest of it is untouched
+    assert results[3][1] == [] and tracker.fallbacks == {3: [0, 1]}
+    changed = np.abs(results[3][0].astype(int) - blank).max(axis=2) > 0
+    lost = [r.box for r in results[2][1]]
+    inside = np.zeros_like(changed)
+    for x, y, w, h in lost:
+        inside[max(0, int(y - 0.4 * h)) : int(y + 1.4 * h), max(0, int(x - 0.4 * w)) : int(x + 1.4 * w)] = True
+    assert changed[inside].mean() > 0.5 and not changed[~inside].any()
     per_frame = [[(r.track, r.group) for r in faces] for _, faces in results if faces]
     assert len(per_frame) == 6 and all(len(p) == 2 for p in per_frame)
     assert all(sorted(p) == sorted(per_frame[0]) for p in per_frame)  # same two (track, group) pairs throughout
@@ -177,6 +217,7 @@ def test_video_one_person_keeps_one_group_and_faceless_frames_pass_through(deid_
     assert rc == 0
     entry = json.loads((tmp_path / "out" / "deidentify-report.json").read_text())["files"][0]
     assert (entry["frames"], entry["frames_with_faces"], entry["face_detections"]) == (7, 6, 12)
+    assert entry["status"] == "deidentified" and entry["fallback_frames"] == [3]
     assert [t["frames"] for t in entry["tracks"]] == [6, 6]
     cap = cv2.VideoCapture(str(tmp_path / "out" / "clip.avi"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 7 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 640

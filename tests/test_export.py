@@ -65,8 +65,9 @@ def test_onnx_export_of_another_model_is_refused(deid_ckpt: Path, tmp_path: Path
     from kssgan.models import Generator
 
     other = export_generator(Generator(9, 8, 1, 64), 9, 64, tmp_path / "other.onnx")
+    (tmp_path / "in").mkdir()
     rc = kssgan_main(
-        ["deidentify", "--no-progress", "--ckpt", str(deid_ckpt), "--input", str(tmp_path), "--output",
+        ["deidentify", "--no-progress", "--ckpt", str(deid_ckpt), "--input", str(tmp_path / "in"), "--output",
          str(tmp_path / "o"), "--backend", "onnxruntime", "--onnx", str(other)]
     )  # fmt: skip
     assert rc == 2

@@ -171,10 +171,14 @@ def test_ok_row_without_embedding_is_redone(yale5, tmp_path, shared_datasets):
     assert s["counts"]["resumed"] == 0 and s["counts"]["processed_this_run"] == 6 and s["counts"]["ok"] == 6
     with np.load(out / "embeddings.npz") as z:
         assert z["crop"].tolist()[:2] == ref["crop"].head(2).tolist()
-    # a re-run over a smaller selection keeps only that selection in the manifest
-    s = _run(shared_datasets / "yale", out, k=1, reader_options=YALE5, limit=3)
-    assert s["counts"]["processed_this_run"] == 0 and s["counts"]["sources"] == 3
-    assert len(pd.read_csv(out / "manifest.csv")) == 3 and len(np.load(out / "embeddings.npz")["crop"]) == 3
+    # a re-run over a smaller selection is another dataset: refused, nothing touched
+    before = (out / "manifest.csv").read_bytes()
+    with pytest.raises(PrepareConfigMismatch, match="--limit 6, not 3"):
+        _run(shared_datasets / "yale", out, k=1, reader_options=YALE5, limit=3)
+    assert (out / "manifest.csv").read_bytes() == before and (out / "groups.json").is_file()
+    # unless asked to start over
+    s = _run(shared_datasets / "yale", out, k=1, reader_options=YALE5, limit=3, overwrite=True)
+    assert s["counts"]["sources"] == 3 and len(np.load(out / "embeddings.npz")["crop"]) == 3
 
 
 def _write_bad_inputs(root: Path, shared: Path) -> None:
@@ -296,3 +300,67 @@ def test_bench_prepare(shared_datasets, monkeypatch):
     r = bench_prepare(6)
     assert r["images"] == 6 and r["ok"] == 6 and r["images_per_s"] > 0.5
     assert set(r["stage_seconds"]) == {"load", "detect", "align", "embed", "write"}
+
+
+def test_another_dataset_in_the_same_folder_is_refused_in_one_line(yale5, shared_datasets, tmp_path, capsys):
+    out, _ = yale5
+    manifest = (out / "manifest.csv").read_bytes()
+    other_root = tmp_path / "other"
+    (other_root / "p1").mkdir(parents=True)
+    cv2.imwrite(
+        str(other_root / "p1" / "a.png"), load_image(shared_datasets / "yale" / "yalefaces" / "subject01.happy")[0]
+    )
+    cases = [
+        (["--data-dir", str(other_root)], "holds a different dataset (raw root"),
+        (["--data-dir", str(shared_datasets / "yale"), "--max-identities", "4"], "max_identities=5, not 4"),
+        (["--data-dir", str(shared_datasets / "yale"), "--max-identities", "5", "--limit", "5"], "--limit None, not 5"),
+    ]
+    for extra, message in cases:
+        rc = prep.main([*extra, "--out", str(out), "--k", "2", "--no-progress"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert (out / "manifest.csv").read_bytes() == manifest and (out / "groups.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("../outside.png,p9", "lies outside the data root"),
+        ("{abs},p9", "lies outside the data root"),
+        ("p1/0.png,p2", "under two identities ('p1' and 'p2')"),
+        ("./p1/../p1/0.png,p2", "under two identities"),
+    ],
+)
+def test_labels_csv_cannot_escape_the_root_or_count_a_photo_twice(shared_datasets, tmp_path, capsys, row, message):
+    face = load_image(shared_datasets / "yale" / "yalefaces" / "subject01.happy")[0]
+    root = tmp_path / "raw"
+    (root / "p1").mkdir(parents=True)
+    cv2.imwrite(str(root / "p1" / "0.png"), face)
+    cv2.imwrite(str(tmp_path / "outside.png"), face)
+    row = row.format(abs=tmp_path / "outside.png")
+    (root / "labels.csv").write_text(f"path,identity\np1/0.png,p1\n{row}\n")
+    rc = prep.main(["--data-dir", str(root), "--out", str(tmp_path / "out"), "--k", "1", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "out" / "manifest.csv").exists()
+    if "outside" in message:  # an explicit opt-in reads it
+        table = read_folder(root, allow_outside_root=True)
+        assert len(table) == 2
+
+
+def test_a_file_name_that_is_not_utf8_is_recorded_and_the_run_goes_on(shared_datasets, tmp_path):
+    import os
+
+    root = tmp_path / "raw"
+    for person, name in (("p1", "subject01.happy"), ("p2", "subject02.happy")):
+        (root / person).mkdir(parents=True)
+        cv2.imwrite(str(root / person / "ok.png"), load_image(shared_datasets / "yale" / "yalefaces" / name)[0])
+    odd = os.fsdecode(b"caf\xe9-latin1.png")  # Latin-1 bytes: not UTF-8
+    (root / "p1" / odd).write_bytes((root / "p1" / "ok.png").read_bytes())
+    s = _run(root, tmp_path / "out", k=1)
+    assert s["counts"]["ok"] == 2 and s["counts"]["skipped_by_reason"] == {"non_utf8_name": 1}
+    manifest = pd.read_csv(tmp_path / "out" / "manifest.csv", dtype=str, keep_default_na=False)
+    row = manifest[manifest["source"] == "p1/caf\\xe9-latin1.png"]
+    assert row["reason"].tolist() == ["non_utf8_name"]
+    again = _run(root, tmp_path / "out", k=1)
+    assert again["counts"]["processed_this_run"] == 0 and again["counts"]["ok"] == 2

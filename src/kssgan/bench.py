@@ -17,6 +17,8 @@ Sections (``--only`` picks some):
 * ``prepare``: images/s of ``kssgan prepare`` (detection, alignment, embedding).
 * ``deidentify``: aligned faces/s (torch fp32, bf16, onnxruntime), video frames/s, GFLOP/s against
   the machine's measured matmul peak.
+* ``memory``: peak RSS of ``deidentify`` on a 24 MP photo (bound 2 GB) and a 10,000 × 10,000 image
+  (bound 3 GB), each in its own process (:mod:`kssgan.deidentify.membench`).
 """
 
 from __future__ import annotations
@@ -295,7 +297,7 @@ def _optional(section: str, fn_path: str, **kwargs: Any) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kssgan bench", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--only", "--suite", dest="only", default="train,prepare,deidentify", help="comma-separated sections"
+        "--only", "--suite", dest="only", default="train,prepare,deidentify,memory", help="comma-separated sections"
     )
     parser.add_argument("--sizes", default="64,128", help="image sizes for the train section")
     parser.add_argument("--batch", type=int, default=8)
@@ -346,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         report["prepare"] = _optional("prepare", "kssgan.data.prepare:bench_prepare")
     if "deidentify" in sections:
         report["deidentify"] = _optional("deidentify", "kssgan.deidentify.bench:bench_deidentify")
+    if "memory" in sections:
+        report["memory"] = _optional("memory", "kssgan.deidentify.membench:bench_memory")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, default=str))

@@ -1,5 +1,6 @@
-"""Callbacks: sample grids of a fixed validation batch translated to every target domain, and a
-writer of de-identified crops for ``kssgan predict``."""
+"""Callbacks: sample grids of a fixed validation batch translated to every target domain, a writer
+of de-identified crops for ``kssgan predict``, and :class:`CheckpointOnExit` (a run that is stopped
+by ``trainer.max_time``, SIGTERM or Ctrl-C leaves ``last.ckpt`` of its very last step)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 from PIL import Image
 
 
@@ -127,3 +128,56 @@ class SaveDeidentifiedCrops(BasePredictionWriter):
         self.output_dir.mkdir(parents=True, exist_ok=True)
         for row, img in enumerate(to_uint8(prediction)):
             Image.fromarray(img).save(self.output_dir / f"{batch_idx:05d}_{row:03d}.png")
+
+
+class CheckpointOnExit(L.Callback):
+    """Save ``last.ckpt`` when training ends for any reason but a crash, so that resuming
+    (``--ckpt_path last``) loses nothing.
+
+    * ``trainer.max_time`` (or ``max_steps``, early stopping): ``on_train_end``.
+    * SIGTERM (a scheduler's pre-emption): Lightning's signal handler only raises a flag, acted on at
+      the end of the epoch; this callback checks it after every batch, saves and stops the run
+      (Lightning then exits with its ``SIGTERMException``).
+    * Ctrl-C: Lightning turns it into ``on_exception(KeyboardInterrupt)``, where the save happens.
+
+    The file goes to the :class:`ModelCheckpoint`'s ``dirpath`` (``last.ckpt``, what ``save_last``
+    writes), else ``<default_root_dir>/checkpoints``; ``dirpath`` overrides both. A step already
+    saved there is not saved again. Single-process runs save on Ctrl-C; every run saves on SIGTERM
+    and at the end.
+    """
+
+    def __init__(self, dirpath: str | None = None, filename: str = "last") -> None:
+        self.dirpath, self.filename = dirpath, filename
+        self._saved_step = -1
+        self.saved: list[Path] = []
+
+    def path(self, trainer: L.Trainer) -> Path:
+        base = self.dirpath
+        if base is None:
+            cb = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.dirpath), None)
+            base = cb.dirpath if cb is not None else str(Path(trainer.default_root_dir) / "checkpoints")
+        return Path(base) / f"{self.filename}.ckpt"
+
+    def save(self, trainer: L.Trainer) -> Path | None:
+        step = int(trainer.global_step)
+        path = self.path(trainer)
+        if step == self._saved_step or step == 0:
+            return None
+        trainer.save_checkpoint(path)
+        self._saved_step = step
+        self.saved.append(path)
+        return path
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.received_sigterm and not trainer.should_stop:
+            self.save(trainer)
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.save(trainer)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        if isinstance(exception, SIGTERMException | KeyboardInterrupt) and trainer.world_size == 1:
+            self.save(trainer)

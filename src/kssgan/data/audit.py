@@ -114,7 +114,9 @@ def audit_groups(groups_json_path: str | Path, manifest: str | Path | pd.DataFra
         manifest = path.parent / "manifest.csv"
     if manifest is not None:
         table = (
-            manifest if isinstance(manifest, pd.DataFrame) else pd.read_csv(manifest, dtype=str, keep_default_na=False)
+            manifest
+            if isinstance(manifest, pd.DataFrame)
+            else pd.read_csv(manifest, dtype=str, keep_default_na=False, encoding_errors="surrogateescape")
         )
         ok = table[table["status"] == "ok"] if "status" in table.columns else table
         if "split" in ok.columns:  # only training identities are grouped; val/test-only ones are open-set

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from kssgan.data.grouping import GroupAssignment, GroupingError, KSameGrouping
+from kssgan.data.readers._common import printable
 
 __all__ = [
     "PrepareConfigMismatch",
@@ -57,6 +58,9 @@ EXTRA_COLUMNS = ["n_faces", "face_size", "width", "height"]
 # settings that change the crops: a resumed run must use the same ones
 FINGERPRINT_KEYS = ("reader", "image_size", "margin", "detector", "recogniser", "min_face", "det_score_threshold")
 REPO_ROOT = Path(__file__).resolve().parents[3]
+# a file name that is not valid UTF-8 is recorded (reason non_utf8_name, shown with \xNN escapes) by the
+# folder reader; should one still reach the manifest, its bytes are kept rather than aborting the run
+NAME_ERRORS = "surrogateescape"
 
 
 class PrepareConfigMismatch(RuntimeError):
@@ -109,7 +113,7 @@ def _read_partial_manifest(path: Path) -> pd.DataFrame:
     """Manifest rows written so far; a torn last line (killed mid-write) is dropped."""
     if not path.is_file() or path.stat().st_size == 0:
         return pd.DataFrame(columns=CORE_COLUMNS)
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8", errors=NAME_ERRORS)
     if not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
     if not text.strip():
@@ -129,7 +133,7 @@ def _append_rows(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> 
     frame = pd.DataFrame(rows, columns=columns, dtype=object)  # object: ints stay ints next to blanks
     new = not path.is_file() or path.stat().st_size == 0
     text = frame.to_csv(index=False, header=new, lineterminator="\n")
-    with open(path, "a", encoding="utf-8") as fh:
+    with open(path, "a", encoding="utf-8", errors=NAME_ERRORS) as fh:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
@@ -137,7 +141,7 @@ def _append_rows(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> 
 
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    tmp.write_text(text, encoding="utf-8", errors=NAME_ERRORS)
     tmp.replace(path)
 
 
@@ -356,8 +360,10 @@ def prepare_dataset(
         for f in ("manifest.csv", "embeddings.npz", "groups.json", "prepare.json"):
             (out / f).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
+    selection = dataset_selection(raw_root, opts, limit)
     if info_path.is_file():
-        old = json.loads(info_path.read_text()).get("settings", {})
+        old_info = json.loads(info_path.read_text())
+        old = old_info.get("settings", {})
         diff = {
             key: (old.get(key), settings[key]) for key in FINGERPRINT_KEYS if key in old and old[key] != settings[key]
         }
@@ -366,7 +372,12 @@ def prepare_dataset(
                 f"{out} was prepared with different settings {diff} (old, new); "
                 "use another output folder or --overwrite"
             )
-    info: dict[str, Any] = {"status": "running", "settings": settings, "raw_root": str(raw_root.resolve())}
+        other = selection_difference(old_info, selection)
+        if other:
+            raise PrepareConfigMismatch(
+                f"{out} holds a different dataset ({other}); use another output folder or --overwrite"
+            )
+    info: dict[str, Any] = {"status": "running", "settings": settings, **selection}
     _atomic_write_text(info_path, json.dumps(info, indent=1))
 
     done = _read_partial_manifest(manifest_path)
@@ -377,7 +388,7 @@ def prepare_dataset(
     # an ok row whose embedding never reached disk is redone
     lost = done[(done["status"] == "ok") & ~done["crop"].isin(list(embeddings))]
     done = done.drop(lost.index)
-    torn = manifest_path.is_file() and not manifest_path.read_text().endswith("\n")
+    torn = manifest_path.is_file() and not manifest_path.read_bytes().endswith(b"\n")
     if done.empty:
         manifest_path.unlink(missing_ok=True)  # a header alone (or a torn first line): start it afresh
     elif not lost.empty or torn or header != columns:
@@ -456,8 +467,7 @@ def prepare_dataset(
         "status": "done",
         "name": name or raw_root.name,
         "settings": settings,
-        "raw_root": str(raw_root.resolve()),
-        "reader_options": {k_: v for k_, v in opts.items() if isinstance(v, str | int | float | bool | list | None)},
+        **selection,
         "template": template(image_size, margin).round(4).tolist(),
         "landmark_order": ["right_eye", "left_eye", "nose_tip", "right_mouth", "left_mouth"],
         "recogniser_dim": int(rec.dim),
@@ -508,6 +518,30 @@ def prepare_dataset(
     return summary
 
 
+def dataset_selection(raw_root: Path, reader_options: Mapping[str, Any], limit: int | None) -> dict[str, Any]:
+    """What defines the dataset in a prepared folder besides the crop settings: raw root and selection."""
+    simple = {k: v for k, v in reader_options.items() if isinstance(v, str | int | float | bool | list | None)}
+    return {
+        "raw_root": str(raw_root.resolve()),
+        "reader_options": json.loads(json.dumps(simple)),
+        "limit": None if limit is None else int(limit),
+    }
+
+
+def selection_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """One phrase naming how ``new`` differs from the dataset recorded in ``old`` (prepare.json), or ''."""
+    if "raw_root" in old and old["raw_root"] != new["raw_root"]:
+        return f"raw root {old['raw_root']}, not {new['raw_root']}"
+    if "limit" in old and old["limit"] != new["limit"]:
+        return f"--limit {old['limit']}, not {new['limit']}"
+    if "reader_options" in old:
+        a, b = old["reader_options"], new["reader_options"]
+        changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        if changed:
+            return "reader options " + ", ".join(f"{k}={a.get(k)!r}, not {b.get(k)!r}" for k in changed)
+    return ""
+
+
 def _fit_groups(ok: pd.DataFrame, emb: np.ndarray, k: int, method: str, seed: int, recogniser: str) -> GroupAssignment:
     """Group the identities the model trains on (those with a ``train`` image), and only those: no
     group may exist that the model never saw. Identities seen only in val/test (the identity-disjoint
@@ -536,7 +570,7 @@ def regroup(
     :func:`prepare_dataset`, so ``regroup(d, k)`` equals what ``prepare`` with that k writes.
     """
     root = Path(prepared_dir)
-    manifest = pd.read_csv(root / "manifest.csv", dtype=str, keep_default_na=False)
+    manifest = pd.read_csv(root / "manifest.csv", dtype=str, keep_default_na=False, encoding_errors=NAME_ERRORS)
     ok = manifest[manifest["status"] == "ok"].reset_index(drop=True)
     with np.load(root / "embeddings.npz", allow_pickle=False) as z:
         lookup = dict(zip(z["crop"].tolist(), z["embedding"], strict=True))
@@ -572,7 +606,7 @@ def identity_groups(
     embedding: best effort, no guarantee). ``identities`` defaults to every ok identity."""
     root = Path(prepared_dir)
     groups = GroupAssignment.load(groups_path or root / "groups.json")
-    manifest = pd.read_csv(root / "manifest.csv", dtype=str, keep_default_na=False)
+    manifest = pd.read_csv(root / "manifest.csv", dtype=str, keep_default_na=False, encoding_errors=NAME_ERRORS)
     ok = manifest[manifest["status"] == "ok"]
     wanted = sorted(set(ok["identity"])) if identities is None else [str(i) for i in identities]
     out: dict[str, tuple[int, str]] = {}
@@ -630,7 +664,7 @@ def print_summary(summary: Mapping[str, Any], manifest: pd.DataFrame | None = No
         if len(bad):
             console.print(f"skipped files ({len(bad)}), first ones:")
             for s, r in list(zip(bad["source"], bad["reason"], strict=True))[:10]:
-                console.print(f"  {s}: {r}")
+                console.print(f"  {printable(s)}: {r}", markup=False)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -688,6 +722,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--labels-csv", help="folder reader: labels.csv relative to the data dir")
     p.add_argument("--protocol", choices=["closed_set", "identity_disjoint"], help="split protocol")
     p.add_argument("--max-identities", type=int, help="keep only the first N identities (subsets)")
+    p.add_argument(
+        "--allow-outside-root", action="store_true", help="folder reader: read labels.csv paths outside --data-dir"
+    )
     p.add_argument("--limit", type=int, help="process only the first N images")
     p.add_argument("--image-size", type=int)
     p.add_argument("--margin", type=float, help="zoom out the crop (0 = ArcFace framing)")
@@ -765,6 +802,8 @@ def main(argv: list[str] | None = None) -> int:
         reader_options["protocol"] = args.protocol
     if args.max_identities:
         reader_options["max_identities"] = args.max_identities
+    if args.allow_outside_root:
+        reader_options["allow_outside_root"] = True
     model_dir = args.model_dir or recipe.get("model_dir")
     try:
         prepare_dataset(

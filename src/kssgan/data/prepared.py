@@ -34,7 +34,9 @@ class PreparedDataset:
                 f"{root} is not a prepared dataset (missing {', '.join(missing)}). "
                 + (hint or "Run `kssgan prepare` (or `make prepare DATASET=... DATA_DIR=...`) first.")
             )
-        manifest = pd.read_csv(root / "manifest.csv", dtype={"identity": str}, keep_default_na=False)
+        manifest = pd.read_csv(
+            root / "manifest.csv", dtype={"identity": str}, keep_default_na=False, encoding_errors="surrogateescape"
+        )
         manifest = manifest[manifest["status"] == "ok"].reset_index(drop=True)
         if manifest.empty:
             raise DatasetNotPreparedError(f"{root}/manifest.csv has no usable (status=ok) images")

@@ -5,11 +5,14 @@
     kssgan deidentify --ckpt model.ckpt --backend onnxruntime --onnx model.onnx --input ... --output ...
 
 Outputs keep the input's relative paths and basenames (and image format). Existing outputs are
-skipped unless ``--overwrite``. Pictures without a face are copied unchanged and reported; files that
-cannot be read are logged (``<output>/deidentify.log``) and reported, and the batch goes on. The JSON
-report (default ``<output>/deidentify-report.json``) lists per face: box, detector score, group, how
-the group was chosen and the recogniser similarity between the original and the output. The exit
-status is 0 when every file was handled, 1 when some failed, 2 for a bad request.
+skipped unless ``--overwrite``. Fail closed: pictures without a face and outputs the recogniser still
+matches to their source are withheld (not written) unless ``--on-no-face`` / ``--on-still-matching``
+say otherwise (:mod:`.policy`); files that cannot be read are logged (``<output>/deidentify.log``) and
+reported, and the batch goes on. Every finished file is recorded in ``<output>/deidentify-journal.jsonl``
+before its output appears (:mod:`.journal`); the JSON report (default ``<output>/deidentify-report.json``)
+is rebuilt from it and lists per face: box, detector score, group, how the group was chosen and the
+recogniser similarity between the original and the output. The exit status is 0 when every file was
+released, 1 when some failed, 2 for a bad request, 3 when something was withheld.
 
 Photos are read in chunks (up to ``--batch-size`` files and :data:`CHUNK_MAX_PIXELS` pixels) and
 each chunk is de-identified at once, so the generator batches faces across photos; a chunk that
@@ -36,7 +39,9 @@ from typing import Any
 
 import numpy as np
 
+from kssgan.deidentify.journal import JOURNAL_NAME, Journal
 from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions
+from kssgan.deidentify.policy import EXIT_WITHHELD, NO_FACE_CHOICES, STILL_MATCHING_CHOICES, ReleasePolicy
 
 log = logging.getLogger("kssgan.deidentify")
 
@@ -72,7 +77,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--identity", help="closed-set identity of every face in the input (its own k-Same group)")
     p.add_argument("--attributes", help="CSV with a `path` column (relative to --input) and identity/attribute columns")
     p.add_argument("--identity-column", default="identity", help="identity column of --attributes (e.g. subject)")
-    p.add_argument("--no-similarity", action="store_true", help="skip the recogniser check of each output")
+    p.add_argument(
+        "--no-similarity",
+        action="store_true",
+        help="skip the recogniser check of outputs (nothing withheld for a match)",
+    )
+    p.add_argument(
+        "--on-no-face",
+        choices=NO_FACE_CHOICES,
+        default=None,
+        help="a picture without a detected face: withhold (default), pixelate/blur it all, or copy it UNCHANGED",
+    )
+    p.add_argument(
+        "--on-still-matching",
+        choices=STILL_MATCHING_CHOICES,
+        default=None,
+        help="an output the recogniser still matches to its source: withhold (default) or keep",
+    )
     p.add_argument("--config", help="YAML with DeidentifyOptions (command-line flags win)")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -80,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def options_from_args(args: argparse.Namespace) -> DeidentifyOptions:
     opts = DeidentifyOptions.from_yaml(args.config) if args.config else DeidentifyOptions()
-    for name in ("device", "precision", "batch_size", "margin", "detector", "recogniser", "model_dir", "identity"):
+    names = ("device", "precision", "batch_size", "margin", "detector", "recogniser", "model_dir", "identity")
+    for name in (*names, "on_no_face", "on_still_matching"):
         value = getattr(args, name)
         if value is not None:
             setattr(opts, name, value)
@@ -95,21 +117,61 @@ def options_from_args(args: argparse.Namespace) -> DeidentifyOptions:
 
 
 # -- inputs ------------------------------------------------------------------------------------
-def collect_inputs(root: Path, output: Path) -> list[tuple[Path, str]]:
-    """``(path, relative name)`` for a file, or every file under a folder (not the output folder)."""
+def check_paths(root: Path, output: Path) -> None:
+    """Refuse an ``--output`` that would overwrite or mix with the input, or that is a file."""
+    if not root.exists() and not root.is_symlink():
+        raise DeidentifyError(f"--input {root} does not exist")
+    if output.exists() and not output.is_dir():
+        raise DeidentifyError(f"--output {output} is an existing file; give a folder (it is created when missing)")
+    src, out = root.resolve(), output.resolve()
     if root.is_file():
-        return [(root, root.name)]
+        if out == src.parent:
+            raise DeidentifyError(f"--output {output} is the folder of --input {root}: the output would replace it")
+        return
+    if out == src:
+        raise DeidentifyError(f"--output {output} is the --input folder itself; give a separate folder")
+    if src in out.parents:
+        raise DeidentifyError(f"--output {output} lies inside --input {root}; give a folder outside it")
+
+
+def scan_inputs(root: Path, output: Path) -> tuple[list[tuple[Path, str]], list[dict[str, Any]]]:
+    """``(files, skipped)``: ``(path, relative name)`` of every file to handle under ``root`` (or
+    ``root`` itself), and a report entry for each path that is passed over with its reason (dangling
+    or looping links, links leading outside ``root``). Hidden names and the output folder are left out."""
+    if root.is_file():
+        return [(root, root.name)], []
     if not root.is_dir():
         raise DeidentifyError(f"--input {root} does not exist")
-    out = output.resolve()
-    files = []
+    out, base = output.resolve(), root.resolve()
+    files: list[tuple[Path, str]] = []
+    skipped: list[dict[str, Any]] = []
     for path in sorted(root.rglob("*")):
-        if not path.is_file() or any(part.startswith(".") for part in path.relative_to(root).parts):
+        rel = path.relative_to(root).as_posix()
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        if path.is_symlink():
+            try:
+                target = path.resolve(strict=True)
+            except (OSError, RuntimeError) as err:  # dangling, or a loop (ELOOP / RuntimeError)
+                why = "symlink loop" if "loop" in str(err).lower() else "dangling link (its target does not exist)"
+                skipped.append({"path": rel, "kind": "link", "status": "skipped", "reason": why})
+                continue
+            if base != target and base not in target.parents:
+                skipped.append(
+                    {"path": rel, "kind": "link", "status": "skipped", "reason": "link to a file outside --input"}
+                )
+                continue
+        if not path.is_file():
             continue
         if out == path.resolve().parent or out in path.resolve().parents:
             continue
-        files.append((path, path.relative_to(root).as_posix()))
-    return files
+        files.append((path, rel))
+    return files, skipped
+
+
+def collect_inputs(root: Path, output: Path) -> list[tuple[Path, str]]:
+    """``(path, relative name)`` for a file, or every file under a folder (not the output folder)."""
+    return scan_inputs(root, output)[0]
 
 
 def read_attributes(path: str | None, identity_column: str) -> dict[str, dict[str, Any]]:
@@ -131,29 +193,38 @@ def read_attributes(path: str | None, identity_column: str) -> dict[str, dict[st
 
 
 # -- outputs -------------------------------------------------------------------------------------
-def write_image(path: Path, image: np.ndarray, fmt: str | None, grey: bool) -> None:
-    """Write ``image`` (BGR) in the input's format (GIF through PIL), atomically."""
+def encode_image(path: Path, image: np.ndarray, fmt: str | None, grey: bool, ext: str | None = None) -> None:
+    """Write ``image`` (BGR) to ``path`` in the format of extension ``ext`` (default ``path``'s) or ``fmt``."""
     import cv2
 
-    tmp = path.with_name(path.name + ".part")
-    ext = path.suffix.lower()
+    ext = (ext or path.suffix).lower()
     if fmt == "gif" or ext == ".gif":
         from PIL import Image
 
         pil = Image.fromarray(image[:, :, 0] if grey else np.ascontiguousarray(image[:, :, ::-1]))
-        pil.save(tmp, format="GIF")
-    else:
-        enc = ext if ext in IMAGE_EXTENSIONS and ext != ".gif" else ENCODE_EXTENSION.get(fmt or "", ".png")
-        ok, buf = cv2.imencode(enc, image[:, :, 0] if grey and enc in (".pgm", ".png") else image)
-        if not ok:
-            raise OSError(f"OpenCV could not encode {path.name} as {enc}")
-        tmp.write_bytes(buf.tobytes())
+        pil.save(path, format="GIF")
+        return
+    enc = ext if ext in IMAGE_EXTENSIONS and ext != ".gif" else ENCODE_EXTENSION.get(fmt or "", ".png")
+    ok, buf = cv2.imencode(enc, image[:, :, 0] if grey and enc in (".pgm", ".png") else image)
+    if not ok:
+        raise OSError(f"OpenCV could not encode {path.name} as {enc}")
+    path.write_bytes(buf.tobytes())
+
+
+def write_image(path: Path, image: np.ndarray, fmt: str | None, grey: bool) -> None:
+    """Write ``image`` (BGR) in the input's format (GIF through PIL), atomically."""
+    tmp = _part(path)
+    encode_image(tmp, image, fmt, grey, path.suffix)
     os.replace(tmp, path)
+
+
+def _part(dst: Path) -> Path:
+    return dst.with_name(dst.name + ".part")
 
 
 def _setup_log(path: Path) -> logging.Handler:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -164,10 +235,14 @@ def run(args: argparse.Namespace) -> int:
     from kssgan.deidentify.pipeline import Deidentifier
 
     opts = options_from_args(args)
+    policy = ReleasePolicy(opts.on_no_face, opts.on_still_matching)  # a bad choice fails before any work
     in_root, out_root = Path(args.input), Path(args.output)
-    files = collect_inputs(in_root, out_root)  # before anything is loaded: a wrong path fails fast
+    check_paths(in_root, out_root)
+    files, passed_over = scan_inputs(in_root, out_root)  # before anything is loaded: a wrong path fails fast
     deid = Deidentifier.from_checkpoint(args.ckpt, opts, args.backend, args.onnx, args.image_size)
     attributes = read_attributes(args.attributes, args.identity_column)
+    for line in policy.warnings(opts.similarity):
+        print(f"kssgan deidentify: WARNING: {line}", file=sys.stderr)
     out_root.mkdir(parents=True, exist_ok=True)
     handler = _setup_log(Path(args.log) if args.log else out_root / LOG_NAME)
     report_path = Path(args.report) if args.report else out_root / REPORT_NAME
@@ -177,24 +252,53 @@ def run(args: argparse.Namespace) -> int:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(files), desc="deidentify", unit="file", dynamic_ncols=True)
+    journal = Journal(out_root / JOURNAL_NAME)
     try:
-        entries = deidentify_files(deid, files, out_root, attributes, args.overwrite, bar)
+        for entry in passed_over:
+            log.warning("%s: skipped: %s", entry["path"], entry["reason"])
+            journal.append(entry)
+        done = deidentify_files(deid, files, out_root, attributes, args.overwrite, bar, journal=journal)
+        entries = passed_over + done
     finally:
+        journal.close()
         if bar is not None:
             bar.close()
         log.removeHandler(handler)
         handler.close()
-    report = build_report(args, deid, entries, time.perf_counter() - started)
+    order = {e["path"]: i for i, e in enumerate(entries)}  # this run's files in input order, then older ones
+    merged = sorted(journal.merged(), key=lambda e: (order.get(e["path"], len(order)), e["path"]))
+    report = build_report(args, deid, merged, time.perf_counter() - started, entries)
     report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(json.dumps(report, indent=1))
-    s = report["summary"]
-    print(
-        f"deidentify: {s['deidentified']} de-identified, {s['no_face']} without a face (copied), "
-        f"{s['failed']} failed, {s['skipped_existing']} already done; {s['faces']} faces"
-        + (f", mean recogniser similarity {s['mean_similarity']:.3f}" if s["mean_similarity"] is not None else "")
-        + f"; report {report_path}"
-    )
-    return 1 if s["failed"] else 0
+    tmp = _part(report_path)
+    tmp.write_text(json.dumps(report, indent=1))
+    os.replace(tmp, report_path)
+    print(summary_line(report["this_run"], report_path))
+    return exit_status(report["this_run"])
+
+
+def summary_line(run: dict[str, Any], report_path: Path) -> str:
+    """The console summary of this run (what was released, withheld, failed)."""
+    released = run["deidentified"] + run["obscured"] + run["no_face"]
+    line = f"deidentify: {released} released ({run['deidentified']} de-identified"
+    if run["obscured"]:
+        line += f", {run['obscured']} obscured without a face"
+    if run["no_face"]:
+        line += f", {run['no_face']} copied UNCHANGED without a face"
+    line += f"), {run['withheld']} withheld"
+    if run["withheld"]:
+        line += f" ({run['withheld_no_face']} no face found, {run['withheld_still_matching']} still matching)"
+    line += f", {run['failed']} failed, {run['skipped_existing']} already done, {run['skipped']} skipped"
+    line += f"; {run['faces']} faces"
+    if run["still_matching_released"]:
+        line += f", {run['still_matching_released']} still-matching faces RELEASED"
+    return line + f"; report {report_path}"
+
+
+def exit_status(run: dict[str, Any]) -> int:
+    """0: every file released; :data:`EXIT_WITHHELD` (3): something was withheld; 1: something failed."""
+    if run["withheld"]:
+        return EXIT_WITHHELD
+    return 1 if run["failed"] else 0
 
 
 # -- the file loop -----------------------------------------------------------------------------
@@ -222,6 +326,28 @@ def _fail(entry: dict[str, Any], err: BaseException) -> None:
         log.error("%s: %s", rel, entry["reason"], exc_info=err)
 
 
+class _Recorder:
+    """Finishes a file: its entry goes to the journal first, then its output is moved into place."""
+
+    def __init__(self, journal: Journal | None) -> None:
+        self.journal = journal
+
+    def commit(self, entry: dict[str, Any], dst: Path, tmp: Path | None = None) -> None:
+        if tmp is None and entry.get("status") == "withheld" and dst.is_file():
+            dst.unlink()  # an earlier output (--overwrite) must not outlive a withheld decision
+        if self.journal is not None:
+            self.journal.append(entry)
+        if tmp is not None:
+            os.replace(tmp, dst)
+
+    def failed(self, entry: dict[str, Any], dst: Path, err: BaseException) -> None:
+        _fail(entry, err)
+        for leftover in (_part(dst), dst.with_name(f".{dst.stem}.partial{dst.suffix}")):
+            leftover.unlink(missing_ok=True)
+        if self.journal is not None:
+            self.journal.append(entry)
+
+
 def deidentify_files(
     deid: Any,
     files: list[tuple[Path, str]],
@@ -231,6 +357,7 @@ def deidentify_files(
     bar: Any = None,
     chunk_files: int | None = None,
     chunk_pixels: int | None = None,
+    journal: Journal | None = None,
 ) -> list[dict[str, Any]]:
     """De-identify ``files`` (``(path, relative name)``) into ``out_root``; one report entry per file, in order.
 
@@ -239,13 +366,17 @@ def deidentify_files(
     and each chunk goes through :meth:`Deidentifier.process` at once, so G batches faces across
     photos while memory stays bounded. A chunk that raises is redone photo by photo, so only the bad
     photo fails. Videos are their own chunks (the pending photos are finished first, keeping the file
-    order). ``bar`` (tqdm-like) advances once per file when that file is done.
+    order). ``bar`` (tqdm-like) advances once per file when that file is done. What is released or
+    withheld follows ``deid.options`` (:class:`~kssgan.deidentify.policy.ReleasePolicy`); each
+    finished file is recorded in ``journal`` before its output appears.
     """
     from kssgan.data.readers.image_io import load_image, sniff_format
     from kssgan.deidentify.pipeline import Frame
     from kssgan.deidentify.video import deidentify_video, is_video_path
 
     attributes = attributes or {}
+    policy = ReleasePolicy(deid.options.on_no_face, deid.options.on_still_matching)
+    rec = _Recorder(journal)
     chunk_files = max(1, chunk_files or deid.options.batch_size)
     chunk_pixels = chunk_pixels or CHUNK_MAX_PIXELS
     entries: list[dict[str, Any]] = []
@@ -259,7 +390,7 @@ def deidentify_files(
     def flush() -> None:
         nonlocal pending, pending_pixels
         chunk, pending, pending_pixels = pending, [], 0
-        _run_chunk(deid, chunk, advance)
+        _run_chunk(deid, chunk, advance, policy, rec)
 
     for src, rel in files:
         dst = out_root / rel
@@ -271,21 +402,26 @@ def deidentify_files(
             entry["kind"] = "video" if video else "image"
             if dst.exists() and not overwrite:
                 entry["status"] = "skipped_existing"
+                if journal is not None and journal.previous(rel) is None:
+                    journal.append({**entry, "reason": "the output existed; no record of how it was made"})
                 continue
             with src.open("rb") as fh:
                 head = fh.read(16)
             fmt = sniff_format(head)
             if not video and fmt is None and src.suffix.lower() not in IMAGE_EXTENSIONS:
                 entry.update(kind="other", status="skipped_not_media", reason="neither an image nor a video")
+                rec.commit(entry, dst)
                 continue
             dst.parent.mkdir(parents=True, exist_ok=True)
             meta = attributes.get(rel, {})
             if video:
                 flush()
                 tmp = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
-                entry.update(deidentify_video(deid, src, tmp, rel, progress=bar is not None))
-                os.replace(tmp, dst)
-                entry["status"] = "deidentified" if entry["face_detections"] else "no_face"
+                entry.update(deidentify_video(deid, src, tmp, rel, progress=bar is not None, policy=policy))
+                if entry["status"] == "withheld":
+                    tmp.unlink(missing_ok=True)
+                    log.warning("%s: withheld: %s", rel, entry["reason"])
+                rec.commit(entry, dst, tmp if entry["status"] != "withheld" else None)
                 continue
             image, notes = load_image(src)
             frame = Frame(image, rel, meta.get("identity"), meta, "converted:grey" in notes)
@@ -293,7 +429,7 @@ def deidentify_files(
             pending_pixels += image.shape[0] * image.shape[1]
             queued = True
         except Exception as err:
-            _fail(entry, err)
+            rec.failed(entry, dst, err)
         finally:
             if not queued:
                 advance()
@@ -303,7 +439,9 @@ def deidentify_files(
     return entries
 
 
-def _run_chunk(deid: Any, chunk: list[_Photo], advance: Callable[[], None]) -> None:
+def _run_chunk(
+    deid: Any, chunk: list[_Photo], advance: Callable[[], None], policy: ReleasePolicy, rec: _Recorder
+) -> None:
     """Process a chunk of photos in one :meth:`Deidentifier.process` call and write each result."""
     if not chunk:
         return
@@ -311,41 +449,89 @@ def _run_chunk(deid: Any, chunk: list[_Photo], advance: Callable[[], None]) -> N
         results = deid.process([p.frame for p in chunk])
     except Exception as err:
         if len(chunk) == 1:
-            _fail(chunk[0].entry, err)
+            rec.failed(chunk[0].entry, chunk[0].dst, err)
             advance()
             return
         log.debug("a chunk of %d photos failed (%s); redoing them one by one", len(chunk), err)
         for photo in chunk:
-            _run_chunk(deid, [photo], advance)
+            _run_chunk(deid, [photo], advance, policy, rec)
         return
     for photo, (out, faces) in zip(chunk, results, strict=True):
         try:
-            _write_result(photo, out, faces)
+            _write_result(photo, out, faces, policy, rec)
         except Exception as err:
-            _fail(photo.entry, err)
+            rec.failed(photo.entry, photo.dst, err)
         finally:
             advance()
 
 
-def _write_result(photo: _Photo, out: np.ndarray, faces: list[Any]) -> None:
-    entry, rel = photo.entry, photo.entry["path"]
-    if not faces:
-        shutil.copyfile(photo.src, photo.dst)
-        entry.update(status="no_face", reason="no face detected: copied unchanged")
-        log.info("%s: no face detected, copied unchanged", rel)
+def _write_result(photo: _Photo, out: np.ndarray, faces: list[Any], policy: ReleasePolicy, rec: _Recorder) -> None:
+    """Release, obscure, copy or withhold one processed photo, as ``policy`` decides."""
+    entry, rel, dst = photo.entry, photo.entry["path"], photo.dst
+    face_dicts = [f.to_dict() for f in faces]
+    if face_dicts:
+        entry["faces"] = face_dicts
+    action, reason = policy.decide(face_dicts)
+    if reason:
+        entry["reason"] = reason
+    tmp = _part(dst)
+    if action == "withhold":
+        entry.update(status="withheld", withheld_for="no_face" if not face_dicts else "still_matching")
+        log.warning("%s: withheld: %s", rel, reason)
+        rec.commit(entry, dst)
         return
-    write_image(photo.dst, out, photo.fmt, bool(photo.frame.grey))
-    entry.update(status="deidentified", faces=[f.to_dict() for f in faces])
+    if action == "copy":
+        shutil.copyfile(photo.src, tmp)
+        entry["status"] = "no_face"
+        log.warning("%s: %s", rel, reason)
+    elif action == "obscure":
+        encode_image(tmp, policy.obscure_whole(photo.frame.image), photo.fmt, bool(photo.frame.grey), dst.suffix)
+        entry["status"] = "obscured"
+    else:
+        encode_image(tmp, out, photo.fmt, bool(photo.frame.grey), dst.suffix)
+        entry["status"] = "deidentified"
+        if reason:
+            log.warning("%s: %s", rel, reason)
+    rec.commit(entry, dst, tmp)
 
 
-def build_report(args: argparse.Namespace, deid: Any, entries: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+STATUSES = ("deidentified", "obscured", "no_face", "withheld", "failed", "skipped_existing", "skipped_not_media")
+
+
+def count_entries(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts by status, withheld reasons, faces and released still-matching faces of ``entries``."""
+    counts: dict[str, Any] = {s: 0 for s in STATUSES}
+    counts["skipped"] = 0
+    for e in entries:
+        status = e.get("status", "failed")
+        counts[status] = counts.get(status, 0) + 1
+    withheld = [e for e in entries if e.get("status") == "withheld"]
+    counts["withheld_no_face"] = sum(e.get("withheld_for") == "no_face" for e in withheld)
+    counts["withheld_still_matching"] = sum(e.get("withheld_for") == "still_matching" for e in withheld)
+    released = [e for e in entries if e.get("status") in ("deidentified", "obscured", "no_face")]
+    counts["released"] = len(released)
+    counts["faces"] = sum(len(e.get("faces", [])) + e.get("face_detections", 0) for e in entries)
+    counts["still_matching_released"] = sum(
+        sum(bool(f.get("match")) for f in e.get("faces", [])) + e.get("still_matching_detections", 0) for e in released
+    )
+    return counts
+
+
+def build_report(
+    args: argparse.Namespace,
+    deid: Any,
+    entries: list[dict[str, Any]],
+    seconds: float,
+    this_run: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The JSON report: ``files`` is every file recorded in the output folder (merged over runs),
+    ``summary`` counts them, ``this_run`` counts what this run did."""
     faces = [f for e in entries for f in e.get("faces", [])]
     sims = [f["similarity"] for f in faces if "similarity" in f]
     sims += [t["mean_similarity"] for e in entries for t in e.get("tracks", []) if t["mean_similarity"] is not None]
-    counts = {s: 0 for s in ("deidentified", "no_face", "failed", "skipped_existing", "skipped_not_media")}
-    for e in entries:
-        counts[e.get("status", "failed")] = counts.get(e.get("status", "failed"), 0) + 1
-    n_faces = len(faces) + sum(e.get("face_detections", 0) for e in entries)
+    summary = count_entries(entries)
+    summary.pop("skipped_existing")
+    run_counts = count_entries(this_run if this_run is not None else entries)
     return {
         "checkpoint": str(args.ckpt),
         "backend": args.backend,
@@ -356,15 +542,22 @@ def build_report(args: argparse.Namespace, deid: Any, entries: list[dict[str, An
         "(group_source closed_set); other faces get a best-effort group. Whether the output images resist "
         "re-identification is measured by `kssgan evaluate`, not guaranteed; 'similarity' below is one "
         "recogniser's score per face",
+        "release_policy": {
+            "on_no_face": deid.options.on_no_face,
+            "on_still_matching": deid.options.on_still_matching,
+            "similarity_checked": bool(deid.options.similarity),
+        },
         "options": deid.options.to_dict(),
         "summary": {
-            **counts,
+            **summary,
+            "skipped_existing": run_counts["skipped_existing"],
             "files": len(entries),
-            "faces": n_faces,
             "mean_similarity": round(float(np.mean(sims)), 4) if sims else None,
-            "still_matching": sum(bool(f.get("match")) for f in faces),
+            "still_matching": sum(bool(f.get("match")) for f in faces)
+            + sum(e.get("still_matching_detections", 0) for e in entries),
             "seconds": round(seconds, 2),
         },
+        "this_run": {**run_counts, "files": len(this_run if this_run is not None else entries)},
         "files": entries,
     }
 

@@ -79,12 +79,13 @@ def verify_export(
 
 
 def export_checkpoint(ckpt: str | Path, output: str | Path | None = None, opset: int = DEFAULT_OPSET) -> Path:
-    from kssgan.system import load_kssgan
+    from kssgan.safe_checkpoint import CheckpointError, load_model
 
     ckpt = Path(ckpt)
-    if not ckpt.is_file():
-        raise DeidentifyError(f"checkpoint {ckpt} not found")
-    model = load_kssgan(str(ckpt))
+    try:
+        model = load_model(ckpt)
+    except CheckpointError as err:
+        raise DeidentifyError(str(err)) from err
     size = int(model.hparams.image_size)
     meta = {
         ONNX_META_IMAGE_SIZE: str(size),

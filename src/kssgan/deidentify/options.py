@@ -62,6 +62,8 @@ class DeidentifyOptions:
     attributes: dict[str, str] = field(default_factory=dict)  # --set name=value
     identity: str | None = None  # --identity NAME: closed-set group for every face
     similarity: bool = True  # recogniser similarity original vs output in the report
+    on_no_face: str = "withhold"  # withhold | pixelate | blur | copy (see deidentify.policy)
+    on_still_matching: str = "withhold"  # withhold | keep
     mask: MaskShape = field(default_factory=MaskShape)
     tracker: TrackerSettings = field(default_factory=TrackerSettings)
     video_codec: dict[str, str] = field(

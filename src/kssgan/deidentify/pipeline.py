@@ -19,6 +19,7 @@ from kssgan.data.labels import LabelSpec
 from kssgan.deidentify.blend import paste_face
 from kssgan.deidentify.groups import FACE_RECOGNISERS, GROUP_SOURCE_NOTES, GroupChooser, LabelBuilder
 from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions, apply_checkpoint_framing
+from kssgan.deidentify.policy import obscure_box
 from kssgan.deidentify.tracker import FaceTracker
 from kssgan.faces.align import align_faces, similarity_transform
 
@@ -153,16 +154,14 @@ class Deidentifier:
     ) -> Deidentifier:
         """Load ``ckpt`` (``weights_only=True``) and build the chosen back end; checks ``image_size``."""
         from kssgan.deidentify.backends import OnnxGenerator, TorchGenerator
-        from kssgan.system import load_kssgan
+        from kssgan.safe_checkpoint import CheckpointError, load_model
 
         options = options or DeidentifyOptions()
         path = Path(ckpt)
-        if not path.is_file():
-            raise DeidentifyError(f"checkpoint {path} not found")
         try:
-            model = load_kssgan(str(path))
-        except (ValueError, RuntimeError, KeyError) as err:
-            raise DeidentifyError(f"cannot load {path} as a kssgan checkpoint: {err}") from err
+            model = load_model(path)
+        except CheckpointError as err:
+            raise DeidentifyError(str(err)) from err
         size = int(model.hparams.image_size)
         if image_size is not None and int(image_size) != size:
             raise DeidentifyError(
@@ -202,21 +201,29 @@ class Deidentifier:
     def process(
         self, frames: Sequence[Frame], tracker: FaceTracker | None = None, frame_offset: int = 0
     ) -> list[tuple[np.ndarray, list[FaceResult]]]:
-        """De-identified copies of ``frames`` (inputs are not modified) and the faces found in each."""
+        """De-identified copies of ``frames`` (inputs are not modified) and the faces found in each.
+
+        With a ``tracker`` (video), a live track that is not detected in a frame has its last known
+        box obscured there (:meth:`FaceTracker.missed`, recorded in ``tracker.fallbacks``)."""
         opts, size = self.options, self.image_size
         outputs = [f.image.copy() for f in frames]
         results: list[list[FaceResult]] = [[] for _ in frames]
         jobs: list[_Job] = []
         landmarks: list[list[np.ndarray]] = [[] for _ in frames]
+        covered: list[list[tuple[float, float, float, float]]] = [[] for _ in frames]
         for fi, fr in enumerate(frames):
             dets = self.detector.detect(fr.image)
             if not dets:
+                if tracker is not None:
+                    covered[fi] = [t.box for t in tracker.missed(frame_offset + fi)]
                 continue
             lms = [np.asarray(d.landmarks, np.float64) for d in dets]
             landmarks[fi] = lms
             crops = align_faces([fr.image] * len(dets), lms, size, margin=opts.margin)
             emb = self._embed(fr.image, lms) if self.recogniser is not None else None
             tracks = tracker.update(frame_offset + fi, [d.box for d in dets], emb) if tracker is not None else None
+            if tracker is not None:
+                covered[fi] = [t.box for t in tracker.missed(frame_offset + fi)]
             identity = opts.identity or fr.identity
             estimates = self._estimate(crops, fr.attributes)
             for j, det in enumerate(dets):
@@ -239,6 +246,9 @@ class Deidentifier:
         self._generate_and_paste(jobs, frames, outputs)
         if opts.similarity and self.recogniser is not None:
             self._measure(frames, outputs, landmarks, results, tracker)
+        for out, boxes in zip(outputs, covered, strict=True):
+            for box in boxes:  # a tracked face the detector missed here: its last box is obscured
+                obscure_box(out, box)
         return list(zip(outputs, results, strict=True))
 
     def _estimate(self, crops_bgr: Sequence[np.ndarray], known: dict[str, Any]) -> list[dict[str, Any]]:

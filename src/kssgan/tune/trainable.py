@@ -36,7 +36,7 @@ CHECKPOINT_NAME = "checkpoint.ckpt"
 TRIAL_CONFIG = "trial.yaml"
 RAY_TRAIN_FOLDER = "ray_train"  # a multi-worker trial's Ray Train run, in the trial's folder
 # Callbacks that a trial replaces: Tune's reporter checkpoints, and progress bars only clutter logs.
-DROPPED_CALLBACKS = ("ModelCheckpoint", "TQDMProgressBar", "RichProgressBar")
+DROPPED_CALLBACKS = ("ModelCheckpoint", "CheckpointOnExit", "TQDMProgressBar", "RichProgressBar")
 # Top-level keys of `kssgan fit` that the Trainer-only CLI of a trial does not take.
 FIT_ONLY_KEYS = ("ckpt_path", "weights_only")
 

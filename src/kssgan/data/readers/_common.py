@@ -112,6 +112,20 @@ def rel(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
+def is_utf8_name(name: str) -> bool:
+    """False for a file name whose bytes are not UTF-8 (Python holds them as surrogate escapes)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(name: str) -> str:
+    """``name`` with undecodable bytes shown as ``\\xNN`` (valid UTF-8, for manifests and consoles)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def as_binary(values: pd.Series) -> pd.Series:
     """CelebA-style −1/1 (or 0/1, true/false) columns as 0/1 ints."""
     num = pd.to_numeric(values, errors="coerce")

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +20,8 @@ from kssgan.data.readers._common import (
     assign_splits,
     candidate_images,
     finish,
+    is_utf8_name,
+    printable,
     rel,
 )
 
@@ -38,6 +41,36 @@ def _pick(columns: list[str], aliases: tuple[str, ...]) -> str | None:
     return None
 
 
+class LabelsError(DatasetLayoutError):
+    """A labels.csv that would read outside the data root or count one photo for two people."""
+
+    def __init__(self, root: str | Path, message: str) -> None:
+        self.dataset, self.root, self.expected, self.found = "folder", Path(root), EXPECTED, message
+        ValueError.__init__(self, message)
+
+
+def check_labelled_paths(df: pd.DataFrame, root: Path, csv_name: str, allow_outside_root: bool = False) -> None:
+    """Refuse (DatasetLayoutError) CSV paths outside ``root`` and a file listed under two identities."""
+    base = root.resolve()
+    resolved = []
+    for source in df["source"]:
+        target = Path(os.path.normpath(root / source)).resolve()
+        if not allow_outside_root and target != base and base not in target.parents:
+            raise LabelsError(
+                root,
+                f"{csv_name} lists {source!r}, which lies outside the data root {str(root)!r} "
+                "(--allow-outside-root reads such paths anyway)",
+            )
+        resolved.append(str(target))
+    seen: dict[str, str] = {}
+    for source, ident, key in zip(df["source"], df["identity"].astype(str), resolved, strict=True):
+        if key in seen and seen[key] != ident:
+            raise LabelsError(
+                root, f"{csv_name} lists the photo {source!r} under two identities ({seen[key]!r} and {ident!r})"
+            )
+        seen.setdefault(key, ident)
+
+
 def read_folder(
     root: str | Path,
     labels_csv: str | Path | None = None,
@@ -47,6 +80,7 @@ def read_folder(
     test_fraction: float = 0.1,
     max_identities: int | None = None,
     max_images: int | None = None,
+    allow_outside_root: bool = False,
     **_: object,
 ) -> pd.DataFrame:
     """One row per image: ``source`` (relative to ``root``), ``identity``, ``split`` and attributes.
@@ -55,7 +89,9 @@ def read_folder(
     present, else the identity-folder layout. ``labels_csv=""`` forces the folder layout.
     ``max_identities`` keeps the first identities in sorted order (for quick subsets).
     Files listed in the CSV but absent are returned in ``df.attrs["skipped"]`` (reason
-    ``missing_file``), never raised.
+    ``missing_file``), never raised. A CSV path that leads outside ``root`` (``..``, an absolute
+    path elsewhere) is refused unless ``allow_outside_root``; one file listed under two identities
+    is always refused (it would count twice towards k).
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -80,6 +116,7 @@ def read_folder(
             rel(Path(p), root) if Path(p).is_absolute() and Path(p).is_relative_to(root) else Path(p).as_posix()
             for p in df["source"]
         ]
+        check_labelled_paths(df, root, csv_path.name, allow_outside_root)
         exists = [(root / s).is_file() for s in df["source"]]
         skipped = [(s, "missing_file") for s, ok in zip(df["source"], exists, strict=True) if not ok]
         df = df[exists]
@@ -89,7 +126,14 @@ def read_folder(
             )
     else:
         subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        rows = [{"source": rel(f, root), "identity": d.name} for d in subdirs for f in candidate_images(d)]
+        rows = []
+        for d in subdirs:
+            for f in candidate_images(d):
+                name = rel(f, root)
+                if is_utf8_name(name):
+                    rows.append({"source": name, "identity": d.name})
+                else:  # recorded, not read: the manifest and pandas hold UTF-8 text only
+                    skipped.append((printable(name), "non_utf8_name"))
         if not rows:
             top = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
             found = f"{len(subdirs)} sub-folders without images and {len(top)} images directly in the root"
