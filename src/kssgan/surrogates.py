@@ -46,6 +46,12 @@ class SurrogateBank(nn.Module):
         self.register_buffer("source_group", torch.arange(num_groups))
         self.register_buffer("ready", torch.zeros((), dtype=torch.bool))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: ANN001
+        key = prefix + "faces"
+        if key in state_dict and state_dict[key].dim() == 5:  # checkpoints written before the 4-D layout
+            state_dict[key] = state_dict[key].flatten(0, 1)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def fill(self, faces: Tensor, source_group: Tensor) -> None:
         """``faces``: (G, V, C, H, W) means; ``source_group``: (G,)."""
         expected = (self.num_groups, self.num_values, *self.faces.shape[1:])
