@@ -104,3 +104,22 @@ def test_audit_cross_checks_the_manifest(tmp_path):
     assert not rep.ok and "not grouped" in rep.problems[0] and "stranger" in rep.problems[0]
     manifest.iloc[:6].to_csv(tmp_path / "manifest.csv", index=False)
     assert audit_groups(tmp_path / "groups.json").ok
+
+
+def test_stratified_grouping_never_mixes_strata_and_keeps_k() -> None:
+    rng = np.random.default_rng(0)
+    ids = [f"p{i:02d}" for i in range(20)]
+    emb = {i: rng.normal(size=8) for i in ids}
+    strata = {i: ("f" if n < 11 else "m") for n, i in enumerate(ids)}
+    strata["p19"] = "x"  # a stratum smaller than k is pooled, never left in a group below k
+    a = KSameGrouping(k=3).fit(emb, strata, "gender")
+    assert a.stratify == "gender" and not a.audit()
+    by_group: dict[int, set[str]] = {}
+    for ident, g in a.identity_to_group.items():
+        by_group.setdefault(g, set()).add(strata[ident])
+    pure = [s for s in by_group.values() if s <= {"f"} or s <= {"m"}]
+    assert len(pure) >= len(by_group) - 1  # only the group that took the lone "x" may mix
+    assert min(a.group_sizes) >= 3
+    assert GroupAssignment.from_dict(a.to_dict()).stratify == "gender"
+    plain = KSameGrouping(k=3).fit(emb)
+    assert plain.stratify is None and "stratify" not in plain.to_dict()

@@ -46,7 +46,7 @@ class SurrogateBank(nn.Module):
         self.register_buffer("source_group", torch.arange(num_groups))
         self.register_buffer("ready", torch.zeros((), dtype=torch.bool))
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: ANN001
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         key = prefix + "faces"
         if key in state_dict and state_dict[key].dim() == 5:  # checkpoints written before the 4-D layout
             state_dict[key] = state_dict[key].flatten(0, 1)

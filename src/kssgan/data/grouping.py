@@ -39,6 +39,7 @@ class GroupAssignment:
     seed: int
     identity_to_group: dict[str, int]
     centroids: np.ndarray = field(repr=False)
+    stratify: str | None = None  # manifest column no group straddles (e.g. gender), if any
 
     @property
     def num_groups(self) -> int:
@@ -81,7 +82,7 @@ class GroupAssignment:
             "group_sizes": self.group_sizes,
             "identity_to_group": dict(sorted(self.identity_to_group.items())),
             "centroids": np.round(self.centroids, 6).tolist(),
-        }
+        } | ({"stratify": self.stratify} if self.stratify else {})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GroupAssignment:
@@ -92,6 +93,7 @@ class GroupAssignment:
             seed=int(data.get("seed", 0)),
             identity_to_group={str(k): int(v) for k, v in data["identity_to_group"].items()},
             centroids=np.asarray(data["centroids"], dtype=np.float64),
+            stratify=data.get("stratify"),
         )
 
     def save(self, path: str | Path) -> Path:
@@ -122,8 +124,18 @@ class KSameGrouping:
         if self.method not in METHODS:
             raise GroupingError(f"unknown grouping method {self.method!r}; choose one of {METHODS}")
 
-    def fit(self, identity_embeddings: Mapping[str, np.ndarray]) -> GroupAssignment:
-        """Group identities given one (mean) embedding per identity."""
+    def fit(
+        self,
+        identity_embeddings: Mapping[str, np.ndarray],
+        strata: Mapping[str, str] | None = None,
+        stratify: str | None = None,
+    ) -> GroupAssignment:
+        """Group identities given one (mean) embedding per identity.
+
+        ``strata`` (identity → value of the ``stratify`` attribute, e.g. gender) groups each stratum
+        separately, so that no group mixes strata and a released face can keep the attribute by
+        construction; strata with fewer than k identities are pooled (and, if still fewer than k,
+        joined to the largest stratum), so every group still holds ≥ k identities."""
         ids = sorted(str(i) for i in identity_embeddings)
         n = len(ids)
         if n < self.k:
@@ -132,16 +144,21 @@ class KSameGrouping:
                 "a k-Same grouping needs at least k identities"
             )
         x = _l2(np.stack([np.asarray(identity_embeddings[i], dtype=np.float64).ravel() for i in ids]))
-        if self.method == "mdav":
-            clusters = _mdav(x, self.k)
-        else:
-            order = np.random.default_rng(self.seed).permutation(n)
-            clusters = _chunk(list(order), self.k)
+        clusters: list[list[int]] = []
+        for part in _strata_parts(ids, strata, self.k):
+            sub = x[part]
+            if self.method == "mdav":
+                local = _mdav(sub, self.k)
+            else:
+                local = _chunk(list(np.random.default_rng(self.seed).permutation(len(part))), self.k)
+            clusters += [[part[i] for i in c] for c in local]
         # Order groups by their smallest member index so group ids are stable under a seed.
         clusters = sorted((sorted(c) for c in clusters), key=lambda c: c[0])
         mapping = {ids[i]: g for g, members in enumerate(clusters) for i in members}
         centroids = np.stack([x[members].mean(axis=0) for members in clusters])
-        return GroupAssignment(self.k, self.method, self.recogniser, self.seed, mapping, centroids)
+        return GroupAssignment(
+            self.k, self.method, self.recogniser, self.seed, mapping, centroids, stratify if strata else None
+        )
 
     @staticmethod
     def mean_embeddings(identities: list[str], embeddings: np.ndarray) -> dict[str, np.ndarray]:
@@ -151,6 +168,24 @@ class KSameGrouping:
         for ident, e in zip(identities, emb, strict=True):
             out.setdefault(str(ident), []).append(e)
         return {i: np.mean(v, axis=0) for i, v in out.items()}
+
+
+def _strata_parts(ids: list[str], strata: Mapping[str, str] | None, k: int) -> list[list[int]]:
+    """Index lists of ``ids`` per stratum (one part when ``strata`` is None); see ``fit``."""
+    if not strata:
+        return [list(range(len(ids)))]
+    parts: dict[str, list[int]] = {}
+    for i, ident in enumerate(ids):
+        parts.setdefault(str(strata.get(ident, "")), []).append(i)
+    big = [p for p in parts.values() if len(p) >= k]
+    small = sorted(i for p in parts.values() if len(p) < k for i in p)
+    if small and len(small) >= k:
+        big.append(small)
+    elif small:
+        if not big:
+            return [list(range(len(ids)))]
+        max(big, key=len).extend(small)
+    return [sorted(p) for p in big]
 
 
 def group_sizes_of(identity_to_group: Mapping[str, int]) -> dict[int, int]:

@@ -300,6 +300,7 @@ def prepare_dataset(
     k: int = 3,
     grouping_method: str = "mdav",
     seed: int = 0,
+    grouping_stratify: str | None = None,
     model_dir: str | Path | None = None,
     reader_options: Mapping[str, Any] | None = None,
     margin: float = 0.0,
@@ -496,7 +497,7 @@ def prepare_dataset(
     # -- k-Same grouping -----------------------------------------------------------------------
     group_error: GroupingError | None = None
     try:
-        assignment = _fit_groups(ok, emb_matrix, k, grouping_method, seed, recogniser)
+        assignment = _fit_groups(ok, emb_matrix, k, grouping_method, seed, recogniser, grouping_stratify)
         assignment.save(out / "groups.json")
         summary["groups"] = {
             "k": k,
@@ -542,7 +543,9 @@ def selection_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
     return ""
 
 
-def _fit_groups(ok: pd.DataFrame, emb: np.ndarray, k: int, method: str, seed: int, recogniser: str) -> GroupAssignment:
+def _fit_groups(
+    ok: pd.DataFrame, emb: np.ndarray, k: int, method: str, seed: int, recogniser: str, stratify: str | None = None
+) -> GroupAssignment:
     """Group the identities the model trains on (those with a ``train`` image), and only those: no
     group may exist that the model never saw. Identities seen only in val/test (the identity-disjoint
     protocol) are open-set: they get their nearest group at use (best effort, no k guarantee)."""
@@ -553,7 +556,15 @@ def _fit_groups(ok: pd.DataFrame, emb: np.ndarray, k: int, method: str, seed: in
         raise GroupingError(f"no usable face in the train split, cannot build k={k} groups")
     ok, emb = ok[train], np.asarray(emb)[train]
     means = KSameGrouping.mean_embeddings(list(ok["identity"].astype(str)), emb)
-    return KSameGrouping(k=int(k), method=method, seed=int(seed), recogniser=recogniser).fit(means)
+    strata = None
+    if stratify:
+        if stratify not in ok.columns:
+            raise GroupingError(
+                f"grouping.stratify: {stratify!r} is not a manifest column; columns: {list(ok.columns)}"
+            )
+        strata = dict(zip(ok["identity"].astype(str), ok[stratify].astype(str), strict=True))
+    grouping = KSameGrouping(k=int(k), method=method, seed=int(seed), recogniser=recogniser)
+    return grouping.fit(means, strata, stratify)
 
 
 def regroup(
@@ -562,6 +573,7 @@ def regroup(
     method: str = "mdav",
     seed: int = 0,
     out: str | Path | None = None,
+    stratify: str | None = None,
 ) -> GroupAssignment:
     """Rebuild the k-Same grouping of a prepared folder from ``embeddings.npz`` (no detection).
 
@@ -581,7 +593,7 @@ def regroup(
     info_path = root / "prepare.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     recogniser = info.get("settings", {}).get("recogniser", "unknown")
-    assignment = _fit_groups(ok, emb, k, method, seed, recogniser)
+    assignment = _fit_groups(ok, emb, k, method, seed, recogniser, stratify)
     target = Path(out) if out is not None else root / "groups.json"
     if not target.is_absolute() and target.parent == Path("."):
         target = root / target
@@ -734,6 +746,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, choices=["cpu", "cuda"])
     p.add_argument("--k", type=int)
     p.add_argument("--grouping", choices=["mdav", "random"], help="grouping method")
+    p.add_argument("--stratify", metavar="COLUMN", help="no group mixes values of this attribute (e.g. gender)")
     p.add_argument("--seed", type=int)
     p.add_argument("--min-face", type=float, help="smallest face (box side, px) kept")
     p.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
@@ -769,7 +782,7 @@ def main(argv: list[str] | None = None) -> int:
             print("kssgan prepare --regroup needs --k", file=sys.stderr)
             return 2
         try:
-            a = regroup(args.regroup, args.k, args.grouping or "mdav", args.seed or 0, args.groups_out)
+            a = regroup(args.regroup, args.k, args.grouping or "mdav", args.seed or 0, args.groups_out, args.stratify)
         except (GroupingError, FileNotFoundError) as err:
             print(f"kssgan prepare: {err}", file=sys.stderr)
             return 1
@@ -816,6 +829,7 @@ def main(argv: list[str] | None = None) -> int:
             k=args.k or int(recipe.get("k", 3)),
             grouping_method=args.grouping or grouping.get("method", "mdav"),
             seed=args.seed if args.seed is not None else int(grouping.get("seed", 0)),
+            grouping_stratify=args.stratify or grouping.get("stratify"),
             model_dir=model_dir,
             reader_options=reader_options,
             margin=args.margin if args.margin is not None else float(recipe.get("margin", 0.0)),
