@@ -297,32 +297,9 @@ class KSSGAN(L.LightningModule):
             self.siamese.requires_grad_(False)
 
     def _pretrain_siamese(self) -> None:
-        steps = self.hparams.siamese_pretrain_steps
-        dm = self.trainer.datamodule
-        loader = dm.train_dataloader() if dm is not None else self.trainer.train_dataloader
-        opt = self.optimizers()[2]
-        self.siamese.train()
-        done, last = 0, float("nan")
-        bar = _progress(steps, "Siamese pre-training", self.trainer)
-        while done < steps:
-            for batch in loader:
-                batch = self.transfer_batch_to_device(batch, self.device, 0)
-                with self.trainer.precision_plugin.forward_context():
-                    loss = self.siamese_step(batch)
-                opt.zero_grad(set_to_none=True)
-                self.manual_backward(loss)
-                opt.step()
-                done += 1
-                last = float(loss.detach())
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{last:.3f}")
-                if done >= steps:
-                    break
-        if bar is not None:
-            bar.close()
-        self.siamese_ready.fill_(True)
-        self.log("siamese/pretrain_loss", last, rank_zero_only=True)
+        from kssgan.siamese_pretraining import pretrain_siamese
+
+        self.log("siamese/pretrain_loss", pretrain_siamese(self), rank_zero_only=True)
 
     # -- training -----------------------------------------------------------------------------
     def generator_inputs(self, x: Tensor, c_org: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -535,14 +512,6 @@ def _linear_decay(start: int, end: int):
         return max(0.0, 1.0 - (step - start) / float(end - start))
 
     return factor
-
-
-def _progress(total: int, desc: str, trainer: L.Trainer):
-    if not trainer.is_global_zero or not trainer.progress_bar_callback:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
 def load_kssgan(path: str, map_location: str | torch.device = "cpu") -> KSSGAN:
