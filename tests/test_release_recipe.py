@@ -241,3 +241,17 @@ def test_surrogate_release_generator_runs_in_every_backend(surrogate_model, tmp_
     onnx = OnnxGenerator(path, "cpu")
     assert onnx.inputs == {"label"}  # the image is never read, so the graph does not take it
     assert np.abs(onnx(x.numpy(), labels.numpy()) - ref).max() < 1e-4
+
+
+def test_ghosted_mean_is_a_softened_copy_of_one_face() -> None:
+    from kssgan.surrogates import ghosted_mean
+
+    torch.manual_seed(0)
+    x = torch.zeros(2, 3, 32, 32)
+    x[:, :, 14:18, 8:24] = 1.0  # a sharp bar
+    g = ghosted_mean(x, 3)
+    assert g.shape == x.shape
+    assert (g - x).abs().mean() > 0.01  # jittered and softened ...
+    assert float(g.mean()) == pytest.approx(float(x.mean()), rel=0.15)  # ... but the same content
+    edge = lambda t: (t[..., 1:, :] - t[..., :-1, :]).pow(2).mean()  # noqa: E731  (gradient energy)
+    assert edge(g) < edge(x)  # softer edges: what G learns to undo

@@ -142,6 +142,31 @@ def batch_k_means(images: Tensor, value: Tensor, k: int, generator: torch.Genera
     return out
 
 
+def ghosted_mean(images: Tensor, k: int, shift: float = 0.04, scale: float = 0.04, angle_deg: float = 4.0) -> Tensor:
+    """The mean of k randomly jittered copies of each image (translation up to ``shift`` of the side,
+    scale up to ±``scale``, rotation up to ±``angle_deg``): what a k-Same mean face looks like —
+    features doubled and softened — but of one person, so that the sharp original is a target."""
+    import math
+
+    b = images.size(0)
+    out = torch.zeros_like(images)
+    for _ in range(max(1, k)):
+        theta = torch.rand(b, device=images.device) * 2 - 1
+        a = theta * math.radians(angle_deg)
+        s = 1 + (torch.rand(b, device=images.device) * 2 - 1) * scale
+        t = (torch.rand(b, 2, device=images.device) * 2 - 1) * shift * 2  # affine_grid units: side = 2
+        m = torch.stack(
+            [
+                torch.stack([s * torch.cos(a), -s * torch.sin(a), t[:, 0]], 1),
+                torch.stack([s * torch.sin(a), s * torch.cos(a), t[:, 1]], 1),
+            ],
+            1,
+        )
+        grid = nn.functional.affine_grid(m, list(images.shape), align_corners=False)
+        out += nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out / max(1, k)
+
+
 class SurrogateReleaseGenerator(nn.Module):
     """G(surrogate(c), kept(c)) behind the generator's own ``(image, label)`` interface, so that
     ``deidentify`` backends and the ONNX export treat both generator inputs alike. The image is

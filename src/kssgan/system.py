@@ -60,7 +60,7 @@ from kssgan.losses import (
 )
 from kssgan.models import Critic, Generator, SiameseNet
 from kssgan.models.conditioning import CONDITIONING_CHOICES
-from kssgan.surrogates import SurrogateBank, batch_k_means
+from kssgan.surrogates import SurrogateBank, batch_k_means, ghosted_mean
 from kssgan.targets import field_index, permuted_targets, release_targets, without_field
 
 CHECKPOINT_KEY = "kssgan"
@@ -96,7 +96,9 @@ class KSSGAN(L.LightningModule):
             the rest are means of k same-attribute batch images (so G does not memorise the bank).
         lambda_fid, fidelity_size: weight and block grid of the low-frequency L1 that keeps the
             surrogate's identity in G's output (surrogate mode).
-        lambda_detail: weight of a paired prior, L1(G(blur(x)), x) on real crops (0: off).
+        lambda_detail: weight of a paired de-ghosting prior on real crops, L1(G(ghost(x)), x) where
+            ghost(x) averages k slightly shifted, scaled and rotated copies of x — a mean face of one
+            person (0: off).
         target_sampler: ``permute`` (StarGAN/paper) or ``release`` (own attributes, new group).
         own_group_share: with ``release``, the share of targets that keep the source's group.
         identity_loss: ``similarity`` (eq. 3, S) or ``hinge`` (max(0, S − hinge_margin)).
@@ -152,7 +154,7 @@ class KSSGAN(L.LightningModule):
         identity_loss: Literal["similarity", "hinge"] = "similarity",
         hinge_margin: float = 0.5,
         lambda_consistency: float = 0.0,
-        g_upsample: Literal["transposed", "resize"] = "transposed",
+        g_upsample: Literal["transposed", "resize", "bilinear"] = "transposed",
         g_residual: bool = False,
         group_conditioning: Literal["embedding", "onehot"] = "embedding",
         group_embed_dim: int = 32,
@@ -426,12 +428,9 @@ class KSSGAN(L.LightningModule):
             "g_fid": low_frequency_l1(x_fake, x_in, hp.fidelity_size),
         }
         g_loss = parts["g_adv"] + hp.lambda_cls * parts["g_cls"] + hp.lambda_fid * parts["g_fid"]
-        if hp.lambda_detail > 0:
-            import kornia
-
-            sigma = 1.5 * hp.image_size / 64
-            blurred = kornia.filters.gaussian_blur2d(x.float(), _odd(4 * sigma), (sigma, sigma)).to(x.dtype)
-            parts["g_detail"] = (self.generator(self._fmt(blurred), kept).float() - x.float()).abs().mean()
+        if hp.lambda_detail > 0:  # de-ghosting prior: k jittered copies of a real face, averaged -> that face
+            ghosted = ghosted_mean(x.float(), int((self.groups or {}).get("k", 3))).to(x.dtype)
+            parts["g_detail"] = (self.generator(self._fmt(ghosted), kept).float() - x.float()).abs().mean()
             g_loss = g_loss + hp.lambda_detail * parts["g_detail"]
         if hp.lambda_rec > 0 and hp.rec_loss == "siamese":
             with torch.no_grad():
@@ -493,11 +492,6 @@ class KSSGAN(L.LightningModule):
             "image_size": self.hparams.image_size,
             "prepare": self.prepare_info,
         }
-
-
-def _odd(x: float) -> int:
-    n = max(3, round(x))
-    return n if n % 2 else n + 1
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

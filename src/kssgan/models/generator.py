@@ -9,7 +9,8 @@ Instance norm uses ``track_running_stats=False`` so that train and eval modes co
 
 Two documented options beyond StarGAN:
 
-* ``upsample="resize"``: nearest-neighbour resize then a 3×3 conv instead of a 4×4 transposed conv.
+* ``upsample="resize"`` / ``"bilinear"``: nearest-neighbour (or bilinear) resize then a 3×3 conv
+  instead of a 4×4 transposed conv.
   Transposed convs whose kernel is not divisible by their stride leave the regular checkerboard
   texture seen in early kSS-GAN outputs (Odena et al., 2016); resize-convolution cannot.
 * ``residual=True``: the output is ``clamp(x + r)``, with the last conv initialised to zero, so the
@@ -49,10 +50,14 @@ def tile_label(label: Tensor, height: int, width: int) -> Tensor:
     return label.view(label.size(0), label.size(1), 1, 1).expand(-1, -1, height, width)
 
 
+UPSAMPLING = ("transposed", "resize", "bilinear")
+
+
 def _upsample(cin: int, cout: int, mode: str) -> list[nn.Module]:
     if mode == "transposed":
         return [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)]
-    return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, 1, 1, bias=False)]
+    interp = nn.Upsample(scale_factor=2, mode="nearest" if mode == "resize" else "bilinear", align_corners=None)
+    return [interp, nn.Conv2d(cin, cout, 3, 1, 1, bias=False)]
 
 
 class Generator(nn.Module):
@@ -64,7 +69,8 @@ class Generator(nn.Module):
         repeat_num: number of residual blocks (6 in StarGAN).
         image_size: side of the square input; must be divisible by 4.
         channels: image channels.
-        upsample: ``transposed`` (StarGAN) or ``resize`` (resize-convolution, no checkerboard).
+        upsample: ``transposed`` (StarGAN), ``resize`` (nearest resize + conv, no checkerboard) or
+            ``bilinear`` (bilinear resize + conv: no checkerboard and no blocky edits).
         residual: learn an edit of the input (``clamp(x + r)``, zero-initialised ``r``).
         num_groups: size of the label's leading group block (needed by the embedding form).
         group_embed_dim: 0 (default) tiles the whole label, the paper's form; ``d > 0`` tiles a
@@ -86,8 +92,8 @@ class Generator(nn.Module):
         super().__init__()
         if label_dim < 0:
             raise ValueError(f"label_dim must be >= 0, got {label_dim}")
-        if upsample not in ("transposed", "resize"):
-            raise ValueError(f"upsample must be 'transposed' or 'resize', got {upsample!r}")
+        if upsample not in UPSAMPLING:
+            raise ValueError(f"upsample must be one of {UPSAMPLING}, got {upsample!r}")
         if image_size % 4 or image_size < 8:
             raise ValueError(f"image_size must be a multiple of 4 and >= 8 (two down-samplings), got {image_size}")
         check_conditioning(label_dim, num_groups, group_embed_dim)
