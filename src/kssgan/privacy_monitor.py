@@ -174,7 +174,7 @@ class PrivacyMonitor(L.Callback):
         root = Path(trainer.default_root_dir)
         ckpt_dir = Path(getattr(trainer.checkpoint_callback, "dirpath", None) or root / "checkpoints")
         ckpt = ckpt_dir / "final.ckpt"
-        trainer.save_checkpoint(ckpt)
+        trainer.save_checkpoint(ckpt, weights_only=False)  # a full, resumable checkpoint
         if not trainer.is_global_zero:
             return
         summary = {
