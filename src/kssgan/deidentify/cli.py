@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions
+from kssgan.seal import SealError
 
 log = logging.getLogger("kssgan.deidentify")
 
@@ -75,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-similarity", action="store_true", help="skip the recogniser check of each output")
     p.add_argument("--config", help="YAML with DeidentifyOptions (command-line flags win)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--seal-to", metavar="HOLDER_PUB", help="seal the released->source mapping to this holder.pub")
+    p.add_argument(
+        "--rename", choices=("keep", "hash"), default="keep", help="output names: the input's, or a keyed hash"
+    )
     return p
 
 
@@ -162,10 +167,12 @@ def _setup_log(path: Path) -> logging.Handler:
 
 def run(args: argparse.Namespace) -> int:
     from kssgan.deidentify.pipeline import Deidentifier
+    from kssgan.seal.release import Release
 
     opts = options_from_args(args)
     in_root, out_root = Path(args.input), Path(args.output)
     files = collect_inputs(in_root, out_root)  # before anything is loaded: a wrong path fails fast
+    release = Release(out_root, args.rename, args.seal_to, args.ckpt, in_root if in_root.is_dir() else in_root.parent)
     deid = Deidentifier.from_checkpoint(args.ckpt, opts, args.backend, args.onnx, args.image_size)
     attributes = read_attributes(args.attributes, args.identity_column)
     out_root.mkdir(parents=True, exist_ok=True)
@@ -178,13 +185,15 @@ def run(args: argparse.Namespace) -> int:
 
         bar = tqdm(total=len(files), desc="deidentify", unit="file", dynamic_ncols=True)
     try:
-        entries = deidentify_files(deid, files, out_root, attributes, args.overwrite, bar)
+        release.open()
+        entries = deidentify_files(deid, files, out_root, attributes, args.overwrite, bar, release=release)
     finally:
+        release.close()
         if bar is not None:
             bar.close()
         log.removeHandler(handler)
         handler.close()
-    report = build_report(args, deid, entries, time.perf_counter() - started)
+    report = release.redact(build_report(args, deid, entries, time.perf_counter() - started))
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(json.dumps(report, indent=1))
     s = report["summary"]
@@ -207,6 +216,8 @@ class _Photo:
     entry: dict[str, Any]
     frame: Any  # pipeline.Frame
     fmt: str | None
+    seal: Callable[[dict[str, Any]], None] | None = None  # seals the entry before the output is published
+    strip: bool = False  # re-encode a face-less picture instead of copying it (no source metadata)
 
 
 def _fail(entry: dict[str, Any], err: BaseException) -> None:
@@ -231,6 +242,7 @@ def deidentify_files(
     bar: Any = None,
     chunk_files: int | None = None,
     chunk_pixels: int | None = None,
+    release: Any = None,
 ) -> list[dict[str, Any]]:
     """De-identify ``files`` (``(path, relative name)``) into ``out_root``; one report entry per file, in order.
 
@@ -239,7 +251,9 @@ def deidentify_files(
     and each chunk goes through :meth:`Deidentifier.process` at once, so G batches faces across
     photos while memory stays bounded. A chunk that raises is redone photo by photo, so only the bad
     photo fails. Videos are their own chunks (the pending photos are finished first, keeping the file
-    order). ``bar`` (tqdm-like) advances once per file when that file is done.
+    order). ``bar`` (tqdm-like) advances once per file when that file is done. ``release``
+    (:class:`kssgan.seal.release.Release`) names the outputs and seals each entry before its output
+    is published.
     """
     from kssgan.data.readers.image_io import load_image, sniff_format
     from kssgan.deidentify.pipeline import Frame
@@ -262,10 +276,13 @@ def deidentify_files(
         _run_chunk(deid, chunk, advance)
 
     for src, rel in files:
-        dst = out_root / rel
-        entry: dict[str, Any] = {"path": rel}
+        released = release.name(src, rel) if release is not None else rel
+        dst = out_root / released
+        entry: dict[str, Any] = {"path": released} if released == rel else {"path": released, "source": rel}
         entries.append(entry)
         queued = False
+        meta = attributes.get(rel, {})
+        seal = release.sealer(rel, deid.options.identity or meta.get("identity")) if release is not None else None
         try:
             video = is_video_path(src)
             entry["kind"] = "video" if video else "image"
@@ -279,17 +296,19 @@ def deidentify_files(
                 entry.update(kind="other", status="skipped_not_media", reason="neither an image nor a video")
                 continue
             dst.parent.mkdir(parents=True, exist_ok=True)
-            meta = attributes.get(rel, {})
             if video:
                 flush()
                 tmp = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
                 entry.update(deidentify_video(deid, src, tmp, rel, progress=bar is not None))
-                os.replace(tmp, dst)
                 entry["status"] = "deidentified" if entry["face_detections"] else "no_face"
+                if seal is not None:
+                    seal(entry)
+                os.replace(tmp, dst)
                 continue
             image, notes = load_image(src)
             frame = Frame(image, rel, meta.get("identity"), meta, "converted:grey" in notes)
-            pending.append(_Photo(src, dst, entry, frame, fmt))
+            strip = release is not None and release.strip_metadata
+            pending.append(_Photo(src, dst, entry, frame, fmt, seal, strip))
             pending_pixels += image.shape[0] * image.shape[1]
             queued = True
         except Exception as err:
@@ -330,12 +349,19 @@ def _run_chunk(deid: Any, chunk: list[_Photo], advance: Callable[[], None]) -> N
 def _write_result(photo: _Photo, out: np.ndarray, faces: list[Any]) -> None:
     entry, rel = photo.entry, photo.entry["path"]
     if not faces:
-        shutil.copyfile(photo.src, photo.dst)
         entry.update(status="no_face", reason="no face detected: copied unchanged")
+        if photo.seal is not None:
+            photo.seal(entry)
+        if photo.strip:  # the same pixels, none of the source file's metadata
+            write_image(photo.dst, photo.frame.image, photo.fmt, bool(photo.frame.grey))
+        else:
+            shutil.copyfile(photo.src, photo.dst)
         log.info("%s: no face detected, copied unchanged", rel)
         return
-    write_image(photo.dst, out, photo.fmt, bool(photo.frame.grey))
     entry.update(status="deidentified", faces=[f.to_dict() for f in faces])
+    if photo.seal is not None:
+        photo.seal(entry)
+    write_image(photo.dst, out, photo.fmt, bool(photo.frame.grey))
 
 
 def build_report(args: argparse.Namespace, deid: Any, entries: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
@@ -373,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except DeidentifyError as err:
+    except (DeidentifyError, SealError) as err:
         print(f"kssgan deidentify: {err}", file=sys.stderr)
         return 2
 
