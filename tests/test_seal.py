@@ -181,3 +181,16 @@ def test_hashed_names_are_stable_keyed_by_the_file_and_say_nothing(tmp_path: Pat
     assert b != hashed_name(tmp_path / "patient-ann.JPG", "copy/patient-ann.JPG")
     assert all(w not in n for n in (a, b, c) for w in ("subject", "happy", "patient", "ann"))
     assert hashed_name(tmp_path / "missing.png", "missing.png") != hashed_name(tmp_path / "missing.png", "missing.png")
+
+
+@pytest.mark.parametrize("which", ["missing", "private"])
+def test_a_bad_seal_to_fails_before_anything_is_loaded(tmp_path: Path, keys: tuple[Path, Path], which, capsys) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.png").write_bytes(b"x")
+    pub = tmp_path / "nope.pub" if which == "missing" else keys[0]
+    rc = kssgan_main(["deidentify", "--ckpt", str(tmp_path / "no.ckpt"), "--input", str(tmp_path / "in"),
+                      "--output", str(tmp_path / "out"), "--seal-to", str(pub)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert ("not found" if which == "missing" else "not a PEM public key") in err
+    assert not (tmp_path / "out").exists()

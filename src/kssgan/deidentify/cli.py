@@ -11,6 +11,10 @@ report (default ``<output>/deidentify-report.json``) lists per face: box, detect
 the group was chosen and the recogniser similarity between the original and the output. The exit
 status is 0 when every file was handled, 1 when some failed, 2 for a bad request.
 
+``--seal-to holder.pub`` seals the mapping released file -> source (identity, groups, boxes) to the
+data holder's key in ``<output>/reidentify.sealed`` and strips source names from the report;
+``--rename hash`` names outputs by a keyed hash (:mod:`kssgan.seal`).
+
 Photos are read in chunks (up to ``--batch-size`` files and :data:`CHUNK_MAX_PIXELS` pixels) and
 each chunk is de-identified at once, so the generator batches faces across photos; a chunk that
 fails is redone photo by photo, so one bad photo never costs the others.
