@@ -134,6 +134,8 @@ def test_the_sealed_release_names_nobody(sealed_release, inputs: Path) -> None:
     report = json.loads((out / "deidentify-report.json").read_text())
     assert report["summary"]["files"] == 6 and report["summary"]["deidentified"] == 5
     assert report["sealed"]["entries_this_run"] == 6
+    paths = [e["path"] for e in report["files"]]
+    assert paths == sorted(paths)  # processed in hashed-name order: no trace of the sources' sorted order
     assert all(
         set(e) <= {"path", "kind", "status", "faces", "tracks", "frames", "face_detections"} for e in report["files"]
     )

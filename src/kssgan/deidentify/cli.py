@@ -177,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
     in_root, out_root = Path(args.input), Path(args.output)
     files = collect_inputs(in_root, out_root)  # before anything is loaded: a wrong path fails fast
     release = Release(out_root, args.rename, args.seal_to, args.ckpt, in_root if in_root.is_dir() else in_root.parent)
+    files = release.order(files)
     deid = Deidentifier.from_checkpoint(args.ckpt, opts, args.backend, args.onnx, args.image_size)
     attributes = read_attributes(args.attributes, args.identity_column)
     out_root.mkdir(parents=True, exist_ok=True)

@@ -80,6 +80,7 @@ class Release:
         self.writer: SealedWriter | None = None
         self.run_id = uuid.uuid4().hex[:12]
         self.ckpt_sha256: str | None = None
+        self._names: dict[tuple[Path, str], str] = {}
 
     @property
     def sealing(self) -> bool:
@@ -104,7 +105,16 @@ class Release:
 
     def name(self, src: Path, rel: str) -> str:
         """The released relative path of ``src`` (``rel`` itself unless ``rename == "hash"``: a flat name)."""
-        return hashed_name(src, rel) if self.rename == "hash" else rel
+        if self.rename != "hash":
+            return rel
+        if (src, rel) not in self._names:
+            self._names[(src, rel)] = hashed_name(src, rel)
+        return self._names[(src, rel)]
+
+    def order(self, files: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
+        """``files`` in the order to process them: with hashed names, by released name, so that
+        neither the report's order nor the outputs' times follow the sorted source names."""
+        return sorted(files, key=lambda f: self.name(*f)) if self.rename == "hash" else files
 
     def sealer(self, source: str, identity: str | None) -> Callable[[dict[str, Any]], None] | None:
         """``seal(entry)`` for one input file (None when not sealing); call it before publishing the output."""
