@@ -194,3 +194,26 @@ def test_a_bad_seal_to_fails_before_anything_is_loaded(tmp_path: Path, keys: tup
     assert rc == 2 and err.count("\n") == 1
     assert ("not found" if which == "missing" else "not a PEM public key") in err
     assert not (tmp_path / "out").exists()
+
+
+def test_continuing_a_release_with_another_key_or_naming_fails_before_anything_is_loaded(
+    tmp_path: Path, keys: tuple[Path, Path], capsys
+) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.png").write_bytes(b"x")
+    out = tmp_path / "out"
+    _seal(out / "reidentify.sealed", keys[1], [_entry(0, SOURCES[0])])
+    before = (out / "reidentify.sealed").read_bytes()
+    _, other_pub = generate_keypair(tmp_path / "other")
+    base = ["deidentify", "--ckpt", str(tmp_path / "no.ckpt"), "--input", str(tmp_path / "in"), "--output", str(out)]
+    for extra, message in [
+        (["--seal-to", str(other_pub)], "sealed to another holder key"),
+        (["--seal-to", str(keys[1]), "--rename", "hash"], "started with rename='keep'"),
+        ([], "pass --seal-to"),
+    ]:
+        assert kssgan_main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err
+    assert (out / "reidentify.sealed").read_bytes() == before
+    assert kssgan_main([*base, "--seal-to", str(keys[1])]) == 2  # the right key gets as far as the checkpoint
+    assert "checkpoint" in capsys.readouterr().err and (out / "reidentify.sealed").read_bytes() == before

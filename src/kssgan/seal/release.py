@@ -22,7 +22,7 @@ from typing import Any
 
 from kssgan.seal import SEALED_NAME, SealError
 from kssgan.seal.keys import fingerprint_hex, load_public
-from kssgan.seal.sealed_log import SealedWriter
+from kssgan.seal.sealed_log import HEADER_SIZE, SealedWriter, check_continuable
 
 RENAME_MODES = ("keep", "hash")
 # fields of a report entry that are sealed (beside the source, identity and checkpoint)
@@ -75,12 +75,20 @@ class Release:
             raise SealError(
                 f"{self.out_root} holds {SEALED_NAME}: pass --seal-to with its holder.pub to continue this release"
             )
+        if self.public is not None and self.sealed_path.is_file():  # continuing: same key, same naming?
+            data = self.sealed_path.read_bytes()
+            if len(data) >= HEADER_SIZE:
+                check_continuable(data, self.sealed_path, self.public, self._info, ("rename",))
         self.ckpt = Path(ckpt) if ckpt else None
         self.input_root = str(Path(input_root).resolve()) if input_root else None
         self.writer: SealedWriter | None = None
         self.run_id = uuid.uuid4().hex[:12]
         self.ckpt_sha256: str | None = None
         self._names: dict[tuple[Path, str], str] = {}
+
+    @property
+    def _info(self) -> dict[str, Any]:
+        return {"rename": self.rename}  # plain in each run header: may be public
 
     @property
     def sealing(self) -> bool:
@@ -96,8 +104,7 @@ class Release:
             return
         if self.ckpt is not None and self.ckpt.is_file():
             self.ckpt_sha256 = _sha256_file(self.ckpt)
-        info = {"rename": self.rename}
-        self.writer = SealedWriter(self.sealed_path, self.public, info, must_match=("rename",))
+        self.writer = SealedWriter(self.sealed_path, self.public, self._info, must_match=("rename",))
 
     def close(self) -> None:
         if self.writer is not None:

@@ -79,7 +79,8 @@ class SealedWriter:
     """Appends one run of records to ``path`` (created if missing) sealed to ``public_key``.
 
     ``info`` is stored in plain text in the run header (only what may be public, e.g. the rename
-    mode); a run whose ``info[k]`` differs from an earlier run's for ``k`` in ``must_match`` is refused.
+    mode); a run whose ``info[k]`` differs from an earlier run's for ``k`` in ``must_match`` is
+    refused (:func:`check_continuable`).
     """
 
     def __init__(
@@ -95,35 +96,15 @@ class SealedWriter:
             self.fh.seek(0)
             data = self.fh.read()
             self.created = len(data) < HEADER_SIZE
-            self.previous_infos: list[dict[str, Any]] = []
             self.hash = hashlib.sha256()
             holder_fp = fingerprint(public_key)
             if self.created:  # new, or killed while writing the header
                 self.fh.truncate(0)
                 self._write(MAGIC + holder_fp)
             else:
-                if data[: len(MAGIC)] != MAGIC:
-                    raise SealError(f"{self.path} is not a kssgan sealed file; move it away or choose another --output")
-                if data[len(MAGIC) : HEADER_SIZE] != holder_fp:
-                    raise SealError(
-                        f"{self.path} is sealed to another holder key (fingerprint "
-                        f"{data[len(MAGIC) : len(MAGIC) + 8].hex()}); continue it with that key's holder.pub"
-                    )
-                records, end = scan(data, self.path)
+                end = check_continuable(data, self.path, public_key, info, must_match)
                 self.fh.truncate(end)  # a record half-written by a killed run is dropped
                 self.hash.update(data[:end])
-                for kind, a, b in records:
-                    if kind == RUN:
-                        try:
-                            self.previous_infos.append(json.loads(data[a + 32 + NONCE + 48 : b] or b"{}"))
-                        except ValueError as err:
-                            raise SealError(f"{self.path} is damaged: unreadable run header") from err
-                for k in must_match:
-                    for prev in self.previous_infos:
-                        if k in prev and prev[k] != (info or {}).get(k):
-                            raise SealError(
-                                f"{self.path} was started with {k}={prev[k]!r}; continue it with the same setting"
-                            )
             ephemeral = X25519PrivateKey.generate()
             eph_pub = raw_public(ephemeral.public_key())
             holder = raw_public(public_key)
@@ -170,6 +151,32 @@ class SealedWriter:
             self._seal(END, {"records": self.count})
         finally:
             self.fh.close()
+
+
+def check_continuable(
+    data: bytes, path: str | Path, public_key, info: dict[str, Any] | None = None, must_match: tuple[str, ...] = ()
+) -> int:
+    """Raise :class:`SealError` unless a run sealed to ``public_key`` with ``info`` may be appended to
+    the sealed file ``data``; returns where to append (after its last complete record)."""
+    if data[: len(MAGIC)] != MAGIC:
+        raise SealError(f"{path} is not a kssgan sealed file; move it away or choose another --output")
+    if data[len(MAGIC) : HEADER_SIZE] != fingerprint(public_key):
+        raise SealError(
+            f"{path} is sealed to another holder key (fingerprint {data[len(MAGIC) : len(MAGIC) + 8].hex()}); "
+            "continue it with that key's holder.pub"
+        )
+    records, end = scan(data, path)
+    for kind, a, b in records:
+        if kind != RUN:
+            continue
+        try:
+            previous = json.loads(data[a + 32 + NONCE + 48 : b] or b"{}")
+        except ValueError as err:
+            raise SealError(f"{path} is damaged: unreadable run header") from err
+        for k in must_match:
+            if k in previous and previous[k] != (info or {}).get(k):
+                raise SealError(f"{path} was started with {k}={previous[k]!r}; continue it with the same setting")
+    return end
 
 
 def read_sealed(path: str | Path, private_key, allow_partial: bool = False) -> list[dict[str, Any]]:
