@@ -354,7 +354,9 @@ def _run_chunk(deid: Any, chunk: list[_Photo], advance: Callable[[], None]) -> N
 def _write_result(photo: _Photo, out: np.ndarray, faces: list[Any]) -> None:
     entry, rel = photo.entry, photo.entry["path"]
     if not faces:
-        entry.update(status="no_face", reason="no face detected: copied unchanged")
+        entry.update(
+            status="no_face", reason="no face detected: " + ("re-encoded" if photo.strip else "copied unchanged")
+        )
         if photo.seal is not None:
             photo.seal(entry)
         if photo.strip:  # the same pixels, none of the source file's metadata
