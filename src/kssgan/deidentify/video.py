@@ -10,10 +10,12 @@ still matches, is handled by the release policy (:mod:`.policy`, withheld by def
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 
 from kssgan.deidentify.options import DeidentifyError
 from kssgan.deidentify.pipeline import Deidentifier, Frame
@@ -43,9 +45,12 @@ def deidentify_video(
     progress: bool = True,
     chunk_frames: int | None = None,
     policy: ReleasePolicy | None = None,
+    strip: bool = False,
 ) -> dict[str, Any]:
     """Write the de-identified ``src`` to ``dst``; returns the report entry (status, frames, face
-    detections, per-track summaries, fallback frames). With status ``withheld`` ``dst`` is to be discarded."""
+    detections, per-track summaries, fallback frames). With status ``withheld`` ``dst`` is to be discarded.
+    ``strip``: a video released unchanged (``--on-no-face copy``) is re-encoded, not copied, so that
+    none of the source file's metadata survives (sealed or hash-named releases)."""
     info = _deidentify_frames(deid, src, dst, key, progress, chunk_frames)
     policy = policy or ReleasePolicy(deid.options.on_no_face, deid.options.on_still_matching)
     if not info["face_detections"]:
@@ -54,10 +59,14 @@ def deidentify_video(
         if action == "withhold":
             info.update(status="withheld", withheld_for="no_face")
         elif action == "copy":
-            shutil.copyfile(src, dst)
+            if strip:
+                _rewrite_video(src, dst, lambda img: img, deid.options.video_codec)
+                info["reason"] = f"{reason}, re-encoded without the source's metadata"
+            else:
+                shutil.copyfile(src, dst)
             info["status"] = "no_face"
         else:
-            _obscure_video(src, dst, policy, deid.options.video_codec)
+            _rewrite_video(src, dst, policy.obscure_whole, deid.options.video_codec)
             info["status"] = "obscured"
         return info
     matching = info["still_matching_detections"]
@@ -71,8 +80,8 @@ def deidentify_video(
     return info
 
 
-def _obscure_video(src: Path, dst: Path, policy: ReleasePolicy, codecs: dict[str, str]) -> None:
-    """Every frame of ``src`` obscured whole (``--on-no-face pixelate|blur``) into ``dst``."""
+def _rewrite_video(src: Path, dst: Path, fn: Callable[[np.ndarray], np.ndarray], codecs: dict[str, str]) -> None:
+    """Every frame of ``src`` through ``fn`` (e.g. obscured whole, ``--on-no-face pixelate|blur``) into ``dst``."""
     cap = cv2.VideoCapture(str(src))
     fps = cap.get(cv2.CAP_PROP_FPS) or DEFAULT_FPS
     writer = None
@@ -83,7 +92,7 @@ def _obscure_video(src: Path, dst: Path, policy: ReleasePolicy, codecs: dict[str
                 break
             if writer is None:
                 writer = open_writer(dst, fps, img.shape[1], img.shape[0], codecs)
-            writer.write(policy.obscure_whole(img))
+            writer.write(fn(img))
     finally:
         cap.release()
         if writer is not None:
