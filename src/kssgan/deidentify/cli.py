@@ -51,8 +51,10 @@ from kssgan.seal import SealError
 
 log = logging.getLogger("kssgan.deidentify")
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pnm")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pnm", ".avif")
 ENCODE_EXTENSION = {"jpeg": ".jpg", "png": ".png", "bmp": ".bmp", "tiff": ".tiff", "webp": ".webp", "pnm": ".ppm"}
+ENCODE_EXTENSION["avif"] = ".avif"
+PIL_ENCODED = {".gif": "GIF", ".avif": "AVIF"}  # written through Pillow (OpenCV cannot, or loses transparency)
 LOG_NAME = "deidentify.log"
 REPORT_NAME = "deidentify-report.json"
 # decoded photos per chunk at most (besides --batch-size files): ~150 MB of BGR input, as much again for outputs
@@ -203,18 +205,29 @@ def read_attributes(path: str | None, identity_column: str) -> dict[str, dict[st
 
 
 # -- outputs -------------------------------------------------------------------------------------
-def encode_image(path: Path, image: np.ndarray, fmt: str | None, grey: bool, ext: str | None = None) -> None:
-    """Write ``image`` (BGR) to ``path`` in the format of extension ``ext`` (default ``path``'s) or ``fmt``."""
+def encode_image(
+    path: Path, image: np.ndarray, fmt: str | None, grey: bool, ext: str | None = None, alpha: np.ndarray | None = None
+) -> None:
+    """Write ``image`` (BGR) to ``path`` in the format of extension ``ext`` (default ``path``'s) or ``fmt``;
+    ``alpha`` (H×W) is re-attached where the format holds one (PNG, WebP, TIFF, GIF, AVIF)."""
     import cv2
 
     ext = (ext or path.suffix).lower()
-    if fmt == "gif" or ext == ".gif":
+    pil_format = PIL_ENCODED.get(ext) or {"gif": "GIF", "avif": "AVIF"}.get(fmt or "")
+    if pil_format:
         from PIL import Image
 
-        pil = Image.fromarray(image[:, :, 0] if grey else np.ascontiguousarray(image[:, :, ::-1]))
-        pil.save(path, format="GIF")
+        rgb = np.ascontiguousarray(image[:, :, ::-1])
+        if alpha is not None:
+            pil = Image.fromarray(np.dstack([rgb, alpha]))
+        else:
+            pil = Image.fromarray(image[:, :, 0] if grey else rgb)
+        pil.save(path, format=pil_format)
         return
-    enc = ext if ext in IMAGE_EXTENSIONS and ext != ".gif" else ENCODE_EXTENSION.get(fmt or "", ".png")
+    enc = ext if ext in IMAGE_EXTENSIONS and ext not in PIL_ENCODED else ENCODE_EXTENSION.get(fmt or "", ".png")
+    if alpha is not None and enc in (".png", ".webp", ".tif", ".tiff"):
+        image = np.dstack([image, alpha])
+        grey = False
     ok, buf = cv2.imencode(enc, image[:, :, 0] if grey and enc in (".pgm", ".png") else image)
     if not ok:
         raise OSError(f"OpenCV could not encode {path.name} as {enc}")
@@ -309,7 +322,8 @@ def summary_line(run: dict[str, Any], report_path: Path) -> str:
     line += f"), {run['withheld']} withheld"
     if run["withheld"]:
         line += f" ({run['withheld_no_face']} no face found, {run['withheld_still_matching']} still matching)"
-    line += f", {run['failed']} failed, {run['skipped_existing']} already done, {run['skipped']} skipped"
+    skipped = run["skipped"] + run["skipped_not_media"] + run["skipped_unsupported"]
+    line += f", {run['failed']} failed, {run['skipped_existing']} already done, {skipped} skipped"
     line += f"; {run['faces']} faces"
     if run["still_matching_released"]:
         line += f", {run['still_matching_released']} still-matching faces RELEASED"
@@ -335,6 +349,7 @@ class _Photo:
     fmt: str | None
     seal: Callable[[dict[str, Any]], None] | None = None  # seals the entry before the output is published
     strip: bool = False  # re-encode a picture released unchanged (--on-no-face copy): no source metadata
+    alpha: np.ndarray | None = None  # the source's alpha channel, re-attached to the output
 
 
 def _fail(entry: dict[str, Any], err: BaseException) -> None:
@@ -419,6 +434,7 @@ def deidentify_files(
     """
     from kssgan.data.readers.image_io import load_image, sniff_format
     from kssgan.deidentify.pipeline import Frame
+    from kssgan.deidentify.stills import deidentify_animation, frame_count, read_alpha, unsupported_kind
     from kssgan.deidentify.video import deidentify_video, is_video_path
 
     attributes = attributes or {}
@@ -461,6 +477,12 @@ def deidentify_files(
             with src.open("rb") as fh:
                 head = fh.read(16)
             fmt = sniff_format(head)
+            unsupported = None if video else unsupported_kind(head)
+            if unsupported:
+                entry.update(status="skipped_unsupported", reason=unsupported)
+                log.warning("%s: skipped: %s", released, unsupported)
+                rec.commit(entry, dst, seal=seal)
+                continue
             if not video and fmt is None and src.suffix.lower() not in IMAGE_EXTENSIONS:
                 entry.update(kind="other", status="skipped_not_media", reason="neither an image nor a video")
                 rec.commit(entry, dst, seal=seal)
@@ -476,9 +498,21 @@ def deidentify_files(
                     log.warning("%s: withheld: %s", released, entry["reason"])
                 rec.commit(entry, dst, tmp if entry["status"] != "withheld" else None, seal=seal)
                 continue
+            if fmt is not None and frame_count(src, fmt) > 1:  # animated: every frame, one tracker
+                flush()
+                tmp = _part(dst)
+                entry.update(deidentify_animation(deid, src, tmp, released, fmt, policy, strip))
+                if entry["status"] == "withheld":
+                    tmp.unlink(missing_ok=True)
+                    log.warning("%s: withheld: %s", released, entry["reason"])
+                rec.commit(entry, dst, tmp if entry["status"] != "withheld" else None, seal=seal)
+                continue
             image, notes = load_image(src)
             frame = Frame(image, rel, meta.get("identity"), meta, "converted:grey" in notes)
-            pending.append(_Photo(src, dst, entry, frame, fmt, seal, strip))
+            alpha = read_alpha(src, fmt, image.shape)
+            if alpha is not None:
+                entry["alpha"] = True
+            pending.append(_Photo(src, dst, entry, frame, fmt, seal, strip, alpha))
             pending_pixels += image.shape[0] * image.shape[1]
             queued = True
         except Exception as err:
@@ -535,24 +569,34 @@ def _write_result(photo: _Photo, out: np.ndarray, faces: list[Any], policy: Rele
         return
     if action == "copy":
         if photo.strip:  # the same pixels, none of the source file's metadata
-            encode_image(tmp, photo.frame.image, photo.fmt, bool(photo.frame.grey), dst.suffix)
+            encode_image(tmp, photo.frame.image, photo.fmt, bool(photo.frame.grey), dst.suffix, photo.alpha)
             entry["reason"] = f"{reason}, re-encoded without the source's metadata"
         else:
             shutil.copyfile(photo.src, tmp)
         entry["status"] = "no_face"
         log.warning("%s: %s", rel, entry["reason"])
     elif action == "obscure":
-        encode_image(tmp, policy.obscure_whole(photo.frame.image), photo.fmt, bool(photo.frame.grey), dst.suffix)
+        obscured = policy.obscure_whole(photo.frame.image)
+        encode_image(tmp, obscured, photo.fmt, bool(photo.frame.grey), dst.suffix, photo.alpha)
         entry["status"] = "obscured"
     else:
-        encode_image(tmp, out, photo.fmt, bool(photo.frame.grey), dst.suffix)
+        encode_image(tmp, out, photo.fmt, bool(photo.frame.grey), dst.suffix, photo.alpha)
         entry["status"] = "deidentified"
         if reason:
             log.warning("%s: %s", rel, reason)
     rec.commit(entry, dst, tmp, seal=photo.seal)
 
 
-STATUSES = ("deidentified", "obscured", "no_face", "withheld", "failed", "skipped_existing", "skipped_not_media")
+STATUSES = (
+    "deidentified",
+    "obscured",
+    "no_face",
+    "withheld",
+    "failed",
+    "skipped_existing",
+    "skipped_not_media",
+    "skipped_unsupported",
+)
 
 
 def count_entries(entries: list[dict[str, Any]]) -> dict[str, Any]:

@@ -106,6 +106,7 @@ class VideoSink:
         self.frames = 0
         self._audio: dict[int, tuple[Any, str, Any, Any]] = {}  # in index -> (out stream, how, decoder, resampler)
         self._pending_audio: list[Any] = []
+        self._audio_seconds: dict[int, float] = {}  # in index -> seconds of audio carried across
 
     def _open(self, width: int, height: int) -> None:
         av = _av()
@@ -151,6 +152,9 @@ class VideoSink:
             self._pending_audio.append(packet)
             return
         out, how, decoder, resampler = self._audio[packet.stream.index]
+        if packet.duration and packet.time_base:
+            seconds = float(packet.duration * packet.time_base)
+            self._audio_seconds[packet.stream.index] = self._audio_seconds.get(packet.stream.index, 0.0) + seconds
         if how == "copied":
             packet.stream = out
             self.container.mux(packet)
@@ -178,7 +182,7 @@ class VideoSink:
         out = []
         for a in self.source.audio:
             if a.index in self._audio:
-                seconds = float(a.duration * a.time_base) if a.duration and a.time_base else None
+                seconds = round(self._audio_seconds.get(a.index, 0.0), 3)
                 out.append({"codec": a.codec_context.name, "kept": self._audio[a.index][1], "seconds": seconds})
         return out
 

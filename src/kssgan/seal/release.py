@@ -40,7 +40,6 @@ SEALED_FIELDS = (
     "fallback_frames",
     "fps",
     "audio",
-    "gif_frames",
     "alpha",
 )
 # fields of an entry that the plain report and journal of a sealed release keep as they are
@@ -53,7 +52,6 @@ PLAIN_FIELDS = (
     "face_detections",
     "still_matching_detections",
     "audio",
-    "gif_frames",
     "alpha",
 )
 # statuses whose reason is one of deidentify's own fixed sentences (no names, no error text)
