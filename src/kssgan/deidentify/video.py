@@ -125,7 +125,7 @@ def _deidentify_frames(
             sink.close()
             if bar is not None:
                 bar.close()
-        fps, decode_errors, audio = source.fps, source.decode_errors, sink.audio_report()
+        fps, decode_errors, audio, cropped = source.fps, source.decode_errors, sink.audio_report(), sink.cropped_to
     if n_frames == 0:
         raise DeidentifyError(f"{Path(key).name}: no frame could be decoded")
     info: dict[str, Any] = {
@@ -140,4 +140,6 @@ def _deidentify_frames(
     }
     if decode_errors:
         info["decode_errors"] = decode_errors
+    if cropped:
+        info["cropped_to"] = cropped
     return info

@@ -50,8 +50,9 @@ class VideoSource:
         self.path = path
         try:
             self.container = av.open(str(path))
-        except (av.FFmpegError, OSError, ValueError) as err:
-            raise DeidentifyError(f"not a readable video ({type(err).__name__}: {err})") from err
+        except (av.FFmpegError, OSError, ValueError) as err:  # FFmpeg's text names the path: keep the name only
+            msg = str(err).replace(str(path), path.name)
+            raise DeidentifyError(f"not a readable video ({type(err).__name__}: {msg})") from err
         if not self.container.streams.video:
             self.container.close()
             raise DeidentifyError("no video stream in the file")
@@ -107,15 +108,18 @@ class VideoSink:
         self._audio: dict[int, tuple[Any, str, Any, Any]] = {}  # in index -> (out stream, how, decoder, resampler)
         self._pending_audio: list[Any] = []
         self._audio_seconds: dict[int, float] = {}  # in index -> seconds of audio carried across
+        self._size = (0, 0)
 
     def _open(self, width: int, height: int) -> None:
         av = _av()
+        self._size = (width, height)
         self.container = av.open(str(self.path), mode="w")
         try:
             stream = self.container.add_stream(self.codec, rate=self.source.rate)
         except (av.FFmpegError, ValueError) as err:
             raise DeidentifyError(f"cannot write {self.ext} video with codec {self.codec!r}: {err}") from err
-        stream.width, stream.height = width - width % 2, height - height % 2
+        even = self.codec == "libx264"  # the one encoder here that needs even sizes (report: cropped_to)
+        stream.width, stream.height = (width - width % 2, height - height % 2) if even else (width, height)
         stream.pix_fmt = "yuvj420p" if self.codec == "mjpeg" else "yuv420p"
         stream.bit_rate = int(max(2_000_000, width * height * self.source.fps * 0.5))
         stream.codec_context.time_base = 1 / self.source.rate
@@ -177,6 +181,13 @@ class VideoSink:
         frame.time_base = 1 / self.source.rate
         self.container.mux(self.stream.encode(frame))
         self.frames += 1
+
+    @property
+    def cropped_to(self) -> list[int] | None:
+        """``[width, height]`` when the encoder needed even sizes and the frames lost a row or column."""
+        if self.stream is None or self._size == (self.stream.width, self.stream.height):
+            return None
+        return [self.stream.width, self.stream.height]
 
     def audio_report(self) -> list[dict[str, Any]]:
         out = []
