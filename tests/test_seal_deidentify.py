@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -45,13 +44,12 @@ def _jpeg_with_exif(src: Path, dst: Path) -> None:
 
 
 def _video(path: Path) -> None:
+    """Two faces in five frames, with a sine tone (its audio must be released too, and say nothing)."""
+    from bad_inputs import sine_video
+
     from kssgan.deidentify.bench import synthetic_video_frames
 
-    frames = synthetic_video_frames(5, (640, 480))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
-    for f in frames:
-        writer.write(f)
-    writer.release()
+    sine_video(path, synthetic_video_frames(5, (640, 480)))
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +110,7 @@ def test_round_trip_over_a_folder_and_a_video(sealed_release, inputs: Path, hold
     clip = by_source["clip-of-patient.avi"]
     assert clip["kind"] == "video" and clip["frames"] == 5 and clip["face_detections"] == 10
     assert len(clip["tracks"]) == 2
+    assert clip["audio"] == [{"codec": "pcm_s16le", "kept": "copied", "seconds": 0.5}]
     for t in clip["tracks"]:
         assert (t["first_frame"], t["last_frame"], t["frames"]) == (0, 4, 5)
         assert len(t["first_box"]) == 4 and len(t["last_box"]) == 4 and t["first_box"][2] > 20
