@@ -227,3 +227,20 @@ def test_sealed_and_fail_closed_withheld_is_sealed_and_the_journal_merges(
     assert report["this_run"]["skipped_existing"] == 1 and report["this_run"]["withheld"] == 1
     assert "source" not in (out / "deidentify-journal.jsonl").read_text()
     assert len(read_sealed(out / "reidentify.sealed", load_private(holder[0]))) == 3  # happy once, wall twice
+
+
+def test_sealing_a_folder_released_before_without_it_says_what_is_not_sealed(
+    deid_ckpt: Path, inputs: Path, holder, tmp_path: Path, capsys
+) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    shutil.copyfile(inputs / "yalefaces" / "subject02.sad", src / "subject02.sad")
+    args = ["deidentify", "--no-progress", "--ckpt", str(deid_ckpt), "--input", str(src), "--output", str(out),
+            "--no-similarity"]  # fmt: skip
+    assert kssgan_main(args) == 0
+    capsys.readouterr()
+    assert kssgan_main([*args, "--seal-to", str(holder[1])]) == 0
+    err = capsys.readouterr().err
+    assert "1 released files existed before reidentify.sealed" in err
+    report = json.loads((out / "deidentify-report.json").read_text())
+    assert report["sealed"]["unsealed_existing"] == 1 and report["files"][0]["status"] == "deidentified"

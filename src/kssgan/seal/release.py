@@ -206,7 +206,9 @@ class Release:
             "note": "the mapping released file -> source file, identity, group and boxes is sealed to the "
             "holder key; `kssgan reidentify` with holder.key reads it",
         }
-        existing = sum(e.get("status") == "skipped_existing" for e in report.get("files", []))
+        existing = report.get("this_run", {}).get("skipped_existing")  # files merged from the journal keep their status
+        if existing is None:
+            existing = sum(e.get("status") == "skipped_existing" for e in report.get("files", []))
         if self.writer is not None and self.writer.created and existing:
             sealed["unsealed_existing"] = existing
             print(
