@@ -171,3 +171,24 @@ def test_audio_the_container_cannot_take_as_it_is_is_re_encoded(tmp_path: Path) 
 
     with av.open(str(tmp_path / "out.avi")) as c:
         assert c.streams.audio[0].codec_context.name == "pcm_s16le"
+
+
+@pytest.mark.parametrize("ext", [".png", ".webp", ".tiff", ".gif"])
+def test_the_alpha_channel_survives_the_encoder(tmp_path: Path, ext: str) -> None:
+    from kssgan.data.readers.image_io import load_image, sniff_format
+    from kssgan.deidentify.cli import encode_image
+    from kssgan.deidentify.stills import read_alpha
+
+    rgba = np.zeros((24, 32, 4), np.uint8)
+    rgba[..., 0], rgba[..., 1], rgba[..., 3] = 200, 90, 255
+    rgba[:, :8, 3] = 0
+    if ext != ".gif":  # GIF: one transparent colour, no partial alpha
+        rgba[:4, :, 3] = 128
+    Image.fromarray(rgba).save(tmp_path / f"in{ext}", **({"lossless": True} if ext == ".webp" else {}))
+    image, _ = load_image(tmp_path / f"in{ext}")
+    fmt = sniff_format((tmp_path / f"in{ext}").read_bytes()[:16])
+    alpha = read_alpha(tmp_path / f"in{ext}", fmt, image.shape)
+    assert alpha is not None and np.array_equal(alpha, rgba[:, :, 3])
+    encode_image(tmp_path / f"out{ext}", 255 - image, fmt, False, ext, alpha)
+    with Image.open(tmp_path / f"out{ext}") as out:
+        assert np.array_equal(np.asarray(out.convert("RGBA"))[:, :, 3], rgba[:, :, 3])

@@ -1,6 +1,6 @@
 """What a picture holds beyond one RGB image, kept by ``kssgan deidentify`` (nothing lost silently).
 
-* :func:`read_alpha`: the alpha channel of a PNG, WebP or TIFF (re-attached to the output).
+* :func:`read_alpha`: the alpha channel of a PNG, WebP, TIFF or GIF (re-attached to the output).
 * :func:`frame_count` / :func:`deidentify_animation`: every frame of an animated GIF, WebP or PNG
   (or a multi-page TIFF) goes through the generator with one tracker, like a video, and is written
   back with its frame durations and loop count.
@@ -20,7 +20,7 @@ import numpy as np
 from kssgan.deidentify.options import DeidentifyError
 from kssgan.deidentify.policy import ReleasePolicy
 
-ALPHA_FORMATS = ("png", "webp", "tiff")
+ALPHA_FORMATS = ("png", "webp", "tiff", "gif")
 ANIMATED_FORMATS = ("gif", "webp", "png", "tiff")
 PIL_FORMAT = {"gif": "GIF", "webp": "WEBP", "png": "PNG", "tiff": "TIFF", "avif": "AVIF"}
 
