@@ -4,6 +4,7 @@
     kssgan prepare ...                             # photos -> aligned crops, groups, labels
     kssgan audit-groups outputs/prepared/yale/groups.json
     kssgan evaluate / deidentify / export / sweep / bench
+    kssgan keygen / reidentify                     # sealed re-identification (kssgan.seal)
 
 The job modules are imported only when their command is run, so ``kssgan fit`` does not pay for
 OpenCV models, Ray or W&B.
@@ -22,6 +23,8 @@ JOBS: dict[str, tuple[str, str]] = {
     "demo-data": ("kssgan.data.demo", "generate the synthetic demo dataset"),
     "evaluate": ("kssgan.evaluate.cli", "privacy, utility and quality report"),
     "deidentify": ("kssgan.deidentify.cli", "de-identify images, folders and videos"),
+    "keygen": ("kssgan.seal.cli:keygen", "the data holder's key pair for sealed re-identification"),
+    "reidentify": ("kssgan.seal.cli:reidentify", "read a sealed release mapping with the holder's key"),
     "export": ("kssgan.deidentify.export", "export the generator to ONNX"),
     "sweep": ("kssgan.tune.sweep", "Ray Tune hyper-parameter search"),
     "bench": ("kssgan.bench", "speed and memory benchmarks (JSON)"),
@@ -104,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command in JOBS:
-        module = importlib.import_module(JOBS[command][0])
-        return int(module.main(rest) or 0)
+        module_name, _, function = JOBS[command][0].partition(":")
+        return int(getattr(importlib.import_module(module_name), function or "main")(rest) or 0)
     if command in LIGHTNING_COMMANDS:
         try:
             build_cli(args=None if from_console else argv)

@@ -14,6 +14,11 @@ is rebuilt from it and lists per face: box, detector score, group, how the group
 recogniser similarity between the original and the output. The exit status is 0 when every file was
 released, 1 when some failed, 2 for a bad request, 3 when something was withheld.
 
+``--seal-to holder.pub`` seals the mapping released file -> source (identity, groups, boxes) to the
+data holder's key in ``<output>/reidentify.sealed`` and strips source names from the report and the
+journal; ``--rename hash`` names outputs by a keyed hash (:mod:`kssgan.seal`). Each file is sealed,
+then journaled, then published (:class:`_Recorder`).
+
 Photos are read in chunks (up to ``--batch-size`` files and :data:`CHUNK_MAX_PIXELS` pixels) and
 each chunk is de-identified at once, so the generator batches faces across photos; a chunk that
 fails is redone photo by photo, so one bad photo never costs the others.
@@ -42,11 +47,14 @@ import numpy as np
 from kssgan.deidentify.journal import JOURNAL_NAME, Journal
 from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions
 from kssgan.deidentify.policy import EXIT_WITHHELD, NO_FACE_CHOICES, STILL_MATCHING_CHOICES, ReleasePolicy
+from kssgan.seal import SealError
 
 log = logging.getLogger("kssgan.deidentify")
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pnm")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pnm", ".avif")
 ENCODE_EXTENSION = {"jpeg": ".jpg", "png": ".png", "bmp": ".bmp", "tiff": ".tiff", "webp": ".webp", "pnm": ".ppm"}
+ENCODE_EXTENSION["avif"] = ".avif"
+PIL_ENCODED = {".gif": "GIF", ".avif": "AVIF"}  # written through Pillow (OpenCV cannot, or loses transparency)
 LOG_NAME = "deidentify.log"
 REPORT_NAME = "deidentify-report.json"
 # decoded photos per chunk at most (besides --batch-size files): ~150 MB of BGR input, as much again for outputs
@@ -96,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", help="YAML with DeidentifyOptions (command-line flags win)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--seal-to", metavar="HOLDER_PUB", help="seal the released->source mapping to this holder.pub")
+    p.add_argument(
+        "--rename", choices=("keep", "hash"), default="keep", help="output names: the input's, or a keyed hash"
+    )
     return p
 
 
@@ -193,18 +205,29 @@ def read_attributes(path: str | None, identity_column: str) -> dict[str, dict[st
 
 
 # -- outputs -------------------------------------------------------------------------------------
-def encode_image(path: Path, image: np.ndarray, fmt: str | None, grey: bool, ext: str | None = None) -> None:
-    """Write ``image`` (BGR) to ``path`` in the format of extension ``ext`` (default ``path``'s) or ``fmt``."""
+def encode_image(
+    path: Path, image: np.ndarray, fmt: str | None, grey: bool, ext: str | None = None, alpha: np.ndarray | None = None
+) -> None:
+    """Write ``image`` (BGR) to ``path`` in the format of extension ``ext`` (default ``path``'s) or ``fmt``;
+    ``alpha`` (H×W) is re-attached where the format holds one (PNG, WebP, TIFF, GIF, AVIF)."""
     import cv2
 
     ext = (ext or path.suffix).lower()
-    if fmt == "gif" or ext == ".gif":
+    pil_format = PIL_ENCODED.get(ext) or {"gif": "GIF", "avif": "AVIF"}.get(fmt or "")
+    if pil_format:
         from PIL import Image
 
-        pil = Image.fromarray(image[:, :, 0] if grey else np.ascontiguousarray(image[:, :, ::-1]))
-        pil.save(path, format="GIF")
+        rgb = np.ascontiguousarray(image[:, :, ::-1])
+        if alpha is not None:
+            pil = Image.fromarray(np.dstack([rgb, alpha]))
+        else:
+            pil = Image.fromarray(image[:, :, 0] if grey else rgb)
+        pil.save(path, format=pil_format)
         return
-    enc = ext if ext in IMAGE_EXTENSIONS and ext != ".gif" else ENCODE_EXTENSION.get(fmt or "", ".png")
+    enc = ext if ext in IMAGE_EXTENSIONS and ext not in PIL_ENCODED else ENCODE_EXTENSION.get(fmt or "", ".png")
+    if alpha is not None and enc in (".png", ".webp", ".tif", ".tiff"):
+        image = np.dstack([image, alpha])
+        grey = False
     ok, buf = cv2.imencode(enc, image[:, :, 0] if grey and enc in (".pgm", ".png") else image)
     if not ok:
         raise OSError(f"OpenCV could not encode {path.name} as {enc}")
@@ -233,12 +256,15 @@ def _setup_log(path: Path) -> logging.Handler:
 
 def run(args: argparse.Namespace) -> int:
     from kssgan.deidentify.pipeline import Deidentifier
+    from kssgan.seal.release import Release
 
     opts = options_from_args(args)
     policy = ReleasePolicy(opts.on_no_face, opts.on_still_matching)  # a bad choice fails before any work
     in_root, out_root = Path(args.input), Path(args.output)
     check_paths(in_root, out_root)
     files, passed_over = scan_inputs(in_root, out_root)  # before anything is loaded: a wrong path fails fast
+    release = Release(out_root, args.rename, args.seal_to, args.ckpt, in_root if in_root.is_dir() else in_root.parent)
+    files = release.order(files)
     deid = Deidentifier.from_checkpoint(args.ckpt, opts, args.backend, args.onnx, args.image_size)
     attributes = read_attributes(args.attributes, args.identity_column)
     for line in policy.warnings(opts.similarity):
@@ -254,20 +280,29 @@ def run(args: argparse.Namespace) -> int:
         bar = tqdm(total=len(files), desc="deidentify", unit="file", dynamic_ncols=True)
     journal = Journal(out_root / JOURNAL_NAME)
     try:
+        release.open()
+        rec = _Recorder(journal, release)
         for entry in passed_over:
+            source = entry["path"]
+            entry["path"] = release.name(in_root / source, source)
             log.warning("%s: skipped: %s", entry["path"], entry["reason"])
-            journal.append(entry)
-        done = deidentify_files(deid, files, out_root, attributes, args.overwrite, bar, journal=journal)
+            rec.commit(entry, out_root / entry["path"], seal=release.sealer(source, None))
+        done = deidentify_files(
+            deid, files, out_root, attributes, args.overwrite, bar, journal=journal, release=release
+        )
         entries = passed_over + done
     finally:
+        release.close()
         journal.close()
         if bar is not None:
             bar.close()
         log.removeHandler(handler)
         handler.close()
     order = {e["path"]: i for i, e in enumerate(entries)}  # this run's files in input order, then older ones
-    merged = sorted(journal.merged(), key=lambda e: (order.get(e["path"], len(order)), e["path"]))
-    report = build_report(args, deid, merged, time.perf_counter() - started, entries)
+    full = {e["path"]: e for e in entries if e.get("status") != "skipped_existing"}  # sealed: unredacted yet
+    merged = [full.get(e["path"], e) for e in journal.merged()]
+    merged = sorted(merged, key=lambda e: (order.get(e["path"], len(order)), e["path"]))
+    report = release.redact(build_report(args, deid, merged, time.perf_counter() - started, entries))
     report_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _part(report_path)
     tmp.write_text(json.dumps(report, indent=1))
@@ -287,7 +322,8 @@ def summary_line(run: dict[str, Any], report_path: Path) -> str:
     line += f"), {run['withheld']} withheld"
     if run["withheld"]:
         line += f" ({run['withheld_no_face']} no face found, {run['withheld_still_matching']} still matching)"
-    line += f", {run['failed']} failed, {run['skipped_existing']} already done, {run['skipped']} skipped"
+    skipped = run["skipped"] + run["skipped_not_media"] + run["skipped_unsupported"]
+    line += f", {run['failed']} failed, {run['skipped_existing']} already done, {skipped} skipped"
     line += f"; {run['faces']} faces"
     if run["still_matching_released"]:
         line += f", {run['still_matching_released']} still-matching faces RELEASED"
@@ -311,6 +347,9 @@ class _Photo:
     entry: dict[str, Any]
     frame: Any  # pipeline.Frame
     fmt: str | None
+    seal: Callable[[dict[str, Any]], None] | None = None  # seals the entry before the output is published
+    strip: bool = False  # re-encode a picture released unchanged (--on-no-face copy): no source metadata
+    alpha: np.ndarray | None = None  # the source's alpha channel, re-attached to the output
 
 
 def _fail(entry: dict[str, Any], err: BaseException) -> None:
@@ -327,25 +366,46 @@ def _fail(entry: dict[str, Any], err: BaseException) -> None:
 
 
 class _Recorder:
-    """Finishes a file: its entry goes to the journal first, then its output is moved into place."""
+    """Finishes a file: seal its entry (``--seal-to``), then journal it, then move its output into
+    place; every path that writes a file goes through :meth:`commit`, so a run killed at any point
+    leaves no published output without its sealed and journaled entry."""
 
-    def __init__(self, journal: Journal | None) -> None:
+    def __init__(self, journal: Journal | None, release: Any = None) -> None:
         self.journal = journal
+        self.release = release  # kssgan.seal.release.Release or None
 
-    def commit(self, entry: dict[str, Any], dst: Path, tmp: Path | None = None) -> None:
+    def commit(
+        self,
+        entry: dict[str, Any],
+        dst: Path,
+        tmp: Path | None = None,
+        seal: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         if tmp is None and entry.get("status") == "withheld" and dst.is_file():
             dst.unlink()  # an earlier output (--overwrite) must not outlive a withheld decision
-        if self.journal is not None:
-            self.journal.append(entry)
+        if seal is not None:
+            seal(entry)
+        self._journal(entry)
         if tmp is not None:
             os.replace(tmp, dst)
 
-    def failed(self, entry: dict[str, Any], dst: Path, err: BaseException) -> None:
+    def failed(
+        self,
+        entry: dict[str, Any],
+        dst: Path,
+        err: BaseException,
+        seal: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         _fail(entry, err)
         for leftover in (_part(dst), dst.with_name(f".{dst.stem}.partial{dst.suffix}")):
             leftover.unlink(missing_ok=True)
+        if seal is not None:
+            seal(entry)
+        self._journal(entry)
+
+    def _journal(self, entry: dict[str, Any]) -> None:
         if self.journal is not None:
-            self.journal.append(entry)
+            self.journal.append(self.release.plain_entry(entry) if self.release is not None else entry)
 
 
 def deidentify_files(
@@ -358,6 +418,7 @@ def deidentify_files(
     chunk_files: int | None = None,
     chunk_pixels: int | None = None,
     journal: Journal | None = None,
+    release: Any = None,
 ) -> list[dict[str, Any]]:
     """De-identify ``files`` (``(path, relative name)``) into ``out_root``; one report entry per file, in order.
 
@@ -368,15 +429,18 @@ def deidentify_files(
     photo fails. Videos are their own chunks (the pending photos are finished first, keeping the file
     order). ``bar`` (tqdm-like) advances once per file when that file is done. What is released or
     withheld follows ``deid.options`` (:class:`~kssgan.deidentify.policy.ReleasePolicy`); each
-    finished file is recorded in ``journal`` before its output appears.
+    finished file is recorded in ``journal`` before its output appears. ``release``
+    (:class:`kssgan.seal.release.Release`) names the outputs and seals each entry first.
     """
     from kssgan.data.readers.image_io import load_image, sniff_format
     from kssgan.deidentify.pipeline import Frame
+    from kssgan.deidentify.stills import deidentify_animation, frame_count, read_alpha, unsupported_kind
     from kssgan.deidentify.video import deidentify_video, is_video_path
 
     attributes = attributes or {}
     policy = ReleasePolicy(deid.options.on_no_face, deid.options.on_still_matching)
-    rec = _Recorder(journal)
+    rec = _Recorder(journal, release)
+    strip = release is not None and release.strip_metadata
     chunk_files = max(1, chunk_files or deid.options.batch_size)
     chunk_pixels = chunk_pixels or CHUNK_MAX_PIXELS
     entries: list[dict[str, Any]] = []
@@ -393,43 +457,66 @@ def deidentify_files(
         _run_chunk(deid, chunk, advance, policy, rec)
 
     for src, rel in files:
-        dst = out_root / rel
-        entry: dict[str, Any] = {"path": rel}
+        released = release.name(src, rel) if release is not None else rel
+        dst = out_root / released
+        entry: dict[str, Any] = {"path": released}
+        if released != rel and (release is None or not release.sealing):
+            entry["source"] = rel  # the only link back when not sealed; sealed, it is in the sealed record only
         entries.append(entry)
         queued = False
+        meta = attributes.get(rel, {})
+        seal = release.sealer(rel, deid.options.identity or meta.get("identity")) if release is not None else None
         try:
             video = is_video_path(src)
             entry["kind"] = "video" if video else "image"
             if dst.exists() and not overwrite:
                 entry["status"] = "skipped_existing"
-                if journal is not None and journal.previous(rel) is None:
-                    journal.append({**entry, "reason": "the output existed; no record of how it was made"})
+                if journal is not None and journal.previous(released) is None:
+                    rec._journal({**entry, "reason": "the output existed; no record of how it was made"})
                 continue
             with src.open("rb") as fh:
                 head = fh.read(16)
             fmt = sniff_format(head)
+            unsupported = None if video else unsupported_kind(head)
+            if unsupported:
+                entry.update(status="skipped_unsupported", reason=unsupported)
+                log.warning("%s: skipped: %s", released, unsupported)
+                rec.commit(entry, dst, seal=seal)
+                continue
             if not video and fmt is None and src.suffix.lower() not in IMAGE_EXTENSIONS:
                 entry.update(kind="other", status="skipped_not_media", reason="neither an image nor a video")
-                rec.commit(entry, dst)
+                rec.commit(entry, dst, seal=seal)
                 continue
             dst.parent.mkdir(parents=True, exist_ok=True)
-            meta = attributes.get(rel, {})
             if video:
                 flush()
                 tmp = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
-                entry.update(deidentify_video(deid, src, tmp, rel, progress=bar is not None, policy=policy))
+                info = deidentify_video(deid, src, tmp, released, progress=bar is not None, policy=policy, strip=strip)
+                entry.update(info)
                 if entry["status"] == "withheld":
                     tmp.unlink(missing_ok=True)
-                    log.warning("%s: withheld: %s", rel, entry["reason"])
-                rec.commit(entry, dst, tmp if entry["status"] != "withheld" else None)
+                    log.warning("%s: withheld: %s", released, entry["reason"])
+                rec.commit(entry, dst, tmp if entry["status"] != "withheld" else None, seal=seal)
+                continue
+            if fmt is not None and frame_count(src, fmt) > 1:  # animated: every frame, one tracker
+                flush()
+                tmp = _part(dst)
+                entry.update(deidentify_animation(deid, src, tmp, released, fmt, policy, strip))
+                if entry["status"] == "withheld":
+                    tmp.unlink(missing_ok=True)
+                    log.warning("%s: withheld: %s", released, entry["reason"])
+                rec.commit(entry, dst, tmp if entry["status"] != "withheld" else None, seal=seal)
                 continue
             image, notes = load_image(src)
             frame = Frame(image, rel, meta.get("identity"), meta, "converted:grey" in notes)
-            pending.append(_Photo(src, dst, entry, frame, fmt))
+            alpha = read_alpha(src, fmt, image.shape)
+            if alpha is not None:
+                entry["alpha"] = True
+            pending.append(_Photo(src, dst, entry, frame, fmt, seal, strip, alpha))
             pending_pixels += image.shape[0] * image.shape[1]
             queued = True
         except Exception as err:
-            rec.failed(entry, dst, err)
+            rec.failed(entry, dst, err, seal=seal)
         finally:
             if not queued:
                 advance()
@@ -449,7 +536,7 @@ def _run_chunk(
         results = deid.process([p.frame for p in chunk])
     except Exception as err:
         if len(chunk) == 1:
-            rec.failed(chunk[0].entry, chunk[0].dst, err)
+            rec.failed(chunk[0].entry, chunk[0].dst, err, seal=chunk[0].seal)
             advance()
             return
         log.debug("a chunk of %d photos failed (%s); redoing them one by one", len(chunk), err)
@@ -460,7 +547,7 @@ def _run_chunk(
         try:
             _write_result(photo, out, faces, policy, rec)
         except Exception as err:
-            rec.failed(photo.entry, photo.dst, err)
+            rec.failed(photo.entry, photo.dst, err, seal=photo.seal)
         finally:
             advance()
 
@@ -478,24 +565,38 @@ def _write_result(photo: _Photo, out: np.ndarray, faces: list[Any], policy: Rele
     if action == "withhold":
         entry.update(status="withheld", withheld_for="no_face" if not face_dicts else "still_matching")
         log.warning("%s: withheld: %s", rel, reason)
-        rec.commit(entry, dst)
+        rec.commit(entry, dst, seal=photo.seal)
         return
     if action == "copy":
-        shutil.copyfile(photo.src, tmp)
+        if photo.strip:  # the same pixels, none of the source file's metadata
+            encode_image(tmp, photo.frame.image, photo.fmt, bool(photo.frame.grey), dst.suffix, photo.alpha)
+            entry["reason"] = f"{reason}, re-encoded without the source's metadata"
+        else:
+            shutil.copyfile(photo.src, tmp)
         entry["status"] = "no_face"
-        log.warning("%s: %s", rel, reason)
+        log.warning("%s: %s", rel, entry["reason"])
     elif action == "obscure":
-        encode_image(tmp, policy.obscure_whole(photo.frame.image), photo.fmt, bool(photo.frame.grey), dst.suffix)
+        obscured = policy.obscure_whole(photo.frame.image)
+        encode_image(tmp, obscured, photo.fmt, bool(photo.frame.grey), dst.suffix, photo.alpha)
         entry["status"] = "obscured"
     else:
-        encode_image(tmp, out, photo.fmt, bool(photo.frame.grey), dst.suffix)
+        encode_image(tmp, out, photo.fmt, bool(photo.frame.grey), dst.suffix, photo.alpha)
         entry["status"] = "deidentified"
         if reason:
             log.warning("%s: %s", rel, reason)
-    rec.commit(entry, dst, tmp)
+    rec.commit(entry, dst, tmp, seal=photo.seal)
 
 
-STATUSES = ("deidentified", "obscured", "no_face", "withheld", "failed", "skipped_existing", "skipped_not_media")
+STATUSES = (
+    "deidentified",
+    "obscured",
+    "no_face",
+    "withheld",
+    "failed",
+    "skipped_existing",
+    "skipped_not_media",
+    "skipped_unsupported",
+)
 
 
 def count_entries(entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -510,11 +611,27 @@ def count_entries(entries: list[dict[str, Any]]) -> dict[str, Any]:
     counts["withheld_still_matching"] = sum(e.get("withheld_for") == "still_matching" for e in withheld)
     released = [e for e in entries if e.get("status") in ("deidentified", "obscured", "no_face")]
     counts["released"] = len(released)
-    counts["faces"] = sum(len(e.get("faces", [])) + e.get("face_detections", 0) for e in entries)
-    counts["still_matching_released"] = sum(
-        sum(bool(f.get("match")) for f in e.get("faces", [])) + e.get("still_matching_detections", 0) for e in released
-    )
+    counts["faces"] = sum(_n_faces(e) + e.get("face_detections", 0) for e in entries)
+    counts["still_matching_released"] = sum(_n_matching(e) + e.get("still_matching_detections", 0) for e in released)
     return counts
+
+
+def _n_faces(entry: dict[str, Any]) -> int:
+    """Faces of a photo entry: a list of face dicts, or (a sealed release's plain entry) their count."""
+    faces = entry.get("faces", [])
+    return len(faces) if isinstance(faces, list) else int(faces)
+
+
+def _n_matching(entry: dict[str, Any]) -> int:
+    faces = entry.get("faces", [])
+    if isinstance(faces, list):
+        return sum(bool(f.get("match")) for f in faces)
+    return int(entry.get("still_matching", 0))
+
+
+def _face_dicts(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    faces = entry.get("faces", [])
+    return faces if isinstance(faces, list) else []
 
 
 def build_report(
@@ -526,9 +643,10 @@ def build_report(
 ) -> dict[str, Any]:
     """The JSON report: ``files`` is every file recorded in the output folder (merged over runs),
     ``summary`` counts them, ``this_run`` counts what this run did."""
-    faces = [f for e in entries for f in e.get("faces", [])]
+    faces = [f for e in entries for f in _face_dicts(e)]
     sims = [f["similarity"] for f in faces if "similarity" in f]
-    sims += [t["mean_similarity"] for e in entries for t in e.get("tracks", []) if t["mean_similarity"] is not None]
+    tracks = [t for e in entries if isinstance(e.get("tracks"), list) for t in e["tracks"]]
+    sims += [t["mean_similarity"] for t in tracks if t["mean_similarity"] is not None]
     summary = count_entries(entries)
     summary.pop("skipped_existing")
     run_counts = count_entries(this_run if this_run is not None else entries)
@@ -553,8 +671,7 @@ def build_report(
             "skipped_existing": run_counts["skipped_existing"],
             "files": len(entries),
             "mean_similarity": round(float(np.mean(sims)), 4) if sims else None,
-            "still_matching": sum(bool(f.get("match")) for f in faces)
-            + sum(e.get("still_matching_detections", 0) for e in entries),
+            "still_matching": sum(_n_matching(e) + e.get("still_matching_detections", 0) for e in entries),
             "seconds": round(seconds, 2),
         },
         "this_run": {**run_counts, "files": len(this_run if this_run is not None else entries)},
@@ -566,7 +683,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except DeidentifyError as err:
+    except (DeidentifyError, SealError) as err:
         print(f"kssgan deidentify: {err}", file=sys.stderr)
         return 2
 

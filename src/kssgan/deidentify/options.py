@@ -66,6 +66,8 @@ class DeidentifyOptions:
     on_still_matching: str = "withhold"  # withhold | keep
     mask: MaskShape = field(default_factory=MaskShape)
     tracker: TrackerSettings = field(default_factory=TrackerSettings)
+    # output extension -> video encoder: an OpenCV fourcc (mp4v, MJPG, avc1, …) or an FFmpeg encoder name
+    # (mpeg4, mjpeg, libx264, libvpx-vp9); other extensions get mpeg4 (.webm: libvpx-vp9). See videoio.py
     video_codec: dict[str, str] = field(
         default_factory=lambda: {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
     )

@@ -39,6 +39,11 @@ class Track:
     group_source: str = ""
     frames: int = 0
     similarities: list[float] = field(default_factory=list)
+    first_box: tuple[float, float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.first_box is None:
+            self.first_box = self.box
 
     def summary(self) -> dict[str, Any]:
         sims = [s for s in self.similarities if s == s]
@@ -49,6 +54,8 @@ class Track:
             "frames": self.frames,
             "first_frame": self.first_frame,
             "last_frame": self.last_frame,
+            "first_box": [round(float(v), 1) for v in self.first_box or self.box],
+            "last_box": [round(float(v), 1) for v in self.box],
             "mean_similarity": round(float(np.mean(sims)), 4) if sims else None,
         }
 

@@ -1,38 +1,34 @@
-"""Videos through OpenCV: read frames, de-identify them in chunks with one tracker, write a new file.
+"""Videos: read frames, de-identify them in chunks with one tracker, write a new file with the audio.
 
-Audio is not kept. The output has the input's frame size and rate; the codec follows the output
-extension (:attr:`DeidentifyOptions.video_codec`). A frame in which a tracked face is not detected has
-the track's last box obscured (``fallback_frames`` in the report); frames before any face is seen are
-written unchanged. A video in which no face is found at all, or with an output face the recogniser
-still matches, is handled by the release policy (:mod:`.policy`, withheld by default).
+Decoding and encoding go through PyAV (:mod:`.videoio`): the output has the input's frame size and
+rate, the codec follows the output extension (:attr:`DeidentifyOptions.video_codec`), and every
+audio track is carried across (copied, or re-encoded where the container needs it; ``audio`` in the
+report). A frame in which a tracked face is not detected has the track's last box obscured
+(``fallback_frames`` in the report); frames before any face is seen are written unchanged. A video in
+which no face is found at all, or with an output face the recogniser still matches, is handled by the
+release policy (:mod:`.policy`, withheld by default).
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
+import numpy as np
 
 from kssgan.deidentify.options import DeidentifyError
 from kssgan.deidentify.pipeline import Deidentifier, Frame
 from kssgan.deidentify.policy import ReleasePolicy
+from kssgan.deidentify.videoio import DEFAULT_FPS, VideoSink, VideoSource
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv")
-DEFAULT_FPS = 25.0
+__all__ = ["DEFAULT_FPS", "VIDEO_EXTENSIONS", "deidentify_video", "is_video_path"]
 
 
 def is_video_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
-
-
-def open_writer(path: Path, fps: float, width: int, height: int, codecs: dict[str, str]) -> cv2.VideoWriter:
-    codec = codecs.get(path.suffix.lower(), "mp4v")
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
-    if not writer.isOpened():
-        raise DeidentifyError(f"OpenCV cannot write {path.suffix} video with codec {codec!r}")
-    return writer
 
 
 def deidentify_video(
@@ -43,9 +39,12 @@ def deidentify_video(
     progress: bool = True,
     chunk_frames: int | None = None,
     policy: ReleasePolicy | None = None,
+    strip: bool = False,
 ) -> dict[str, Any]:
     """Write the de-identified ``src`` to ``dst``; returns the report entry (status, frames, face
-    detections, per-track summaries, fallback frames). With status ``withheld`` ``dst`` is to be discarded."""
+    detections, per-track summaries, fallback frames, audio). With status ``withheld`` ``dst`` is to be
+    discarded. ``strip``: a video released unchanged (``--on-no-face copy``) is re-encoded, not copied,
+    so that none of the source file's metadata survives (sealed or hash-named releases)."""
     info = _deidentify_frames(deid, src, dst, key, progress, chunk_frames)
     policy = policy or ReleasePolicy(deid.options.on_no_face, deid.options.on_still_matching)
     if not info["face_detections"]:
@@ -54,10 +53,14 @@ def deidentify_video(
         if action == "withhold":
             info.update(status="withheld", withheld_for="no_face")
         elif action == "copy":
-            shutil.copyfile(src, dst)
+            if strip:
+                _rewrite_video(src, dst, lambda img: img, deid.options.video_codec)
+                info["reason"] = f"{reason}, re-encoded without the source's metadata"
+            else:
+                shutil.copyfile(src, dst)
             info["status"] = "no_face"
         else:
-            _obscure_video(src, dst, policy, deid.options.video_codec)
+            _rewrite_video(src, dst, policy.obscure_whole, deid.options.video_codec)
             info["status"] = "obscured"
         return info
     matching = info["still_matching_detections"]
@@ -71,74 +74,61 @@ def deidentify_video(
     return info
 
 
-def _obscure_video(src: Path, dst: Path, policy: ReleasePolicy, codecs: dict[str, str]) -> None:
-    """Every frame of ``src`` obscured whole (``--on-no-face pixelate|blur``) into ``dst``."""
-    cap = cv2.VideoCapture(str(src))
-    fps = cap.get(cv2.CAP_PROP_FPS) or DEFAULT_FPS
-    writer = None
-    try:
-        while True:
-            ok, img = cap.read()
-            if not ok:
-                break
-            if writer is None:
-                writer = open_writer(dst, fps, img.shape[1], img.shape[0], codecs)
-            writer.write(policy.obscure_whole(img))
-    finally:
-        cap.release()
-        if writer is not None:
-            writer.release()
+def _chunks(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    chunk: list[np.ndarray] = []
+    for img in frames:
+        chunk.append(img)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _rewrite_video(src: Path, dst: Path, fn: Callable[[np.ndarray], np.ndarray], codecs: dict[str, str]) -> None:
+    """Every frame of ``src`` through ``fn`` (e.g. obscured whole, ``--on-no-face pixelate|blur``) into
+    ``dst``, with the audio."""
+    with VideoSource(src) as source:
+        sink = VideoSink(dst, source, codecs)
+        try:
+            for img in source.frames(sink.audio_packet):
+                sink.write(fn(img))
+        finally:
+            sink.close()
 
 
 def _deidentify_frames(
     deid: Deidentifier, src: Path, dst: Path, key: str, progress: bool, chunk_frames: int | None
 ) -> dict[str, Any]:
-    cap = cv2.VideoCapture(str(src))
-    if not cap.isOpened():
-        raise DeidentifyError(f"OpenCV cannot open {src} as a video")
-    fps = cap.get(cv2.CAP_PROP_FPS) or DEFAULT_FPS
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     tracker = deid.make_tracker()
     chunk_frames = chunk_frames or max(1, deid.options.batch_size // 2)
-    writer = None
     n_frames = n_faces = frames_with_faces = matching = 0
     bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    with VideoSource(src) as source:
+        sink = VideoSink(dst, source, deid.options.video_codec)
+        if progress:
+            from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, desc=Path(key).name, unit="frame", leave=False, dynamic_ncols=True)
-    try:
-        done = False
-        while not done:
-            chunk = []
-            while len(chunk) < chunk_frames:
-                ok, img = cap.read()
-                if not ok:
-                    done = True
-                    break
-                chunk.append(Frame(img, key))
-            if not chunk:
-                break
-            if writer is None:
-                h, w = chunk[0].image.shape[:2]
-                writer = open_writer(dst, fps, w, h, deid.options.video_codec)
-            for out, faces in deid.process(chunk, tracker, frame_offset=n_frames):
-                writer.write(out)
-                n_faces += len(faces)
-                matching += sum(bool(f.match) for f in faces)
-                frames_with_faces += bool(faces)
-            n_frames += len(chunk)
+            bar = tqdm(total=source.total, desc=Path(key).name, unit="frame", leave=False, dynamic_ncols=True)
+        try:
+            for images in _chunks(source.frames(sink.audio_packet), chunk_frames):
+                chunk = [Frame(img, key) for img in images]
+                for out, faces in deid.process(chunk, tracker, frame_offset=n_frames):
+                    sink.write(out)
+                    n_faces += len(faces)
+                    matching += sum(bool(f.match) for f in faces)
+                    frames_with_faces += bool(faces)
+                n_frames += len(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+        finally:
+            sink.close()
             if bar is not None:
-                bar.update(len(chunk))
-    finally:
-        cap.release()
-        if writer is not None:
-            writer.release()
-        if bar is not None:
-            bar.close()
+                bar.close()
+        fps, decode_errors, audio, cropped = source.fps, source.decode_errors, sink.audio_report(), sink.cropped_to
     if n_frames == 0:
-        raise DeidentifyError(f"{src}: no frame could be decoded")
-    return {
+        raise DeidentifyError(f"{Path(key).name}: no frame could be decoded")
+    info: dict[str, Any] = {
         "frames": n_frames,
         "frames_with_faces": frames_with_faces,
         "face_detections": n_faces,
@@ -146,4 +136,10 @@ def _deidentify_frames(
         "still_matching_detections": matching,
         "fallback_frames": sorted(tracker.fallbacks),
         "tracks": [t.summary() for t in tracker.all_tracks()],
+        "audio": audio,
     }
+    if decode_errors:
+        info["decode_errors"] = decode_errors
+    if cropped:
+        info["cropped_to"] = cropped
+    return info

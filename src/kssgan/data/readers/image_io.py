@@ -37,7 +37,7 @@ class ImageLoadError(Exception):
 
 
 def sniff_format(head: bytes) -> str | None:
-    """Image format from the first bytes of a file (jpeg, png, gif, bmp, tiff, webp, pnm) or None."""
+    """Image format from the first bytes of a file (jpeg, png, gif, bmp, tiff, webp, pnm, avif) or None."""
     for magic, fmt in _MAGIC:
         if head.startswith(magic):
             return fmt
@@ -45,6 +45,8 @@ def sniff_format(head: bytes) -> str | None:
         return "webp"
     if len(head) >= 3 and head[0:1] == b"P" and head[1:2] in b"123456" and head[2:3] in b" \t\r\n":
         return "pnm"
+    if head[4:12] in (b"ftypavif", b"ftypavis"):
+        return "avif"
     return None
 
 
