@@ -318,11 +318,16 @@ def test_kssgan_evaluate_end_to_end_on_a_briefly_trained_model(
     for name in ("report.md", "reid_vs_k.png", "sharpness_vs_k.png", "cmc.png", "samples.png"):
         assert (out / name).is_file(), name
     cached = sorted(p.name for p in (out / "cache").rglob("*.npz"))
-    assert "kss-gan_k3_sface.npz" in cached and len(cached) == len(rows)
+    # every method but the reference is also embedded after the attacker's JPEG 75 + half-size round trip
+    n_embedded = len(rows) + len(rows) - 1
+    assert "kss-gan_k3_sface.npz" in cached and "kss-gan_k3_jpeg75_x0.5_sface.npz" in cached
+    assert len(cached) == n_embedded
+    assert all("privacy_attacker" in r for key, r in rows.items() if key[0] != "original")
+    assert "## Release targets" in (out / "report.md").read_text()
     # a second run reads every embedding from the cache
     assert kssgan_main(argv) == 0
     again = json.loads((out / "metrics.json").read_text())
-    assert again["cache"]["misses"] == 0 and again["cache"]["hits"] == len(rows)
+    assert again["cache"]["misses"] == 0 and again["cache"]["hits"] == n_embedded
 
 
 def test_regrouping_for_another_k_matches_kssgan_prepare_regroup(demo_dir: Path, tmp_path: Path) -> None:

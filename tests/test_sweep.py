@@ -110,7 +110,7 @@ def test_trial_config_redirects_outputs_and_reports_to_tune(tmp_path: Path) -> N
     t = cfg["trainer"]
     assert (t["max_steps"], t["val_check_interval"], t["default_root_dir"]) == (40, 5, out)
     names = [c["class_path"].rsplit(".", 1)[-1] for c in t["callbacks"]]
-    assert names == ["SampleGrid", "TuneReport"]  # ModelCheckpoint and progress bar replaced
+    assert names == ["SampleGrid", "PrivacyMonitor", "TuneReport"]  # ModelCheckpoint and progress bar replaced
     assert t["callbacks"][0]["init_args"]["dirpath"] == out
     loggers = {lg["class_path"].rsplit(".", 1)[-1]: lg["init_args"] for lg in t["logger"]}
     assert loggers["CSVLogger"]["save_dir"] == out
