@@ -224,6 +224,56 @@ def test_video_one_person_keeps_one_group_and_a_missed_face_is_covered(deid_ckpt
     cap.release()
 
 
+def _sharpness(img: np.ndarray) -> float:
+    return float(cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
+
+
+def test_video_frames_before_the_first_face_are_obscured_unless_copy(deid_ckpt: Path, tmp_path: Path) -> None:
+    """Issue 11: a frame with no detection and no live track (here: a face too dark for the detector,
+    then noise, before the first face is found) is obscured whole, never written as it was;
+    ``--on-no-face copy`` keeps it unchanged."""
+    from kssgan.deidentify.bench import synthetic_video_frames
+    from kssgan.deidentify.pipeline import Deidentifier, Frame
+    from kssgan.deidentify.policy import obscure
+
+    faces = synthetic_video_frames(3, (640, 480))
+    dark = (faces[0].astype(np.float32) * 0.02).astype(np.uint8)  # a face YuNet does not find
+    noise = np.random.default_rng(1).integers(0, 256, faces[0].shape, dtype=np.uint8)
+    frames = [dark, noise, *faces]
+    deid = Deidentifier.from_checkpoint(deid_ckpt, DeidentifyOptions(batch_size=4))
+    tracker = deid.make_tracker()
+    results = deid.process([Frame(f, "clip") for f in frames], tracker)
+    assert [len(faces) for _, faces in results] == [0, 0, 2, 2, 2] and tracker.bare_frames == [0, 1]
+    assert np.array_equal(results[0][0], obscure(dark, "pixelate"))  # withhold (default): pixelated whole
+    assert np.abs(results[1][0].astype(int) - noise).mean() > 40
+    assert _sharpness(results[1][0]) < 0.01 * _sharpness(noise)
+    deid.options.on_no_face = "blur"
+    results = deid.process([Frame(f, "clip") for f in frames[:2]], deid.make_tracker())
+    assert np.array_equal(results[0][0], obscure(dark, "blur")) and _sharpness(results[1][0]) < 0.01 * _sharpness(noise)
+    deid.options.on_no_face = "copy"  # the explicit opt-out: unchanged
+    tracker = deid.make_tracker()
+    results = deid.process([Frame(f, "clip") for f in frames[:2]], tracker)
+    assert np.array_equal(results[0][0], dark) and np.array_equal(results[1][0], noise)
+    assert tracker.bare_frames == [0, 1]
+    # through the command line and the video encoder: counted in the report
+    (tmp_path / "in").mkdir()
+    _write_video(tmp_path / "in" / "clip.avi", frames)
+    rc = _run("--ckpt", str(deid_ckpt), "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+              "--on-still-matching", "keep")  # fmt: skip
+    assert rc == 0
+    entry = json.loads((tmp_path / "out" / "deidentify-report.json").read_text())["files"][0]
+    assert entry["status"] == "deidentified" and entry["frames_with_faces"] == 3
+    assert entry["obscured_frames"] == 2 and entry["obscured_frame_ranges"] == [[0, 1]]
+    cap_in, cap_out = (
+        cv2.VideoCapture(str(tmp_path / "in" / "clip.avi")),
+        cv2.VideoCapture(str(tmp_path / "out" / "clip.avi")),
+    )
+    pairs = [(cap_in.read()[1], cap_out.read()[1]) for _ in range(2)]
+    cap_in.release(), cap_out.release()
+    assert _sharpness(pairs[1][1]) < 0.05 * _sharpness(pairs[1][0])
+    assert np.abs(pairs[1][1].astype(int) - pairs[1][0]).mean() > 40
+
+
 def test_bench_reports_every_backend_and_the_two_face_video() -> None:
     from kssgan.deidentify.bench import bench_deidentify
 

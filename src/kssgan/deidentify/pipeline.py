@@ -19,7 +19,7 @@ from kssgan.data.labels import LabelSpec
 from kssgan.deidentify.blend import paste_face
 from kssgan.deidentify.groups import FACE_RECOGNISERS, GROUP_SOURCE_NOTES, GroupChooser, LabelBuilder
 from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions, apply_checkpoint_framing
-from kssgan.deidentify.policy import obscure_box
+from kssgan.deidentify.policy import obscure, obscure_box, whole_frame_mode
 from kssgan.deidentify.tracker import FaceTracker
 from kssgan.faces.align import align_faces, similarity_transform
 
@@ -204,18 +204,24 @@ class Deidentifier:
         """De-identified copies of ``frames`` (inputs are not modified) and the faces found in each.
 
         With a ``tracker`` (video), a live track that is not detected in a frame has its last known
-        box obscured there (:meth:`FaceTracker.missed`, recorded in ``tracker.fallbacks``)."""
+        box obscured there (:meth:`FaceTracker.missed`, recorded in ``tracker.fallbacks``), and a frame
+        with no detection and no live track is obscured whole as ``--on-no-face`` says
+        (:func:`~kssgan.deidentify.policy.whole_frame_mode`, recorded in ``tracker.bare_frames``)."""
         opts, size = self.options, self.image_size
         outputs = [f.image.copy() for f in frames]
         results: list[list[FaceResult]] = [[] for _ in frames]
         jobs: list[_Job] = []
         landmarks: list[list[np.ndarray]] = [[] for _ in frames]
         covered: list[list[tuple[float, float, float, float]]] = [[] for _ in frames]
+        bare: list[int] = []  # frames of a video with no face and no live track
         for fi, fr in enumerate(frames):
             dets = self.detector.detect(fr.image)
             if not dets:
                 if tracker is not None:
                     covered[fi] = [t.box for t in tracker.missed(frame_offset + fi)]
+                    if not covered[fi]:
+                        bare.append(fi)
+                        tracker.bare_frames.append(frame_offset + fi)
                 continue
             lms = [np.asarray(d.landmarks, np.float64) for d in dets]
             landmarks[fi] = lms
@@ -249,6 +255,10 @@ class Deidentifier:
         for out, boxes in zip(outputs, covered, strict=True):
             for box in boxes:  # a tracked face the detector missed here: its last box is obscured
                 obscure_box(out, box)
+        mode = whole_frame_mode(opts.on_no_face)
+        if mode is not None:  # where a missed face may be is unknown: the whole frame
+            for fi in bare:
+                outputs[fi] = obscure(outputs[fi], mode)
         return list(zip(outputs, results, strict=True))
 
     def _estimate(self, crops_bgr: Sequence[np.ndarray], known: dict[str, Any]) -> list[dict[str, Any]]:

@@ -8,7 +8,11 @@ matches to its source, is **withheld** (nothing written) and reported. Opt-outs,
 * ``--on-still-matching``: ``withhold`` (default) | ``keep`` (released anyway; warned).
 
 Video: a frame in which a tracked face is not detected gets the track's last known box obscured
-(:func:`obscure_box`), for as long as the tracker keeps the track (``tracker.max_age`` frames).
+(:func:`obscure_box`), for as long as the tracker keeps the track (``tracker.max_age`` frames). A frame
+in which no face is detected and no track is live (before the first face is seen, or after a track
+ended) follows ``--on-no-face`` frame by frame: a video cannot drop a frame, so ``withhold``,
+``pixelate`` and ``blur`` obscure the whole frame (``withhold``: pixelated), ``copy`` keeps it unchanged
+(:func:`whole_frame_mode`, :func:`bare_frames_report`).
 """
 
 from __future__ import annotations
@@ -46,7 +50,9 @@ class ReleasePolicy:
         """Lines printed on every run whose settings can release an unchanged face."""
         out = []
         if self.on_no_face == "copy":
-            out.append("--on-no-face copy: pictures in which no face is found are released UNCHANGED")
+            out.append(
+                "--on-no-face copy: pictures, and video frames, in which no face is found are released UNCHANGED"
+            )
         if self.on_still_matching == "keep":
             out.append("--on-still-matching keep: outputs the recogniser still matches to their source are released")
         if not similarity_checked:
@@ -72,6 +78,31 @@ class ReleasePolicy:
     def obscure_whole(self, image: np.ndarray) -> np.ndarray:
         """The picture pixelated or blurred all over (``--on-no-face pixelate|blur``)."""
         return obscure(image, self.on_no_face if self.on_no_face in ("pixelate", "blur") else "pixelate")
+
+
+def whole_frame_mode(on_no_face: str) -> str | None:
+    """How a video frame with no face and no live track is obscured under ``--on-no-face``: ``pixelate``
+    or ``blur``; ``None`` for ``copy`` (kept unchanged)."""
+    if on_no_face == "copy":
+        return None
+    return on_no_face if on_no_face in ("pixelate", "blur") else "pixelate"
+
+
+def bare_frames_report(frames: list[int], on_no_face: str) -> dict[str, Any]:
+    """Report fields for the video frames with no face and no live track: ``obscured_frames`` (how many
+    were obscured whole) or, under ``--on-no-face copy``, ``unchanged_frames``; with their ranges
+    (first, last frame, inclusive)."""
+    if not frames:
+        return {"obscured_frames": 0}
+    ranges: list[list[int]] = []
+    for f in sorted(frames):
+        if ranges and f == ranges[-1][1] + 1:
+            ranges[-1][1] = f
+        else:
+            ranges.append([f, f])
+    if whole_frame_mode(on_no_face) is None:
+        return {"obscured_frames": 0, "unchanged_frames": len(frames), "unchanged_frame_ranges": ranges}
+    return {"obscured_frames": len(frames), "obscured_frame_ranges": ranges}
 
 
 def obscure(image: np.ndarray, mode: str = "pixelate") -> np.ndarray:

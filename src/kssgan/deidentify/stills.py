@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from kssgan.deidentify.options import DeidentifyError
-from kssgan.deidentify.policy import ReleasePolicy
+from kssgan.deidentify.policy import ReleasePolicy, bare_frames_report
 
 ALPHA_FORMATS = ("png", "webp", "tiff", "gif")
 ANIMATED_FORMATS = ("gif", "webp", "png", "tiff")
@@ -147,6 +147,7 @@ def deidentify_animation(
         "face_detections": n_faces,
         "still_matching_detections": matching,
         "fallback_frames": sorted(tracker.fallbacks),
+        **bare_frames_report(tracker.bare_frames, deid.options.on_no_face),
         "tracks": [t.summary() for t in tracker.all_tracks()],
     }
     if any(a is not None for a in alphas):

@@ -67,6 +67,7 @@ class FaceTracker:
         self.tracks: dict[int, Track] = {}
         self.finished: list[Track] = []
         self.fallbacks: dict[int, list[int]] = {}  # frame -> ids of tracks covered by their last box there
+        self.bare_frames: list[int] = []  # frames with no detection and no live track (obscured whole)
         self._next = 0
 
     def missed(self, frame: int) -> list[Track]:

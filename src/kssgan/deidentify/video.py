@@ -4,7 +4,10 @@ Decoding and encoding go through PyAV (:mod:`.videoio`): the output has the inpu
 rate, the codec follows the output extension (:attr:`DeidentifyOptions.video_codec`), and every
 audio track is carried across (copied, or re-encoded where the container needs it; ``audio`` in the
 report). A frame in which a tracked face is not detected has the track's last box obscured
-(``fallback_frames`` in the report); frames before any face is seen are written unchanged. A video in
+(``fallback_frames`` in the report). A frame with no face detected and no live track (before the first
+face is seen, or after a track ended) is never written as it is: it is pixelated or blurred whole as
+``--on-no-face`` says (``withhold``: pixelated, since a video cannot drop a frame; ``copy``: kept
+unchanged, warned), counted as ``obscured_frames`` (or ``unchanged_frames``) in the report. A video in
 which no face is found at all, or with an output face the recogniser still matches, is handled by the
 release policy (:mod:`.policy`, withheld by default).
 """
@@ -20,7 +23,7 @@ import numpy as np
 
 from kssgan.deidentify.options import DeidentifyError
 from kssgan.deidentify.pipeline import Deidentifier, Frame
-from kssgan.deidentify.policy import ReleasePolicy
+from kssgan.deidentify.policy import ReleasePolicy, bare_frames_report
 from kssgan.deidentify.videoio import DEFAULT_FPS, VideoSink, VideoSource
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv")
@@ -135,6 +138,7 @@ def _deidentify_frames(
         "fps": round(float(fps), 3),
         "still_matching_detections": matching,
         "fallback_frames": sorted(tracker.fallbacks),
+        **bare_frames_report(tracker.bare_frames, deid.options.on_no_face),
         "tracks": [t.summary() for t in tracker.all_tracks()],
         "audio": audio,
     }
