@@ -44,7 +44,10 @@ FACE_KINDS = (
     "alpha_png",
     "cmyk_jpeg",
     "png_16bit",
+    "rgb48_png",
     "grey_png",
+    "wide_10000px",
+    "six_faces",
     "exif_rotated",
     "non_utf8_name",
     "unicode_name",
@@ -109,11 +112,15 @@ def media_durations(path: Path) -> dict[str, float]:
     return out
 
 
-def write_bad_media(folder: Path, colour_face: Path, grey_face: Path, outside: Path) -> dict[str, tuple[str, str]]:
+def write_bad_media(
+    folder: Path, colour_face: Path, grey_face: Path, outside: Path, crowd: list[Path]
+) -> dict[str, tuple[str, str]]:
     """The media corpus under ``folder``: ``kind -> (relative path, expected outcome)``. ``colour_face``
     and ``grey_face`` are photos of a real face (London, Yale); ``outside`` is a folder apart from
-    ``folder`` (a link leads there). Outcomes that depend on this machine (AVIF) are decided here."""
+    ``folder`` (a link leads there); ``crowd``: six photos of other people (London), tiled into one
+    picture. Outcomes that depend on this machine (AVIF) are decided here."""
     import av
+    import cv2
     import numpy as np
     from PIL import Image, ImageOps
 
@@ -150,8 +157,21 @@ def write_bad_media(folder: Path, colour_face: Path, grey_face: Path, outside: P
     cases["cmyk_jpeg"] = ("cmyk.jpg", "face")
     Image.fromarray((np.asarray(grey, np.uint16) * 257).astype(np.uint16)).save(folder / "grey16.png")
     cases["png_16bit"] = ("grey16.png", "face")
+    rgb48 = np.asarray(face)[:, :, ::-1].astype(np.uint16) * 257  # BGR for OpenCV, 16 bits per channel
+    cv2.imwrite(str(folder / "rgb48.png"), rgb48)
+    cases["rgb48_png"] = ("rgb48.png", "face")
     grey.save(folder / "grey.png")
     cases["grey_png"] = ("grey.png", "face")
+    wide = Image.new("RGB", (10000, 600), (120, 140, 160))  # flat but for one face, far to the right
+    wide.paste(face, (7000, 140))
+    wide.save(folder / "wide.png")
+    cases["wide_10000px"] = ("wide.png", "face")
+    assert len(crowd) == 6, "six photos of faces"
+    six = Image.new("RGB", (720, 600))
+    for k, p in enumerate(crowd):  # a 3 × 2 group photo
+        six.paste(ImageOps.fit(Image.open(p).convert("RGB"), (240, 300)), ((k % 3) * 240, (k // 3) * 300))
+    six.save(folder / "six_faces.jpg", quality=92)
+    cases["six_faces"] = ("six_faces.jpg", "face")
     Image.new("RGB", (1, 1), (90, 60, 30)).save(folder / "one_pixel.png")
     cases["one_by_one"] = ("one_pixel.png", "withheld")
     wall = np.tile(np.linspace(30, 220, 320, dtype=np.uint8)[None, :, None], (240, 1, 3))

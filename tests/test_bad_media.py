@@ -38,7 +38,8 @@ def corpus(shared_datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> t
     root = tmp_path_factory.mktemp("corpus")
     london = shared_datasets / "london" / "neutral_front" / "001_03.jpg"
     yale = shared_datasets / "yale" / "yalefaces" / "subject02.normal"
-    cases = write_bad_media(root / "in", london, yale, root / "outside")
+    crowd = [shared_datasets / "london" / "neutral_front" / f"{i:03d}_03.jpg" for i in range(2, 8)]
+    cases = write_bad_media(root / "in", london, yale, root / "outside", crowd)
     return root, cases
 
 
@@ -85,6 +86,26 @@ def test_every_case_has_its_exact_outcome(corpus, released) -> None:
     assert report["this_run"]["failed"] == sum(o == "failed" for _, o in cases.values())
     released_faces = sum(by_path[rel]["status"] == "deidentified" for rel, o in cases.values() if o == "face")
     assert released_faces >= len([o for _, o in cases.values() if o == "face"]) - 3  # most faces are released
+
+
+def test_rgb48_wide_and_group_photos(corpus, released) -> None:
+    """The 16-bit RGB PNG is read (one face), the 10,000 px wide picture's one face is found far from
+    the centre and its output keeps the size, and each of the six faces of the group photo is found."""
+    root, _ = corpus
+    _, out, report, _ = released
+    by_path = {e["path"]: e for e in report["files"]}
+    with open(root / "in" / "rgb48.png", "rb") as fh:
+        assert fh.read(26)[24:26] == bytes([16, 2])  # IHDR: 16 bits per sample, RGB
+    assert len(by_path["rgb48.png"]["faces"]) == 1
+    (wide,) = by_path["wide.png"]["faces"]
+    assert 7000 <= wide["box"][0] <= 7320
+    if by_path["wide.png"]["status"] == "deidentified":
+        with Image.open(out / "wide.png") as im:
+            assert im.size == (10000, 600)
+    six = by_path["six_faces.jpg"]["faces"]
+    assert len(six) == 6
+    cells = sorted((int(f["box"][0] + f["box"][2] / 2) // 240, int(f["box"][1] + f["box"][3] / 2) // 300) for f in six)
+    assert cells == [(c, r) for c in range(3) for r in range(2)]  # one face in each tile
 
 
 def test_failures_and_skips_say_why(corpus, released) -> None:
