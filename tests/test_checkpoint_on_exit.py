@@ -87,4 +87,6 @@ def test_sigterm_mid_run_saves_last_ckpt_and_resume_continues(tmp_path: Path) ->
               "--ckpt_path=last")  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     after = torch.load(ckpt, weights_only=True)
-    assert after["global_step"] == target and int(after["state_dict"]["generator_steps"]) > g
+    # one batch is one critic step plus, every n_critic batches, a generator step: the run may end one
+    # optimizer step past max_steps when the last batch carried both
+    assert target <= after["global_step"] <= target + 1 and int(after["state_dict"]["generator_steps"]) > g

@@ -98,7 +98,7 @@ def plot_reid_vs_k(metrics: dict, path: Path) -> Path:
                 x = [r["k"] for r in rs]
                 p = [r["privacy"][rec][attack]["rank1"] for r in rs]
                 y = np.array([q["value"] for q in p])
-                err = np.array([[q["value"] - q["ci_low"] for q in p], [q["ci_high"] - q["value"] for q in p]])
+                err = np.clip([[q["value"] - q["ci_low"] for q in p], [q["ci_high"] - q["value"] for q in p]], 0, None)
                 ax.errorbar(x, y, yerr=err, capsize=3, label=method, **style)
             _k_axis(ax, ks)
             ax.set_ylim(-0.02, 1.02)
