@@ -71,7 +71,8 @@ def test_fit_demo_through_the_cli(tmp_path: Path) -> None:
 def test_resume_after_kill_continues_counters_and_optimizers(tmp_path: Path) -> None:
     cfg = REPO / "experiments" / "demo.yaml"
     ckpt_dir = tmp_path / "outputs/demo/checkpoints"
-    common = [*TINY, "--trainer.logger=false", "--model.n_critic=2"]
+    # lambda_rec > 0: the Siamese net is pre-trained (the release recipe skips it otherwise); resuming must not redo it
+    common = [*TINY, "--trainer.logger=false", "--model.n_critic=2", "--model.lambda_rec=1.0"]
     ckpt_every = ["--config", str(REPO / "tests/data/resume_callbacks.yaml")]
     proc = subprocess.Popen(
         kssgan("fit", "--config", str(cfg), *common, "--trainer.max_steps=100000", *ckpt_every),
