@@ -178,9 +178,12 @@ class SurrogateReleaseGenerator(nn.Module):
         self.group_start, self.group_stop = group.start, group.stop
         self.value = (value.start, value.stop) if value is not None else None
 
-    def forward(self, image: Tensor, label: Tensor) -> Tensor:
+    def surrogate(self, label: Tensor) -> Tensor:
+        """The surrogate face of each label's (group, kept attribute value)."""
         g = label[:, self.group_start : self.group_stop].argmax(dim=1)
         v = label[:, self.value[0] : self.value[1]].argmax(dim=1) if self.value else torch.zeros_like(g)
-        src = self.bank.lookup(g, v).to(image.dtype)
+        return self.bank.lookup(g, v)
+
+    def forward(self, image: Tensor, label: Tensor) -> Tensor:
         kept = torch.cat([label[:, : self.group_start], label[:, self.group_stop :]], dim=1).to(image.dtype)
-        return self.generator(src, kept)
+        return self.generator(self.surrogate(label).to(image.dtype), kept)

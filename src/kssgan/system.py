@@ -219,7 +219,7 @@ class KSSGAN(L.LightningModule):
         G(surrogate(c), kept attributes of c), which does not read ``images`` at all."""
         labels = labels.to(images.device, images.dtype)
         if self.surrogate_mode:
-            self.surrogate_input(labels[:0])  # fails clearly when the bank was never built
+            self._require_bank()
             return self.release_generator()(self._fmt(images), labels)
         return self.generator(self._fmt(images), labels)
 
@@ -239,12 +239,14 @@ class KSSGAN(L.LightningModule):
         return without_field(labels, self.spec, "group") if self.surrogate_mode else labels
 
     def surrogate_input(self, labels: Tensor) -> Tensor:
-        """The surrogate face of each label's (group, kept attribute value)."""
+        """The surrogate face of each label's (group, kept attribute value): the release generator's
+        own lookup, so training and release read the bank one way."""
+        self._require_bank()
+        return self.release_generator().surrogate(labels)
+
+    def _require_bank(self) -> None:
         if self.surrogates is None or not bool(self.surrogates.ready):
             raise RuntimeError("the surrogate faces are not built (train the model or load a trained checkpoint)")
-        g = field_index(labels, self.spec, "group")
-        v = field_index(labels, self.spec, self.surrogate_field) if self.surrogate_field else torch.zeros_like(g)
-        return self.surrogates.lookup(g, v)
 
     def embed(self, images: Tensor) -> Tensor:
         return self.siamese(self._fmt(images))
