@@ -52,6 +52,7 @@ from kssgan.losses import (
     contrastive_loss,
     domain_accuracy,
     domain_classification_loss,
+    edge_l1,
     gradient_penalty,
     group_consistency,
     low_frequency_l1,
@@ -99,6 +100,8 @@ class KSSGAN(L.LightningModule):
         lambda_detail: weight of a paired de-ghosting prior on real crops, L1(G(ghost(x)), x) where
             ghost(x) averages k slightly shifted, scaled and rotated copies of x — a mean face of one
             person (0: off).
+        lambda_edge: weight of an edge loss on the same pair, L1(∇²G(ghost(x)), ∇²x): the prior's
+            L1 alone regresses to a soft face; this charges the photograph's missing edges (0: off).
         target_sampler: ``permute`` (StarGAN/paper) or ``release`` (own attributes, new group).
         own_group_share: with ``release``, the share of targets that keep the source's group.
         identity_loss: ``similarity`` (eq. 3, S) or ``hinge`` (max(0, S − hinge_margin)).
@@ -149,6 +152,7 @@ class KSSGAN(L.LightningModule):
         lambda_fid: float = 10.0,
         fidelity_size: int = 16,
         lambda_detail: float = 0.0,
+        lambda_edge: float = 0.0,
         target_sampler: Literal["permute", "release"] = "permute",
         own_group_share: float = 0.5,
         identity_loss: Literal["similarity", "hinge"] = "similarity",
@@ -430,10 +434,12 @@ class KSSGAN(L.LightningModule):
             "g_fid": low_frequency_l1(x_fake, x_in, hp.fidelity_size),
         }
         g_loss = parts["g_adv"] + hp.lambda_cls * parts["g_cls"] + hp.lambda_fid * parts["g_fid"]
-        if hp.lambda_detail > 0:  # de-ghosting prior: k jittered copies of a real face, averaged -> that face
+        if hp.lambda_detail > 0 or hp.lambda_edge > 0:  # de-ghosting prior: k jittered copies of x, averaged -> x
             ghosted = ghosted_mean(x.float(), int((self.groups or {}).get("k", 3))).to(x.dtype)
-            parts["g_detail"] = (self.generator(self._fmt(ghosted), kept).float() - x.float()).abs().mean()
-            g_loss = g_loss + hp.lambda_detail * parts["g_detail"]
+            restored = self.generator(self._fmt(ghosted), kept).float()
+            parts["g_detail"] = (restored - x.float()).abs().mean()
+            parts["g_edge"] = edge_l1(restored, x)
+            g_loss = g_loss + hp.lambda_detail * parts["g_detail"] + hp.lambda_edge * parts["g_edge"]
         if hp.lambda_rec > 0 and hp.rec_loss == "siamese":
             with torch.no_grad():
                 f_real = self.siamese(x)
