@@ -1,6 +1,6 @@
 # kssgan — one command trains, one command tests. Each creates .venv and installs what it needs.
 #   make train                       # built-in synthetic demo (no real face), a few minutes on CPU
-#   make train DATASET=yale          # any experiments/<name>.yaml; ARGS="--trainer.max_steps 60"
+#   make train DATASET=yale          # experiments/base.yaml + experiments/<name>.yaml; ARGS="--trainer.max_steps 60"
 #   make train PROFILE=debug         # compose experiments/debug.yaml after it (2 batches, no loggers)
 #   make test                        # the whole suite (shared-data tests skip without ../shared)
 #   make prepare DATASET=folder DATA_DIR=../shared/datasets/yale
@@ -34,8 +34,8 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 train: $(STAMP)
-	@test -f experiments/$(DATASET).yaml || { echo "make train: no experiment config experiments/$(DATASET).yaml; available: $$(ls experiments/*.yaml | xargs -n1 basename | sed 's/.yaml//' | tr '\n' ' ')"; exit 2; }
-	$(BIN)/kssgan fit --config experiments/$(DATASET).yaml $(if $(PROFILE),--config experiments/$(PROFILE).yaml) $(ARGS)
+	@test -f experiments/$(DATASET).yaml -a "$(DATASET)" != base -a "$(DATASET)" != debug || { echo "make train: no experiment config experiments/$(DATASET).yaml; available: $$(ls experiments/*.yaml | xargs -n1 basename | sed 's/.yaml//' | grep -vx 'base\|debug' | tr '\n' ' ')"; exit 2; }
+	$(BIN)/kssgan fit --config experiments/base.yaml --config experiments/$(DATASET).yaml $(if $(PROFILE),--config experiments/$(PROFILE).yaml) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)

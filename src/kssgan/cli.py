@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 JOBS: dict[str, tuple[str, str]] = {
@@ -34,6 +35,7 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 def build_cli(args: Any = None, run: bool = True, **kwargs: Any):
     """Lightning's CLI over :class:`KSSGAN` and any :class:`FaceDataModule` subclass."""
+    from jsonargparse import set_parsing_settings
     from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
     from kssgan.data.datamodule import FaceDataModule
@@ -52,13 +54,16 @@ def build_cli(args: Any = None, run: bool = True, **kwargs: Any):
                 cfg.trainer.precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
 
     kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+    # omegaconf+: ${trainer.default_root_dir} in experiments/base.yaml is resolved once, after every
+    # --config is merged, so a dataset's file sets the root and every path under it follows.
+    set_parsing_settings(omegaconf_absolute_to_relative_paths=True)
     return KSSGANCLI(
         KSSGAN,
         FaceDataModule,
         subclass_mode_data=True,
         args=args,
         run=run,
-        parser_kwargs={"parser_mode": "omegaconf"} if _has_omegaconf() else None,
+        parser_kwargs={"parser_mode": "omegaconf+"},
         **kwargs,
     )
 
@@ -88,8 +93,25 @@ def user_error(err: BaseException) -> BaseException | None:
     return inner if tb is not None and f"{os.sep}kssgan{os.sep}" in tb.tb_frame.f_code.co_filename else None
 
 
-def _has_omegaconf() -> bool:
-    return importlib.util.find_spec("omegaconf") is not None
+def with_base_experiment(argv: list[str]) -> list[str]:
+    """``argv`` with ``experiments/base.yaml`` put before the first ``--config`` that is a delta of it
+    (a file with a ``base.yaml`` beside it), unless the base is already given: the dataset files are
+    short deltas, and one alone would silently train the library defaults instead of the recipe."""
+    from kssgan.experiment_config import BASE_NAME, experiment_files
+
+    configs = [
+        (i, a.split("=", 1)[1] if a.startswith("--config=") else argv[i + 1])
+        for i, a in enumerate(argv)
+        if a.startswith("--config=") or (a == "--config" and i + 1 < len(argv))
+    ]
+    if not configs or any(Path(c).name == BASE_NAME for _, c in configs):
+        return argv
+    i, first = configs[0]
+    files = experiment_files(first)
+    if len(files) == 1:
+        return argv
+    print(f"kssgan: composing {files[0]} before {first} (the experiments' shared base)", file=sys.stderr)
+    return [*argv[:i], "--config", str(files[0]), *argv[i:]]
 
 
 def _usage() -> str:
@@ -110,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         module_name, _, function = JOBS[command][0].partition(":")
         return int(getattr(importlib.import_module(module_name), function or "main")(rest) or 0)
     if command in LIGHTNING_COMMANDS:
+        composed = with_base_experiment(argv)
+        if composed != argv and from_console:
+            sys.argv[1:] = composed  # LightningCLI reads the console's own argv
+        argv = composed
         try:
             build_cli(args=None if from_console else argv)
         except Exception as err:  # a user mistake gets one clear line; a bug keeps its traceback
