@@ -37,5 +37,5 @@ class KSSGANWandbLogger(WandbLogger):
         save_dir = kwargs.get("save_dir")
         if save_dir:
             Path(save_dir).mkdir(parents=True, exist_ok=True)
-            kwargs.setdefault("name", Path(save_dir).name)  # the run is named after its output folder
+            kwargs["name"] = kwargs.get("name") or Path(save_dir).name  # named after its output folder
         super().__init__(offline=offline, **kwargs)
