@@ -7,6 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import torch
+from torch import Tensor
+
+from kssgan.losses import contrastive_loss
 
 
 def pretrain_siamese(module: Any) -> float:
@@ -46,3 +50,13 @@ def progress_bar(total: int, desc: str, trainer: L.Trainer):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def contrastive_step(embed: Any, batch: dict[str, Tensor], margin: float) -> Tensor:
+    """Contrastive loss on (x, same-identity partner) and (x, shifted partner) pairs."""
+    f_a = embed(batch["image"])
+    f_p = embed(batch["image_pos"])
+    shifted = torch.roll(f_p, 1, dims=0)
+    same_shift = (batch["identity"] == torch.roll(batch["identity"], 1)).float()
+    ones = torch.ones_like(same_shift)
+    return 0.5 * (contrastive_loss(f_a, f_p, ones, margin) + contrastive_loss(f_a, shifted, same_shift, margin))

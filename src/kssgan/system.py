@@ -1,40 +1,20 @@
 """The kSS-GAN LightningModule: wires G, D and the Siamese net to the losses and optimizers.
 
-Training follows Algorithm 2 of Pan et al. with StarGAN's conventions:
+Training follows Algorithm 2 of Pan et al. with StarGAN's conventions: one critic step per batch and
+one generator step every ``n_critic`` (counted by the ``critic_steps``/``generator_steps`` buffers,
+since Lightning's ``global_step`` counts both); WGAN-GP critic loss (eq. 7); generator loss (eq. 8)
+with the Siamese similarity S of eq. (3) on the cycle image (``rec_target="cycle"``) or on G(x, c)
+as Algorithm 2 writes it (``"translation"``); ``rec_loss="l1"`` is StarGAN's cycle loss, the
+ablation. The Siamese net is pre-trained contrastively and frozen (``siamese_mode``), co-trained, or
+left random. A small frozen net is exactly what a gradient-trained G learns to fool with
+perturbations that independent recognisers ignore, so its verdict is never evidence of privacy:
+:class:`kssgan.privacy_monitor.PrivacyMonitor` measures it with SFace and dlib, which no loss sees.
 
-* one critic (D) step per batch, one generator step every ``n_critic`` critic steps, counted by
-  this module's own ``critic_steps``/``generator_steps`` buffers (Lightning's ``global_step``
-  counts every optimizer step, critic and generator alike, so it is not used for the schedule);
-* WGAN-GP critic loss (eq. 7): ``-E[D(x)] + E[D(G(x,c))] + λ_gp·GP + λ_cls·L_cls^real``;
-* generator loss (eq. 8): ``-E[D(G(x,c))] + λ_cls·L_cls^fake + λ_rec·L_rec`` where ``L_rec`` is
-  the Siamese similarity of eq. (3), ``S(f(x), f(G(G(x,c),c')))`` (``rec_target="cycle"``), or —
-  as the paper's Algorithm 2 writes it — ``S(f(x), f(G(x,c)))`` (``rec_target="translation"``).
-  ``rec_loss="l1"`` restores StarGAN's L1 cycle loss (eq. 1), the ablation baseline.
-
-Minimising S pushes the output away from the source identity. The Siamese net is trained with a
-contrastive loss on same/different-identity pairs (``siamese_mode``):
-
-* ``pretrain_frozen`` (default): ``siamese_pretrain_steps`` steps on the training identities
-  before GAN training, then frozen. Sound because a frozen judge cannot be "fooled" by G
-  co-adapting it; G must genuinely change identity features.
-* ``cotrain``: pre-trained as above, then updated on real pairs at every critic step.
-* ``frozen``: never trained (random features; only for ablations and tests).
-
-A small net of this kind, frozen, is what a gradient-trained G learns to fool with perturbations
-that independent recognisers ignore; its verdict is never evidence of privacy. Privacy is measured
-by :class:`kssgan.callbacks.PrivacyMonitor` with SFace and dlib, which no loss sees.
-
-Beyond the paper (each a documented option; ``experiments/*.yaml`` use the measured recipe):
-
-* ``generator_input="surrogate"``: G's input is the group's k-Same surrogate face, never the
-  source (:mod:`kssgan.surrogates`): one released face per group and kept attribute, by
-  construction. The group field then leaves G's label (it is carried by the surrogate), so G's
-  input does not grow with the number of groups.
-* ``target_sampler="release"``: the source's own attributes with only the group changed
-  (:mod:`kssgan.targets`), the condition ``deidentify`` uses.
-* ``identity_loss="hinge"``: max(0, S − τ) instead of S; ``lambda_consistency``: the spread of a
-  group's output embeddings (with the group sampler of the DataModule).
-* ``g_upsample="resize"``, ``g_residual``: resize-convolution and an input-editing generator.
+Beyond the paper, each a documented option (``experiments/base.yaml`` holds the measured recipe):
+``generator_input="surrogate"`` (:mod:`kssgan.surrogate_training`), ``target_sampler="release"``
+(:mod:`kssgan.targets`), ``identity_loss="hinge"``, ``lambda_consistency``, ``g_upsample`` and
+``g_residual``, ``lambda_detail``/``lambda_edge``, and networks injected from config
+(:mod:`kssgan.models.factory`).
 """
 
 from __future__ import annotations
@@ -47,28 +27,24 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from kssgan.checkpoint_meta import CHECKPOINT_KEY, CheckpointMetadata
 from kssgan.data.labels import LabelSpec
 from kssgan.losses import (
-    contrastive_loss,
     domain_accuracy,
     domain_classification_loss,
-    edge_l1,
     gradient_penalty,
-    group_consistency,
-    low_frequency_l1,
     siamese_similarity,
-    similarity_hinge,
 )
 from kssgan.models import Critic, Generator, SiameseNet
 from kssgan.models.conditioning import CONDITIONING_CHOICES
-from kssgan.surrogates import SurrogateBank, batch_k_means, ghosted_mean
-from kssgan.targets import field_index, permuted_targets, release_targets, without_field
+from kssgan.models.factory import build_module
+from kssgan.paper_objective import PaperObjective
+from kssgan.surrogate_training import SurrogateTraining
+from kssgan.surrogates import SurrogateBank
+from kssgan.targets import permuted_targets, release_targets
 
-CHECKPOINT_KEY = "kssgan"
-FORMAT_VERSION = 1
 
-
-class KSSGAN(L.LightningModule):
+class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningModule):
     """k-Same-Siamese-GAN.
 
     Args:
@@ -113,6 +89,9 @@ class KSSGAN(L.LightningModule):
             groups) or ``onehot`` (the paper's form: the group one-hot tiled over the image; for
             small k). See :mod:`kssgan.models.conditioning`.
         group_embed_dim: size of the group embedding (``embedding`` only).
+        generator, critic, siamese: networks injected from config (``class_path`` +
+            ``init_args``; :mod:`kssgan.models.factory`); None builds kssgan's own from the
+            scalars above.
     """
 
     def __init__(
@@ -162,6 +141,9 @@ class KSSGAN(L.LightningModule):
         g_residual: bool = False,
         group_conditioning: Literal["embedding", "onehot"] = "embedding",
         group_embed_dim: int = 32,
+        generator: dict[str, Any] | None = None,
+        critic: dict[str, Any] | None = None,
+        siamese: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if label_spec is None:
@@ -188,25 +170,31 @@ class KSSGAN(L.LightningModule):
         dim, n_groups = self.spec.dim, self.spec.num_groups
         embed = group_embed_dim if group_conditioning == "embedding" else 0
         self.surrogate_mode = generator_input == "surrogate"
-        if self.surrogate_mode:  # the group is carried by the surrogate face: G's label is what is kept
-            self.generator = Generator(
-                dim - n_groups, g_conv_dim, g_repeat_num, image_size, upsample=g_upsample, residual=g_residual
-            )
-        else:
-            self.generator = Generator(
-                dim,
-                g_conv_dim,
-                g_repeat_num,
-                image_size,
-                upsample=g_upsample,
-                residual=g_residual,
-                num_groups=n_groups,
-                group_embed_dim=embed,
-            )
-        self.critic = Critic(
-            dim, image_size, d_conv_dim, d_final_size, d_max_dim, num_groups=n_groups, group_embed_dim=embed
+        # Surrogate mode: the group is carried by the surrogate face, so G's label is what is kept.
+        g_groups = 0 if self.surrogate_mode else n_groups
+        self.generator = build_module(
+            generator,
+            Generator,
+            {
+                "label_dim": dim - n_groups if self.surrogate_mode else dim,
+                "image_size": image_size,
+                "num_groups": g_groups,
+                "group_embed_dim": embed if g_groups else 0,
+            },
+            {"conv_dim": g_conv_dim, "repeat_num": g_repeat_num, "upsample": g_upsample, "residual": g_residual},
         )
-        self.siamese = SiameseNet(siamese_embed_dim, siamese_conv_dim, siamese_depth)
+        self.critic = build_module(
+            critic,
+            Critic,
+            {"label_dim": dim, "image_size": image_size, "num_groups": n_groups, "group_embed_dim": embed},
+            {"conv_dim": d_conv_dim, "final_size": d_final_size, "max_dim": d_max_dim},
+        )
+        self.siamese = build_module(
+            siamese,
+            SiameseNet,
+            {},
+            {"embed_dim": siamese_embed_dim, "conv_dim": siamese_conv_dim, "depth": siamese_depth},
+        )
         # The field whose value selects the surrogate face (the first one-hot attribute: expression).
         self.surrogate_field = next((f.name for f in self.spec.fields[1:] if f.kind == "onehot"), None)
         n_values = self.spec.field(self.surrogate_field).size if self.surrogate_field else 1
@@ -227,31 +215,6 @@ class KSSGAN(L.LightningModule):
             return self.release_generator()(self._fmt(images), labels)
         return self.generator(self._fmt(images), labels)
 
-    def release_generator(self) -> torch.nn.Module:
-        """What ``deidentify``/``export`` run: ``G`` itself, or (surrogate mode) a module with G's
-        ``(image, label)`` interface that looks the surrogate face up from the label."""
-        if not self.surrogate_mode:
-            return self.generator
-        from kssgan.surrogates import SurrogateReleaseGenerator
-
-        slices = self.spec.slices()
-        value = slices[self.surrogate_field] if self.surrogate_field else None
-        return SurrogateReleaseGenerator(self.generator, self.surrogates, slices["group"], value)
-
-    def kept(self, labels: Tensor) -> Tensor:
-        """What G's label holds: all of c, or (surrogate mode) c without the group field."""
-        return without_field(labels, self.spec, "group") if self.surrogate_mode else labels
-
-    def surrogate_input(self, labels: Tensor) -> Tensor:
-        """The surrogate face of each label's (group, kept attribute value): the release generator's
-        own lookup, so training and release read the bank one way."""
-        self._require_bank()
-        return self.release_generator().surrogate(labels)
-
-    def _require_bank(self) -> None:
-        if self.surrogates is None or not bool(self.surrogates.ready):
-            raise RuntimeError("the surrogate faces are not built (train the model or load a trained checkpoint)")
-
     def embed(self, images: Tensor) -> Tensor:
         return self.siamese(self._fmt(images))
 
@@ -260,12 +223,6 @@ class KSSGAN(L.LightningModule):
 
     def _fmt(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else x
-
-    def target_labels(self, labels: Tensor) -> Tensor:
-        """The training target c_trg (``target_sampler``; see :mod:`kssgan.targets`)."""
-        if self.hparams.target_sampler == "release":
-            return release_targets(labels, self.spec, self.hparams.own_group_share)
-        return permuted_targets(labels)
 
     # -- optimizers ---------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
@@ -277,23 +234,6 @@ class KSSGAN(L.LightningModule):
         sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, decay)
         sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, decay)
         return [opt_g, opt_d, opt_s], [sched_g, sched_d]
-
-    # -- Siamese pre-training -----------------------------------------------------------------
-    def siamese_step(self, batch: dict[str, Tensor]) -> Tensor:
-        """Contrastive loss on (x, same-identity partner) and (x, shifted partner) pairs."""
-        f_a = self.embed(batch["image"])
-        f_p = self.embed(batch["image_pos"])
-        shifted = torch.roll(f_p, 1, dims=0)
-        same_shift = (batch["identity"] == torch.roll(batch["identity"], 1)).float()
-        ones = torch.ones_like(same_shift)
-        m = self.hparams.siamese_margin
-        return 0.5 * (contrastive_loss(f_a, f_p, ones, m) + contrastive_loss(f_a, shifted, same_shift, m))
-
-    def on_fit_start(self) -> None:
-        if self.surrogates is not None and not bool(self.surrogates.ready):
-            from kssgan.data.surrogate_data import build_surrogate_bank
-
-            build_surrogate_bank(self, self.trainer.datamodule)
 
     def on_train_start(self) -> None:
         mode = self.hparams.siamese_mode
@@ -309,6 +249,12 @@ class KSSGAN(L.LightningModule):
 
         self.log("siamese/pretrain_loss", pretrain_siamese(self), rank_zero_only=True)
 
+    def siamese_step(self, batch: dict[str, Tensor]) -> Tensor:
+        """Contrastive loss on (x, same-identity partner) and (x, shifted partner) pairs."""
+        from kssgan.siamese_pretraining import contrastive_step
+
+        return contrastive_step(self.embed, batch, self.hparams.siamese_margin)
+
     # -- training -----------------------------------------------------------------------------
     def generator_inputs(self, x: Tensor, c_org: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(G's image input, the label c_trg it is trained towards, G's label input).
@@ -319,14 +265,7 @@ class KSSGAN(L.LightningModule):
         if not self.surrogate_mode:
             c_trg = self.target_labels(c_org)
             return x, c_trg, c_trg
-        with torch.no_grad():
-            bank = self.surrogate_input(c_org).to(x.dtype)
-            value = field_index(c_org, self.spec, self.surrogate_field) if self.surrogate_field else None
-            value = value if value is not None else torch.zeros(x.size(0), dtype=torch.long, device=x.device)
-            mixed = batch_k_means(x, value, int((self.groups or {}).get("k", 3)))
-            use_bank = torch.rand(x.size(0), device=x.device) < self.hparams.surrogate_bank_share
-            x_in = torch.where(use_bank.view(-1, 1, 1, 1), bank, mixed)
-        return self._fmt(x_in), c_org, self.kept(c_org)
+        return self.surrogate_generator_inputs(x, c_org)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         hp = self.hparams
@@ -392,60 +331,9 @@ class KSSGAN(L.LightningModule):
         Image mode: G(x, c_trg) with the paper's terms. Surrogate mode: G(x_in, kept(c_org)) with
         adversarial + attribute classification + low-frequency fidelity to x_in (+ the detail prior
         and the identity hinge when their weights are set)."""
-        hp = self.hparams
         if self.surrogate_mode:
-            return self._surrogate_generator_loss(x, c_org, x_in if x_in is not None else self.surrogate_input(c_org))
-        x_fake = self.generator(x, c_trg)
-        src_fake, cls_fake = self.critic(x_fake)
-        g_adv = -src_fake.float().mean()
-        g_cls = domain_classification_loss(cls_fake, c_trg, self.spec)
-        if hp.rec_loss == "l1" or hp.rec_target == "cycle":
-            x_rec = self.generator(x_fake, c_org)
-        parts: dict[str, Tensor] = {"g_adv": g_adv, "g_cls": g_cls}
-        if hp.rec_loss == "l1":
-            g_rec = (x.float() - x_rec.float()).abs().mean()
-        else:
-            with torch.no_grad() if hp.siamese_mode != "cotrain" else torch.enable_grad():
-                f_real = self.siamese(x)
-            f_fake = self.siamese(x_rec if hp.rec_target == "cycle" else x_fake)
-            g_rec = self._identity_term(f_real.detach(), f_fake).mean()
-            if hp.lambda_consistency > 0:
-                groups = field_index(c_trg, self.spec, "group")
-                parts["g_consistency"] = group_consistency(self.siamese(x_fake), groups)
-        parts["g_rec"] = g_rec
-        g_loss = g_adv + hp.lambda_cls * g_cls + hp.lambda_rec * g_rec
-        if "g_consistency" in parts:
-            g_loss = g_loss + hp.lambda_consistency * parts["g_consistency"]
-        return g_loss, parts, x_fake
-
-    def _identity_term(self, f_real: Tensor, f_fake: Tensor) -> Tensor:
-        if self.hparams.identity_loss == "hinge":
-            return similarity_hinge(f_real, f_fake, self.hparams.hinge_margin)
-        return siamese_similarity(f_real, f_fake)
-
-    def _surrogate_generator_loss(self, x: Tensor, c_org: Tensor, x_in: Tensor) -> tuple[Tensor, dict, Tensor]:
-        hp = self.hparams
-        kept = self.kept(c_org)
-        x_fake = self.generator(x_in, kept)
-        src_fake, cls_fake = self.critic(x_fake)
-        parts = {
-            "g_adv": -src_fake.float().mean(),
-            "g_cls": domain_classification_loss(cls_fake, c_org, self.spec, ("group",)),
-            "g_fid": low_frequency_l1(x_fake, x_in, hp.fidelity_size),
-        }
-        g_loss = parts["g_adv"] + hp.lambda_cls * parts["g_cls"] + hp.lambda_fid * parts["g_fid"]
-        if hp.lambda_detail > 0 or hp.lambda_edge > 0:  # de-ghosting prior: k jittered copies of x, averaged -> x
-            ghosted = ghosted_mean(x.float(), int((self.groups or {}).get("k", 3))).to(x.dtype)
-            restored = self.generator(self._fmt(ghosted), kept).float()
-            parts["g_detail"] = (restored - x.float()).abs().mean()
-            parts["g_edge"] = edge_l1(restored, x)
-            g_loss = g_loss + hp.lambda_detail * parts["g_detail"] + hp.lambda_edge * parts["g_edge"]
-        if hp.lambda_rec > 0 and hp.rec_loss == "siamese":
-            with torch.no_grad():
-                f_real = self.siamese(x)
-            parts["g_rec"] = self._identity_term(f_real, self.siamese(x_fake)).mean()
-            g_loss = g_loss + hp.lambda_rec * parts["g_rec"]
-        return g_loss, parts, x_fake
+            return self.surrogate_generator_loss(x, c_org, x_in if x_in is not None else self.surrogate_input(c_org))
+        return self.paper_generator_loss(x, c_org, c_trg)
 
     # -- validation ---------------------------------------------------------------------------
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -481,25 +369,6 @@ class KSSGAN(L.LightningModule):
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         """Each image translated to its own domain (own group, own attributes)."""
         return self.translate(batch["image"], batch["label"]).float().clamp(-1, 1)
-
-    # -- checkpoints carry what inference needs ------------------------------------------------
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.groups is None and CHECKPOINT_KEY in checkpoint:
-            self.groups = checkpoint[CHECKPOINT_KEY]["groups"]
-        if self.prepare_info is None and CHECKPOINT_KEY in checkpoint:
-            self.prepare_info = checkpoint[CHECKPOINT_KEY].get("prepare")
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.prepare_info is None:  # how the training faces were framed: what inference must repeat
-            dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-            self.prepare_info = getattr(dm, "prepare_record", None)
-        checkpoint[CHECKPOINT_KEY] = {
-            "format_version": FORMAT_VERSION,
-            "label_spec": self.spec.to_dict(),
-            "groups": self.groups,
-            "image_size": self.hparams.image_size,
-            "prepare": self.prepare_info,
-        }
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
