@@ -255,3 +255,30 @@ def test_ghosted_mean_is_a_softened_copy_of_one_face() -> None:
     assert float(g.mean()) == pytest.approx(float(x.mean()), rel=0.15)  # ... but the same content
     edge = lambda t: (t[..., 1:, :] - t[..., :-1, :]).pow(2).mean()  # noqa: E731  (gradient energy)
     assert edge(g) < edge(x)  # softer edges: what G learns to undo
+
+
+def test_release_sharpen_is_an_unsharp_mask_of_the_release_in_every_backend(surrogate_model, tmp_path: Path) -> None:
+    """``release_sharpen`` sharpens what is released (translate, deidentify's backends, ONNX) by
+    exactly the unsharp mask of the unsharpened release, and leaves the training generator alone."""
+    from kssgan.deidentify.backends import OnnxGenerator
+    from kssgan.deidentify.export import export_generator
+    from kssgan.evaluate.utility import laplacian_variance
+    from kssgan.surrogates import unsharp
+
+    model, dm = surrogate_model
+    labels = dm.splits["train"].labels[:6]
+    x = torch.zeros(6, 3, 32, 32)
+    with torch.no_grad():
+        plain = model.translate(x, labels)
+        model.hparams.release_sharpen = 0.5
+        try:
+            sharp = model.translate(x, labels)
+            path = export_generator(model.release_generator(), model.spec.dim, 32, tmp_path / "s.onnx", {})
+        finally:
+            model.hparams.release_sharpen = 0.0
+    assert torch.allclose(sharp, unsharp(plain, 0.5), atol=1e-6)
+    assert not torch.allclose(sharp, plain)
+    assert torch.equal(unsharp(plain, 0.0), plain)
+    u8 = lambda t: ((t.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()  # noqa: E731
+    assert laplacian_variance(u8(sharp)).mean() > 1.5 * laplacian_variance(u8(plain)).mean()
+    assert np.abs(OnnxGenerator(path, "cpu")(x.numpy(), labels.numpy()) - sharp.numpy()).max() < 1e-4

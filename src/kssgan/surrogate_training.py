@@ -25,13 +25,14 @@ class SurrogateTraining:
     def release_generator(self) -> torch.nn.Module:
         """What ``deidentify``/``export`` run: ``G`` itself, or (surrogate mode) a module with G's
         ``(image, label)`` interface that looks the surrogate face up from the label."""
-        if not self.surrogate_mode:
-            return self.generator
-        from kssgan.surrogates import SurrogateReleaseGenerator
+        from kssgan.surrogates import SharpenedGenerator, SurrogateReleaseGenerator
 
+        amount = float(self.hparams.get("release_sharpen", 0.0))
+        if not self.surrogate_mode:
+            return SharpenedGenerator(self.generator, amount) if amount > 0 else self.generator
         slices = self.spec.slices()
         value = slices[self.surrogate_field] if self.surrogate_field else None
-        return SurrogateReleaseGenerator(self.generator, self.surrogates, slices["group"], value)
+        return SurrogateReleaseGenerator(self.generator, self.surrogates, slices["group"], value, amount)
 
     def kept(self, labels: Tensor) -> Tensor:
         """What G's label holds: all of c, or (surrogate mode) c without the group field."""

@@ -172,9 +172,11 @@ class SurrogateReleaseGenerator(nn.Module):
     ``deidentify`` backends and the ONNX export treat both generator inputs alike. The image is
     accepted and never read: the released face depends on the label alone."""
 
-    def __init__(self, generator: nn.Module, bank: SurrogateBank, group: slice, value: slice | None) -> None:
+    def __init__(
+        self, generator: nn.Module, bank: SurrogateBank, group: slice, value: slice | None, sharpen: float = 0.0
+    ) -> None:
         super().__init__()
-        self.generator, self.bank = generator, bank
+        self.generator, self.bank, self.sharpen = generator, bank, sharpen
         self.group_start, self.group_stop = group.start, group.stop
         self.value = (value.start, value.stop) if value is not None else None
 
@@ -186,4 +188,26 @@ class SurrogateReleaseGenerator(nn.Module):
 
     def forward(self, image: Tensor, label: Tensor) -> Tensor:
         kept = torch.cat([label[:, : self.group_start], label[:, self.group_stop :]], dim=1).to(image.dtype)
-        return self.generator(self.surrogate(label).to(image.dtype), kept)
+        return unsharp(self.generator(self.surrogate(label).to(image.dtype), kept), self.sharpen)
+
+
+def unsharp(x: Tensor, amount: float, sigma: float = 1.0) -> Tensor:
+    """``x + amount·(x − blur(x))`` clamped to [−1, 1]: an unsharp mask (a fixed linear filter of the
+    released face, so it adds no identity information); ``amount = 0`` returns ``x`` unchanged."""
+    if amount <= 0:
+        return x
+    import kornia
+
+    blurred = kornia.filters.gaussian_blur2d(x.float(), (5, 5), (sigma, sigma))
+    return (x.float() + amount * (x.float() - blurred)).clamp(-1, 1).to(x.dtype)
+
+
+class SharpenedGenerator(nn.Module):
+    """G(x, c) followed by :func:`unsharp` (the image-mode release path with ``release_sharpen``)."""
+
+    def __init__(self, generator: nn.Module, amount: float) -> None:
+        super().__init__()
+        self.generator, self.amount = generator, amount
+
+    def forward(self, image: Tensor, label: Tensor) -> Tensor:
+        return unsharp(self.generator(image, label), self.amount)

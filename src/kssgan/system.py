@@ -89,6 +89,8 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
             groups) or ``onehot`` (the paper's form: the group one-hot tiled over the image; for
             small k). See :mod:`kssgan.models.conditioning`.
         group_embed_dim: size of the group embedding (``embedding`` only).
+        release_sharpen: amount of an unsharp mask on every released face (deidentify, evaluate,
+            export, the privacy monitor; not the training losses); 0: off.
         generator, critic, siamese: networks injected from config (``class_path`` +
             ``init_args``; :mod:`kssgan.models.factory`); None builds kssgan's own from the
             scalars above.
@@ -141,6 +143,7 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         g_residual: bool = False,
         group_conditioning: Literal["embedding", "onehot"] = "embedding",
         group_embed_dim: int = 32,
+        release_sharpen: float = 0.0,
         generator: dict[str, Any] | None = None,
         critic: dict[str, Any] | None = None,
         siamese: dict[str, Any] | None = None,
@@ -212,8 +215,7 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         labels = labels.to(images.device, images.dtype)
         if self.surrogate_mode:
             self._require_bank()
-            return self.release_generator()(self._fmt(images), labels)
-        return self.generator(self._fmt(images), labels)
+        return self.release_generator()(self._fmt(images), labels)
 
     def embed(self, images: Tensor) -> Tensor:
         return self.siamese(self._fmt(images))
