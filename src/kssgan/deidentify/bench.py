@@ -174,8 +174,8 @@ def _two_faces(side: int = 200) -> list[np.ndarray]:
 def bench_deidentify(ckpt_or_model: Any = None, **overrides: Any) -> dict[str, Any]:
     """Aligned faces/s (torch fp32, channels-last, bf16, onnxruntime), video frames/s, folder photos/s
     and GFLOP/s vs peak."""
-    from kssgan.deidentify.files import deidentify_files
     from kssgan.deidentify.export import export_generator
+    from kssgan.deidentify.files import deidentify_files
     from kssgan.deidentify.options import DeidentifyOptions
     from kssgan.deidentify.pipeline import Deidentifier, Frame
 
