@@ -152,3 +152,16 @@ def test_a_yaml_config_drives_a_run_like_the_flags(deid_ckpt: Path, tmp_path: Pa
     override = ["--config", str(cfg), "--on-no-face", "withhold", "--output", str(tmp_path / "override")]
     assert kssgan_main([*base, *override]) == 3
     assert status(tmp_path / "override") == "withheld"
+
+
+def test_yaml_values_keep_their_text_and_a_number_for_a_name_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text('ckpt: m.ckpt\ninput: in\noutput: out\nidentity: "007"\nset: [expression=happy]\n')
+    opts = options_from_args(build_parser().parse_args(["--config", str(cfg), "--set", "glasses=no"]))
+    assert opts.identity == "007" and opts.attributes == {"expression": "happy", "glasses": "no"}
+    cfg.write_text("ckpt: m.ckpt\ninput: in\noutput: out\nidentity: 007\n")  # YAML reads 7, not the name 007
+    with pytest.raises(SystemExit) as info:
+        kssgan_main(["deidentify", "--config", str(cfg)])
+    assert info.value.code == 2 and "identity" in capsys.readouterr().err

@@ -83,30 +83,40 @@ def build_parser() -> ArgumentParser:
     d = DeidentifyOptions()
     p = job_parser(PROG, __doc__.split("\n\n")[0], epilog="exit status: 0 released, 1 failures, 2 bad request, "
                    "3 something withheld")  # fmt: skip
-    p.add_argument("--ckpt", required=True, help="trained kssgan checkpoint (.ckpt)")
-    p.add_argument("--input", required=True, help="an image, a video or a folder (searched recursively)")
-    p.add_argument("--output", required=True, help="output folder (relative paths and names are kept)")
+    p.add_argument("--ckpt", type=str, required=True, help="trained kssgan checkpoint (.ckpt)")
+    p.add_argument("--input", type=str, required=True, help="an image, a video or a folder (searched recursively)")
+    p.add_argument("--output", type=str, required=True, help="output folder (relative paths and names are kept)")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
-    p.add_argument("--report", help=f"JSON report path (default <output>/{REPORT_NAME})")
-    p.add_argument("--log", help=f"failure log (default <output>/{LOG_NAME})")
+    p.add_argument("--report", type=str, help=f"JSON report path (default <output>/{REPORT_NAME})")
+    p.add_argument("--log", type=str, help=f"failure log (default <output>/{LOG_NAME})")
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
-    p.add_argument("--onnx", help="ONNX generator from `kssgan export` (for --backend onnxruntime)")
-    p.add_argument("--device", default=d.device, help="cpu | cuda")
+    p.add_argument("--onnx", type=str, help="ONNX generator from `kssgan export` (for --backend onnxruntime)")
+    p.add_argument("--device", type=str, default=d.device, help="cpu | cuda")
     p.add_argument("--precision", choices=("fp32", "bf16"), default=d.precision, help="torch back end only")
     p.add_argument("--channels-last", type=bool, default=d.channels_last, help="torch back end memory format")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="faces per generator call")
     p.add_argument("--image-size", type=int, default=None, help="fail unless the checkpoint works at this size")
     p.add_argument("--margin", type=float, default=None, help="crop margin (default: the checkpoint's, as prepared)")
-    p.add_argument("--detector", default=None, help="yunet | insightface (default: the checkpoint's)")
+    p.add_argument("--detector", type=str, default=None, help="yunet | insightface (default: the checkpoint's)")
     p.add_argument("--detector-score", type=float, default=d.detector_score, help="minimum face detector score")
-    p.add_argument("--recogniser", default=None, help="for open-set groups and the report (default: the groups')")
-    p.add_argument("--model-dir", default=None, help="folder with detector/recogniser model files")
     p.add_argument(
-        "--set", action="append", default=[], metavar="NAME=VALUE", help="fix a label attribute, e.g. expression=happy"
+        "--recogniser", type=str, default=None, help="for open-set groups and the report (default: the groups')"
     )
-    p.add_argument("--identity", help="closed-set identity of every face in the input (its own k-Same group)")
-    p.add_argument("--attributes", help="CSV with a `path` column (relative to --input) and identity/attribute columns")
-    p.add_argument("--identity-column", default="identity", help="identity column of --attributes (e.g. subject)")
+    p.add_argument("--model-dir", type=str, default=None, help="folder with detector/recogniser model files")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="fix a label attribute, e.g. expression=happy",
+    )
+    p.add_argument("--identity", type=str, help="closed-set identity of every face in the input (its own k-Same group)")
+    p.add_argument(
+        "--attributes", type=str, help="CSV with a `path` column (relative to --input) and identity/attribute columns"
+    )
+    p.add_argument(
+        "--identity-column", type=str, default="identity", help="identity column of --attributes (e.g. subject)"
+    )
     p.add_argument(
         "--no-similarity",
         action="store_true",
@@ -130,7 +140,9 @@ def build_parser() -> ArgumentParser:
         "--video-codec", type=dict[str, str], default=d.video_codec, help="output extension -> video encoder"
     )
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--seal-to", metavar="HOLDER_PUB", help="seal the released->source mapping to this holder.pub")
+    p.add_argument(
+        "--seal-to", type=str, metavar="HOLDER_PUB", help="seal the released->source mapping to this holder.pub"
+    )
     p.add_argument(
         "--rename", choices=("keep", "hash"), default="keep", help="output names: the input's, or a keyed hash"
     )
@@ -141,7 +153,7 @@ def options_from_args(args: Namespace) -> DeidentifyOptions:
     """The :class:`DeidentifyOptions` of parsed ``kssgan deidentify`` arguments (flags and ``--config``)."""
     attributes: dict[str, str] = {}
     for item in args.set or []:
-        name, sep, value = item.partition("=")
+        name, sep, value = str(item).partition("=")
         if not sep or not name.strip():
             raise DeidentifyError(f"--set expects NAME=VALUE, got {item!r}")
         attributes[name.strip()] = value.strip()

@@ -101,8 +101,8 @@ def export_checkpoint(ckpt: str | Path, output: str | Path | None = None, opset:
 def build_parser() -> ArgumentParser:
     """The ``kssgan export`` parser (:func:`kssgan.job_config.job_parser`: ``--config``, ``--print_config``)."""
     p = job_parser("kssgan export", "export the generator to ONNX")
-    p.add_argument("--ckpt", required=True, help="trained kssgan checkpoint (.ckpt)")
-    p.add_argument("--output", help="ONNX path (default: the checkpoint's path with .onnx)")
+    p.add_argument("--ckpt", type=str, required=True, help="trained kssgan checkpoint (.ckpt)")
+    p.add_argument("--output", type=str, help="ONNX path (default: the checkpoint's path with .onnx)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset version")
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime vs torch check")
     return p

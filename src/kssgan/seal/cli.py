@@ -31,7 +31,7 @@ CSV_COLUMNS = ("released", "source", "input", "identity", "kind", "status", "fac
 def keygen_parser() -> ArgumentParser:
     """The ``kssgan keygen`` parser (:func:`kssgan.job_config.job_parser`)."""
     p = job_parser("kssgan keygen", "write the data holder's key pair")
-    p.add_argument("--out", required=True, help="folder for holder.key (private, mode 0600) and holder.pub")
+    p.add_argument("--out", type=str, required=True, help="folder for holder.key (private, mode 0600) and holder.pub")
     p.add_argument(
         "--passphrase",
         action="store_true",
@@ -63,9 +63,11 @@ def keygen(argv: list[str] | None = None) -> int:
 def reidentify_parser() -> ArgumentParser:
     """The ``kssgan reidentify`` parser (:func:`kssgan.job_config.job_parser`)."""
     p = job_parser("kssgan reidentify", "read a sealed release mapping with the holder's private key")
-    p.add_argument("--key", required=True, help="holder.key from `kssgan keygen`")
-    p.add_argument("--sealed", required=True, help="reidentify.sealed beside the release")
-    p.add_argument("--file", help="one released file (its path in the release, or a path to it): print its entry")
+    p.add_argument("--key", type=str, required=True, help="holder.key from `kssgan keygen`")
+    p.add_argument("--sealed", type=str, required=True, help="reidentify.sealed beside the release")
+    p.add_argument(
+        "--file", type=str, help="one released file (its path in the release, or a path to it): print its entry"
+    )
     p.add_argument("--format", choices=("json", "csv"), default="json", help="output format (default json)")
     p.add_argument("--partial", action="store_true", help="read a file whose last run was interrupted")
     return p
