@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kssgan.cli import main as kssgan_main
-from kssgan.deidentify import cli as deid_cli
+from kssgan.deidentify import files as deid_files
 from kssgan.deidentify.backends import TorchGenerator
 from kssgan.deidentify.pipeline import Deidentifier
 
@@ -59,7 +59,7 @@ def test_faces_of_a_folder_go_through_the_generator_in_one_call_with_the_same_re
     assert generator_calls == [4]  # four photos, one face each: one generator call of four faces
     # the photo-by-photo path (every chunk closed after one photo) gives the same report and pixels
     generator_calls.clear()
-    monkeypatch.setattr(deid_cli, "CHUNK_MAX_PIXELS", 1)
+    monkeypatch.setattr(deid_files, "CHUNK_MAX_PIXELS", 1)
     rc, single = _run(deid_ckpt, four_photos, tmp_path / "single", "--batch-size", "8")
     assert rc == 0 and generator_calls == [1, 1, 1, 1]
     assert single["files"] == report["files"]
@@ -68,7 +68,7 @@ def test_faces_of_a_folder_go_through_the_generator_in_one_call_with_the_same_re
         assert a == (tmp_path / "single" / name).read_bytes()
     # chunks never exceed --batch-size photos
     generator_calls.clear()
-    monkeypatch.setattr(deid_cli, "CHUNK_MAX_PIXELS", 10**9)
+    monkeypatch.setattr(deid_files, "CHUNK_MAX_PIXELS", 10**9)
     _run(deid_ckpt, four_photos, tmp_path / "bs3", "--batch-size", "3", "--no-similarity")
     assert generator_calls == [3, 1]
 

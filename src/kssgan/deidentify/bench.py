@@ -9,7 +9,7 @@
 * frames/s of the whole pipeline (YuNet, alignment, G, paste-back) on synthetic 640×480 frames with
   two real faces (Yale when ``../shared/datasets`` is there, else two demo DCGAN faces),
 * photos/s of a folder of one-face photos (Yale, else pasted demo faces) end to end through the
-  CLI's file loop (:func:`~kssgan.deidentify.cli.deidentify_files`: read, detect, G batched across
+  CLI's file loop (:func:`~kssgan.deidentify.files.deidentify_files`: read, detect, G batched across
   photos, paste, write), torch fp32 and bf16, and fp32 photo by photo (the pre-batching behaviour).
 
 Without a checkpoint the default StarGAN generator (``g_conv_dim=64``, ``g_repeat_num=6``) at
@@ -124,7 +124,7 @@ def _yale_root() -> Path:
 
 def write_photo_folder(n: int, folder: Path) -> list[tuple[Path, str]]:
     """``n`` one-face photos in ``folder`` (Yale GIFs when present, else PNGs of a demo face on a wall),
-    as ``(path, relative name)`` like :func:`~kssgan.deidentify.cli.collect_inputs` gives them."""
+    as ``(path, relative name)`` like :func:`~kssgan.deidentify.inputs.collect_inputs` gives them."""
     import shutil
 
     import cv2
@@ -174,8 +174,8 @@ def _two_faces(side: int = 200) -> list[np.ndarray]:
 def bench_deidentify(ckpt_or_model: Any = None, **overrides: Any) -> dict[str, Any]:
     """Aligned faces/s (torch fp32, channels-last, bf16, onnxruntime), video frames/s, folder photos/s
     and GFLOP/s vs peak."""
-    from kssgan.deidentify.cli import deidentify_files
     from kssgan.deidentify.export import export_generator
+    from kssgan.deidentify.files import deidentify_files
     from kssgan.deidentify.options import DeidentifyOptions
     from kssgan.deidentify.pipeline import Deidentifier, Frame
 

@@ -1,6 +1,7 @@
 """``kssgan export``: write a checkpoint's generator to ONNX and check it against torch with onnxruntime.
 
     kssgan export --ckpt model.ckpt [--output model.onnx] [--opset 17]
+    kssgan export --config export.yaml          # the same options from YAML (--print_config shows them)
 
 The ONNX graph has inputs ``image`` (N×3×S×S, [-1, 1]) and ``label`` (N×C) with a dynamic batch axis
 and output ``output``. The checkpoint's image size, label spec and groups are stored as metadata, so
@@ -10,7 +11,6 @@ Export uses the TorchScript-based exporter (``dynamo=False``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import warnings
@@ -19,9 +19,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from jsonargparse import ArgumentParser
 
 from kssgan.deidentify.backends import ONNX_META_GROUPS, ONNX_META_IMAGE_SIZE, ONNX_META_LABEL_SPEC, OnnxGenerator
 from kssgan.deidentify.options import DeidentifyError
+from kssgan.job_config import job_parser
 
 DEFAULT_OPSET = 17
 VERIFY_BATCH = 2
@@ -96,13 +98,18 @@ def export_checkpoint(ckpt: str | Path, output: str | Path | None = None, opset:
     return export_generator(model.release_generator(), model.spec.dim, size, out, meta, opset)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="kssgan export", description="export the generator to ONNX")
-    p.add_argument("--ckpt", required=True)
-    p.add_argument("--output", help="ONNX path (default: the checkpoint's path with .onnx)")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+def build_parser() -> ArgumentParser:
+    """The ``kssgan export`` parser (:func:`kssgan.job_config.job_parser`: ``--config``, ``--print_config``)."""
+    p = job_parser("kssgan export", "export the generator to ONNX")
+    p.add_argument("--ckpt", type=str, required=True, help="trained kssgan checkpoint (.ckpt)")
+    p.add_argument("--output", type=str, help="ONNX path (default: the checkpoint's path with .onnx)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset version")
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime vs torch check")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         path = export_checkpoint(args.ckpt, args.output, args.opset)
         print(f"wrote {path}")

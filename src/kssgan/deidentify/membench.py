@@ -5,7 +5,7 @@ Two cases, each in a fresh process so that its max RSS is its own:
 * ``photo_24mp``: a 6000 × 4000 JPEG with four small faces (≈ 150 px tall), bound 2 GB;
 * ``faceless_10k``: a 10,000 × 10,000 PNG without a face (the detector's retry path), bound 3 GB.
 
-Each runs the CLI's file loop (:func:`~kssgan.deidentify.cli.deidentify_files`: decode, detect,
+Each runs the CLI's file loop (:func:`~kssgan.deidentify.files.deidentify_files`: decode, detect,
 align, G, paste, recogniser check, encode) with the bench's small random generator, YuNet and SFace.
 
     python -m kssgan.deidentify.membench            # prints the JSON
@@ -56,7 +56,7 @@ def run_case(name: str, path: Path, out: Path) -> dict[str, Any]:
     """Deidentify ``path`` into ``out`` in this process; faces, seconds and max RSS."""
     from kssgan.deidentify.backends import TorchGenerator
     from kssgan.deidentify.bench import BENCH_DEFAULTS, _default_model
-    from kssgan.deidentify.cli import deidentify_files
+    from kssgan.deidentify.files import deidentify_files
     from kssgan.deidentify.options import DeidentifyOptions
     from kssgan.deidentify.pipeline import Deidentifier
 

@@ -1,9 +1,9 @@
-"""Settings of ``kssgan deidentify`` as data: a dataclass with documented defaults, loadable from YAML."""
+"""Settings of ``kssgan deidentify`` as data: a dataclass with documented defaults (the defaults of its
+flags; ``kssgan deidentify --config`` sets them from YAML, :mod:`kssgan.deidentify.cli`)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any
 
 
@@ -84,15 +84,6 @@ class DeidentifyOptions:
         if "tracker" in data and isinstance(data["tracker"], dict):
             data["tracker"] = TrackerSettings(**data["tracker"])
         return cls(**data)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> DeidentifyOptions:
-        import yaml
-
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(data, dict):
-            raise DeidentifyError(f"{path}: expected a mapping of deidentify options")
-        return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -4,28 +4,34 @@
     kssgan reidentify --key keys/holder.key --sealed released/reidentify.sealed [--file RELEASED_PATH]
                       [--format json|csv]
 
+Both read their options from YAML too (``--config FILE``, keys as the option names) and print them
+with ``--print_config``.
+
 A wrong key, a damaged, altered or truncated sealed file, or an unknown ``--file`` is one line on
 stderr and exit status 2.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from jsonargparse import ArgumentParser
+
+from kssgan.job_config import job_parser
 from kssgan.seal import SealError
 
 CSV_COLUMNS = ("released", "source", "input", "identity", "kind", "status", "faces", "groups", "boxes", "tracks",
                "checkpoint_sha256", "sealed_at", "run")  # fmt: skip
 
 
-def keygen_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="kssgan keygen", description="write the data holder's key pair")
-    p.add_argument("--out", required=True, help="folder for holder.key (private, mode 0600) and holder.pub")
+def keygen_parser() -> ArgumentParser:
+    """The ``kssgan keygen`` parser (:func:`kssgan.job_config.job_parser`)."""
+    p = job_parser("kssgan keygen", "write the data holder's key pair")
+    p.add_argument("--out", type=str, required=True, help="folder for holder.key (private, mode 0600) and holder.pub")
     p.add_argument(
         "--passphrase",
         action="store_true",
@@ -54,13 +60,14 @@ def keygen(argv: list[str] | None = None) -> int:
     return 0
 
 
-def reidentify_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="kssgan reidentify", description="read a sealed release mapping with the holder's private key"
+def reidentify_parser() -> ArgumentParser:
+    """The ``kssgan reidentify`` parser (:func:`kssgan.job_config.job_parser`)."""
+    p = job_parser("kssgan reidentify", "read a sealed release mapping with the holder's private key")
+    p.add_argument("--key", type=str, required=True, help="holder.key from `kssgan keygen`")
+    p.add_argument("--sealed", type=str, required=True, help="reidentify.sealed beside the release")
+    p.add_argument(
+        "--file", type=str, help="one released file (its path in the release, or a path to it): print its entry"
     )
-    p.add_argument("--key", required=True, help="holder.key from `kssgan keygen`")
-    p.add_argument("--sealed", required=True, help="reidentify.sealed beside the release")
-    p.add_argument("--file", help="one released file (its path in the release, or a path to it): print its entry")
     p.add_argument("--format", choices=("json", "csv"), default="json", help="output format (default json)")
     p.add_argument("--partial", action="store_true", help="read a file whose last run was interrupted")
     return p

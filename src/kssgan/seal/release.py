@@ -1,7 +1,7 @@
 """What ``kssgan deidentify`` does for a sealed release: keyed-hash output names, one sealed entry
 per released file, and a plain report without source names or identities.
 
-:class:`Release` is handed to :func:`kssgan.deidentify.cli.deidentify_files`, which asks it for each
+:class:`Release` is handed to :func:`kssgan.deidentify.files.deidentify_files`, which asks it for each
 file's released name (:meth:`Release.name`) and, before publishing the output, seals the file's
 entry (:meth:`Release.sealer`): a run killed at any point leaves no released file without its entry,
 and the re-run's entries win where it redoes a file.
@@ -64,7 +64,7 @@ def hashed_name(src: Path, rel: str) -> str:
     (128 bits) plus the output's extension. Without the exact source file nobody can recompute or
     invert it; whoever holds that file could link it anyway, through the pixels around the face."""
     from kssgan.data.readers.image_io import sniff_format
-    from kssgan.deidentify.cli import ENCODE_EXTENSION, IMAGE_EXTENSIONS
+    from kssgan.deidentify.encode import ENCODE_EXTENSION, IMAGE_EXTENSIONS
     from kssgan.deidentify.video import VIDEO_EXTENSIONS
 
     digest, head = hashlib.sha256(), b""
