@@ -9,13 +9,28 @@ merged config with ``--print_config`` (a YAML that ``--config`` reads back).
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import NoReturn
 
 from jsonargparse import ActionConfigFile, ArgumentParser
+from jsonargparse._common import debug_mode_active
+
+
+class JobParser(ArgumentParser):
+    """jsonargparse's parser with kssgan's error contract: a bad option or config is one line on
+    stderr, ``kssgan <job>: <what is wrong> (see --help)``, and exit status 2."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        if not self.exit_on_error or debug_mode_active():
+            super().error(message, ex)
+        one_line = " ".join(str(message).split())
+        sys.stderr.write(f"{self.prog}: {one_line} (see {self.prog} --help)\n")
+        sys.exit(2)
 
 
 def job_parser(prog: str, description: str, epilog: str | None = None) -> ArgumentParser:
     """A jsonargparse parser with ``--config`` and ``--print_config``; add the job's options to it."""
-    parser = ArgumentParser(
+    parser = JobParser(
         prog=prog,
         description=description,
         epilog=epilog,
