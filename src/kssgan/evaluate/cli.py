@@ -30,15 +30,19 @@ from kssgan.job_config import job_parser
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
+class BadValue(argparse.ArgumentTypeError, ValueError):
+    """A bad option value: its message is the error line, on the command line and in YAML alike."""
+
+
 def _int_list(value: str | list) -> list[int]:
     """``2,3,5`` on the command line, ``[2, 3, 5]`` in YAML."""
     items = value if isinstance(value, list) else str(value).replace(" ", "").split(",")
     try:
         values = [int(v) for v in items if v != ""]
     except (TypeError, ValueError) as err:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {value!r}") from err
+        raise BadValue(f"expected comma-separated integers, got {value!r}") from err
     if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"k values must be positive integers, got {value!r}")
+        raise BadValue(f"k values must be positive integers, got {value!r}")
     return values
 
 
