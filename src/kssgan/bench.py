@@ -35,7 +35,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from kssgan.job_config import job_parser
+
 DEFAULT_OUT = Path("bench")
+SECTIONS = ("train", "prepare", "deidentify", "memory")  # the default of --only
 
 
 # -- one configuration, in this process ----------------------------------------------------------
@@ -295,20 +298,20 @@ def _optional(section: str, fn_path: str, **kwargs: Any) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kssgan bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--only", "--suite", dest="only", default="train,prepare,deidentify,memory", help="comma-separated sections"
+    p = job_parser("kssgan bench", __doc__.split("\n\n")[0])
+    p.add_argument(
+        "--only", "--suite", dest="only", type=str, default=",".join(SECTIONS), help="sections, comma-separated"
     )
-    parser.add_argument("--sizes", default="64,128", help="image sizes for the train section")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=4, help="measured iterations per configuration")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--timeout", type=int, default=900, help="seconds per configuration")
-    parser.add_argument("--groups", default=",".join(map(str, GROUP_COUNTS)), help="group counts (groups section)")
-    parser.add_argument("--conditioning", default="embedding", help="groups section: embedding,onehot")
-    parser.add_argument("--out", "--output", dest="out", default=str(DEFAULT_OUT / "results.json"))
-    parser.add_argument("--one", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    p.add_argument("--sizes", type=str, default="64,128", help="image sizes for the train section")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--steps", type=int, default=4, help="measured iterations per configuration")
+    p.add_argument("--device", type=str, default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--timeout", type=int, default=900, help="seconds per configuration")
+    p.add_argument("--groups", type=str, default=",".join(map(str, GROUP_COUNTS)), help="group counts (groups section)")
+    p.add_argument("--conditioning", type=str, default="embedding", help="groups section: embedding,onehot")
+    p.add_argument("--out", "--output", dest="out", type=str, default=str(DEFAULT_OUT / "results.json"))
+    p.add_argument("--one", type=str, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
     if args.one:
         print(json.dumps(run_one(json.loads(args.one))))
         return 0

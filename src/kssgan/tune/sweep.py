@@ -14,7 +14,6 @@ Writes to ``<output>`` (default ``outputs/sweeps/<sweep>-<dataset>``):
 
 from __future__ import annotations
 
-import argparse
 import copy
 import importlib
 import math
@@ -23,8 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from jsonargparse import Namespace
 
+from kssgan.job_config import job_parser
 from kssgan.tune.cluster import init_ray, quiet_ray_environment
+from kssgan.tune.plot import plot_objective
 from kssgan.tune.space import build_search_space, flatten_config, merge_overrides
 from kssgan.tune.trainable import TRIAL_CONFIG
 
@@ -40,11 +42,17 @@ SWEEP_DEFAULTS: dict[str, Any] = {
     "checkpoints": {"enabled": True, "num_to_keep": 1},
     "scheduler": {"kind": "fifo"},
 }
+SWEEP_SECTIONS = {*SWEEP_DEFAULTS, "name", "searcher", "metric", "budget", "space", "verbose"}
 
 
 def load_sweep(path: str | Path) -> dict[str, Any]:
     """A ``sweeps/*.yaml`` with defaults filled in and its sections checked."""
     raw = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a sweep file is a mapping of sections")
+    unknown = sorted(set(raw) - SWEEP_SECTIONS)
+    if unknown:
+        raise ValueError(f"{path}: unknown sweep sections {unknown}; known: {sorted(SWEEP_SECTIONS)}")
     cfg = copy.deepcopy(SWEEP_DEFAULTS)
     for key, value in raw.items():
         if isinstance(value, dict) and isinstance(cfg.get(key), dict):
@@ -99,31 +107,37 @@ def prepare_data_once(experiment: dict[str, Any]) -> None:
     _ = dm.label_spec  # fails here, with the "how to prepare" hint, when the data is missing
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="kssgan sweep", description="Ray Tune hyper-parameter search")
-    p.add_argument("--sweep", required=True, help="sweep config, e.g. sweeps/pso.yaml")
-    p.add_argument("--dataset", default="demo", help="experiment name: experiments/<dataset>.yaml")
-    p.add_argument("--experiment", help="experiment YAML path (overrides --dataset)")
+def parse_args(argv: list[str]) -> Namespace:
+    """The job's options: flags, or any of them by name in a ``--config`` YAML (``--print_config``)."""
+    p = job_parser(
+        "kssgan sweep",
+        "Ray Tune hyper-parameter search",
+        "--config FILE sets these options (sweep: sweeps/pso.yaml, dataset: demo, trials: 8); the search "
+        "itself (space, searcher, metric, budget) is the --sweep file.",
+    )
+    p.add_argument("--sweep", type=str, required=True, help="sweep config, e.g. sweeps/pso.yaml")
+    p.add_argument("--dataset", type=str, default="demo", help="experiment name: experiments/<dataset>.yaml")
+    p.add_argument("--experiment", type=str, help="experiment YAML path (overrides --dataset)")
     p.add_argument("--trials", type=int, help="number of trials (default: the sweep's `trials`)")
     p.add_argument("--max-concurrent", type=int, help="trials at a time (default: the sweep's)")
-    p.add_argument("--output", help="sweep folder (default outputs/sweeps/<sweep>-<dataset>)")
+    p.add_argument("--output", type=str, help="sweep folder (default outputs/sweeps/<sweep>-<dataset>)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted sweep in --output")
-    p.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--address", type=str, help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--no-wandb", action="store_true", help="CSV logs only")
     return p.parse_args(argv)
 
 
-def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
+def run_sweep(args: Namespace) -> dict[str, Any]:
     """Run (or resume) the sweep; returns the summary (paths, counts, best trial)."""
+    sweep = load_sweep(args.sweep)  # a bad sweep or experiment fails before Ray starts
+    exp_path = experiment_path(args.dataset, args.experiment)
+    experiment = load_experiment(exp_path)  # as written: the base of best.yaml
     quiet_ray_environment()
     from ray import tune
 
     from kssgan.tune.searchers import build_scheduler, build_searcher
     from kssgan.tune.trainable import train_trial
 
-    sweep = load_sweep(args.sweep)
-    exp_path = experiment_path(args.dataset, args.experiment)
-    experiment = load_experiment(exp_path)  # as written: the base of best.yaml
     trial_base = for_trials(experiment)
     dataset = args.dataset if not args.experiment else exp_path.stem
     out = Path(args.output or Path("outputs") / "sweeps" / f"{sweep['name']}-{dataset}").resolve()
@@ -335,40 +349,6 @@ def write_results(
         summary["best_config"] = out / "best.yaml"
     summary["plot"] = plot_objective(table, metric, mode, out / "objective.png")
     return summary
-
-
-def plot_objective(table: list[dict[str, Any]], metric: str, mode: str, path: Path) -> Path | None:
-    """Each trial's objective in trial order, failed trials marked, and the best so far."""
-    if not table:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    values = [r[metric] for r in table]
-    xs = list(range(1, len(values) + 1))
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ok = [(x, v) for x, v, r in zip(xs, values, table, strict=True) if r["status"] == "ok" and math.isfinite(v)]
-    if ok:
-        ax.scatter(*zip(*ok, strict=True), label="trial", color="tab:blue")
-        best_so_far, running = [], None
-        for x, v in ok:
-            running = v if running is None else (min(running, v) if mode == "min" else max(running, v))
-            best_so_far.append((x, running))
-        ax.step(*zip(*best_so_far, strict=True), where="post", color="tab:orange", label="best so far")
-    failed = [x for x, r in zip(xs, table, strict=True) if r["status"] != "ok"]
-    for x in failed:
-        ax.axvline(x, color="tab:red", alpha=0.3, lw=4)
-    if failed:
-        ax.plot([], [], color="tab:red", alpha=0.3, lw=4, label="failed")
-    ax.set_xlabel("trial")
-    ax.set_ylabel(f"{metric} ({mode})")
-    ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
 
 
 def main(argv: list[str] | None = None) -> int:
