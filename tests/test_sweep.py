@@ -17,6 +17,7 @@ import pytest
 import torch
 import yaml
 
+from kssgan.experiment_config import load_experiment
 from tests.conftest import REPO, TINY_MODEL
 
 METRIC = "val/release_score"
@@ -25,7 +26,7 @@ TINY_BUDGET = {"max_steps": 14, "val_check_interval": 4, "log_every_n_steps": 1}
 
 def tiny_experiment(tmp_path: Path, demo_dir: Path) -> Path:
     """experiments/demo.yaml with the TINY model on the shared 32 px demo dataset."""
-    exp = yaml.safe_load((REPO / "experiments" / "demo.yaml").read_text())
+    exp = load_experiment(REPO / "experiments" / "demo.yaml")  # base.yaml + the demo delta
     exp["model"].update({k: v for k, v in TINY_MODEL.items() if k != "image_size"})
     exp["data"]["init_args"].update(
         prepared_dir=str(demo_dir), num_identities=12, images_per_identity=5, k=3, image_size=32, batch_size=4
@@ -94,7 +95,7 @@ def test_shipped_sweeps_load_and_build() -> None:
 def test_trial_config_redirects_outputs_and_reports_to_tune(tmp_path: Path) -> None:
     from kssgan.tune.trainable import trial_experiment
 
-    exp = yaml.safe_load((REPO / "experiments" / "demo.yaml").read_text())
+    exp = load_experiment(REPO / "experiments" / "demo.yaml")  # base.yaml + the demo delta
     original_budget = exp["trainer"]["max_steps"]
     settings = {
         "budget": {"max_steps": 40, "val_check_interval": 5},
@@ -165,7 +166,7 @@ def test_report_adds_the_objective_and_fails_a_diverged_trial() -> None:
 def test_best_config_moves_outputs_and_keeps_the_full_budget() -> None:
     from kssgan.tune.sweep import best_experiment
 
-    exp = yaml.safe_load((REPO / "experiments" / "demo.yaml").read_text())
+    exp = load_experiment(REPO / "experiments" / "demo.yaml")  # base.yaml + the demo delta
     cfg = best_experiment(exp, {"model": {"lambda_rec": 3.5}})
     assert cfg["model"]["lambda_rec"] == 3.5
     assert cfg["trainer"]["max_steps"] == exp["trainer"]["max_steps"]

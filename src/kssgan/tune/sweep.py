@@ -82,8 +82,10 @@ def experiment_path(dataset: str | None, experiment: str | None) -> Path:
 
 
 def load_experiment(path: Path) -> dict[str, Any]:
-    """The experiment YAML as written."""
-    return yaml.safe_load(path.read_text()) or {}
+    """The experiment as ``kssgan fit`` composes it: ``experiments/base.yaml`` then the delta."""
+    from kssgan.experiment_config import load_experiment as compose_experiment
+
+    return compose_experiment(path)
 
 
 def for_trials(experiment: dict[str, Any]) -> dict[str, Any]:
@@ -286,7 +288,9 @@ def best_experiment(experiment: dict[str, Any], overrides: dict[str, Any], suffi
         init = logger.get("init_args", {}) if isinstance(logger, dict) else {}
         if "Wandb" in str(logger.get("class_path", "")) and "name" in init:
             init["name"] = f"{init['name']}{suffix}"
-    return cfg
+    from kssgan.experiment_config import resolve
+
+    return resolve(cfg)  # a standalone config: ${trainer.default_root_dir} paths written out
 
 
 def _replace_prefix(node: Any, old: str, new: str) -> Any:
