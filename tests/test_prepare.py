@@ -21,9 +21,9 @@ from kssgan.data.prepare import (
     identity_groups,
     load_recipe,
     prepare_dataset,
+    processing,
     regroup,
 )
-from kssgan.data.prepare import processing
 from kssgan.data.readers import DatasetLayoutError, read_folder
 from kssgan.data.readers.image_io import load_image
 

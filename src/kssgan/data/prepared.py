@@ -63,12 +63,7 @@ class PreparedDataset:
                 f"{root} is not a prepared dataset (missing {', '.join(missing)}). "
                 + (hint or "Run `kssgan prepare` (or `make prepare DATASET=... DATA_DIR=...`) first.")
             )
-        manifest = pd.read_csv(
-            root / "manifest.csv",
-            dtype=str if text else {"identity": str},
-            keep_default_na=False,
-            encoding_errors=NAME_ERRORS,
-        )
+        manifest = cls.read_manifest(root / "manifest.csv", text)
         manifest = manifest[manifest["status"] == "ok"].reset_index(drop=True)
         if manifest.empty:
             raise DatasetNotPreparedError(f"{root}/manifest.csv has no usable (status=ok) images")
@@ -85,6 +80,14 @@ class PreparedDataset:
         info_path = root / "prepare.json"
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
         return cls(root, manifest, assignment, info)  # type: ignore[arg-type]
+
+    @staticmethod
+    def read_manifest(path: str | Path, text: bool = True) -> pd.DataFrame:
+        """A whole ``manifest.csv`` (every status), for :meth:`open` and the group auditor.
+        ``text``: every column as text, else pandas' types (identity always text)."""
+        return pd.read_csv(
+            path, dtype=str if text else {"identity": str}, keep_default_na=False, encoding_errors=NAME_ERRORS
+        )
 
     # -- what prepare.json records ------------------------------------------------------------
     @property
