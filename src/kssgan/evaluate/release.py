@@ -9,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-import yaml
 
 from kssgan.data.grouping import GroupAssignment, KSameGrouping
 from kssgan.data.prepared import DatasetNotPreparedError, PreparedDataset
@@ -69,7 +68,9 @@ def resolve_dataset(dataset: str, repo_root: Path | None = None, prepare_missing
                 recipe = cand
                 break
     if recipe is not None:
-        spec = yaml.safe_load(recipe.read_text()) or {}
+        from kssgan.data.prepare.recipe import load_recipe
+
+        spec = load_recipe(recipe)
         name = str(spec.get("name", recipe.stem))
         prepared = Path(spec.get("prepared_dir") or f"outputs/prepared/{name}")
         if not (prepared / "manifest.csv").is_file():
