@@ -167,8 +167,9 @@ class PreparedDataset:
                     f"{self.root / 'embeddings.npz'} is needed to give open-set identities their nearest group"
                 )
             rows = self.manifest[self.manifest["identity"].astype(str).isin(unseen)]
-            for ident, mean in self.identity_means(rows).items():
-                out[ident] = (self.groups.nearest_group(mean), "nearest")
+            means = self.identity_means(rows)
+            nearest = self.groups.nearest_groups(np.stack(list(means.values())))
+            out.update((ident, (int(g), "nearest")) for ident, g in zip(means, nearest, strict=True))
         return out
 
     def label_spec(self, onehot_attributes: list[str], binary_attributes: list[str]) -> LabelSpec:
