@@ -21,6 +21,7 @@ from kssgan.data.prepare import (
     identity_groups,
     load_recipe,
     prepare_dataset,
+    processing,
     regroup,
 )
 from kssgan.data.readers import DatasetLayoutError, read_folder
@@ -132,7 +133,7 @@ def test_rerun_processes_nothing(yale5, shared_datasets):
 def test_killed_run_resumes_where_it_stopped(yale5, shared_datasets, tmp_path, monkeypatch):
     ref_out, _ = yale5
     out = tmp_path / "killed"
-    real = prep._process_chunk
+    real = processing.process_chunk
     calls = {"n": 0}
 
     def dies_on_third_chunk(*args, **kwargs):
@@ -141,10 +142,10 @@ def test_killed_run_resumes_where_it_stopped(yale5, shared_datasets, tmp_path, m
             raise KeyboardInterrupt  # what a Ctrl-C / kill between chunks looks like to the loop
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(prep, "_process_chunk", dies_on_third_chunk)
+    monkeypatch.setattr(processing, "process_chunk", dies_on_third_chunk)
     with pytest.raises(KeyboardInterrupt):
         _run(shared_datasets / "yale", out, k=2, reader_options=YALE5, chunk_size=8)
-    monkeypatch.setattr(prep, "_process_chunk", real)
+    monkeypatch.setattr(processing, "process_chunk", real)
     partial = pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False)
     assert len(partial) == 16 and len(list((out / ".parts").glob("emb_*.npz"))) == 2
     with open(out / "manifest.csv", "a") as fh:  # and a torn half line from a kill mid-write

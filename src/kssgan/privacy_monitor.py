@@ -85,7 +85,6 @@ class PrivacyMonitor(L.Callback):
     def _load(self, trainer: L.Trainer, module: L.LightningModule) -> dict[str, Any]:
         if self._data is not None:
             return self._data
-        from kssgan.data.surrogate_data import load_crops
         from kssgan.evaluate.release import recogniser_crops
         from kssgan.evaluate.utility import laplacian_variance
         from kssgan.faces import get_detector
@@ -104,9 +103,9 @@ class PrivacyMonitor(L.Callback):
         held = held.head(self.max_images)
         labels = torch.from_numpy(module.spec.encode_many(data.records(module.spec)))
         labels = labels[torch.as_tensor(held.index.to_numpy().copy())]
-        images = load_crops(data.root, held["crop"].tolist(), int(module.hparams.image_size))
+        images = data.load_crops(held["crop"].tolist(), int(module.hparams.image_size))
         originals = to_uint8(images)
-        margin = float(data.info.get("settings", {}).get("margin", 0.0))
+        margin = data.margin
         self._models = {r: get_recognizer(r) for r in self.recognisers}
         self._models["yunet"] = get_detector("yunet")
         emb = {

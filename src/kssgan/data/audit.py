@@ -24,6 +24,8 @@ from typing import Any
 
 import pandas as pd
 
+from kssgan.data.prepared import PreparedDataset
+
 __all__ = ["AuditReport", "audit_groups", "main"]
 
 
@@ -113,11 +115,7 @@ def audit_groups(groups_json_path: str | Path, manifest: str | Path | pd.DataFra
     if manifest is None and (path.parent / "manifest.csv").is_file():
         manifest = path.parent / "manifest.csv"
     if manifest is not None:
-        table = (
-            manifest
-            if isinstance(manifest, pd.DataFrame)
-            else pd.read_csv(manifest, dtype=str, keep_default_na=False, encoding_errors="surrogateescape")
-        )
+        table = manifest if isinstance(manifest, pd.DataFrame) else PreparedDataset.read_manifest(manifest)
         ok = table[table["status"] == "ok"] if "status" in table.columns else table
         if "split" in ok.columns:  # only training identities are grouped; val/test-only ones are open-set
             ok = ok[ok["split"].astype(str) == "train"]

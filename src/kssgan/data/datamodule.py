@@ -41,14 +41,8 @@ class FaceCrops(Dataset):
         return len(self.crops)
 
     def load(self, row: int) -> np.ndarray:
-        path = self.root / self.crops[row]
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise OSError(f"cannot read prepared crop {path}; re-run `kssgan prepare`")
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-        if img.shape[0] != self.image_size or img.shape[1] != self.image_size:
-            img = cv2.resize(img, (self.image_size, self.image_size), interpolation=cv2.INTER_AREA)
-        return img
+        # INTER_AREA both ways, as training always resized (the release set enlarges with INTER_CUBIC)
+        return PreparedDataset.read_crop(self.root, self.crops[row], self.image_size, enlarge=cv2.INTER_AREA)
 
     def to_tensor(self, img: np.ndarray) -> torch.Tensor:
         if self.transform is not None:

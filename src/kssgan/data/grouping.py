@@ -64,8 +64,12 @@ class GroupAssignment:
 
     def nearest_group(self, embedding: np.ndarray) -> int:
         """Open-set use: the group whose centroid is most similar (cosine) to ``embedding``."""
-        emb = _l2(np.asarray(embedding, dtype=np.float64)[None])[0]
-        return int(np.argmax(_l2(self.centroids) @ emb))
+        return int(self.nearest_groups(np.asarray(embedding)[None])[0])
+
+    def nearest_groups(self, embeddings: np.ndarray) -> np.ndarray:
+        """:meth:`nearest_group` of every row of ``embeddings`` (N×D), as N group ids."""
+        emb = _l2(np.asarray(embeddings, dtype=np.float64))
+        return np.argmax(emb @ _l2(self.centroids).T, axis=1)
 
     def audit(self) -> list[str]:
         """Problems that break the k-Same guarantee (empty list when every group is sound)."""

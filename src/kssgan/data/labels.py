@@ -7,11 +7,14 @@ inference builds exactly the vectors the generator was trained on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FieldKind = Literal["onehot", "binary"]
 
@@ -89,6 +92,18 @@ class LabelSpec:
                 return f
         raise KeyError(f"no label field {name!r}; fields: {[f.name for f in self.fields]}")
 
+    @property
+    def attribute_names(self) -> list[str]:
+        """The fields after the group, in label order."""
+        return [f.name for f in self.fields[1:]]
+
+    def record(self, group: int, attributes: Mapping[str, Any]) -> dict[str, Any]:
+        """The label record of one face: its group and, for every attribute field, its value in
+        ``attributes`` (the one place a record is assembled; :meth:`encode` turns it into a vector)."""
+        rec: dict[str, Any] = {"group": group}
+        rec.update((name, attributes[name]) for name in self.attribute_names)
+        return rec
+
     # -- encode / decode ----------------------------------------------------------------------
     def encode(self, record: Mapping[str, Any]) -> np.ndarray:
         """Vector for one record, e.g. ``{"group": 3, "expression": "happy", "male": 1}``."""
@@ -137,6 +152,22 @@ class LabelSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LabelSpec:
         return cls(tuple(LabelField(d["name"], d["kind"], tuple(d.get("values", ()))) for d in data["fields"]))
+
+
+def manifest_records(
+    spec: LabelSpec, manifest: pd.DataFrame, group_of: Callable[[str], int], where: str = "the manifest"
+) -> list[dict[str, Any]]:
+    """The release label of every manifest row: its identity's group (``group_of``) and the row's
+    own attribute values. Training (:meth:`PreparedDataset.records`) and ``kssgan evaluate``
+    (translating the release set) both label faces with this."""
+    names = spec.attribute_names
+    missing = [n for n in names if n not in manifest.columns]
+    if missing:
+        raise KeyError(f"the labels need manifest columns {missing}, absent from {where}")
+    return [
+        spec.record(group_of(str(ident)), dict(zip(names, values, strict=True)))
+        for ident, *values in manifest[["identity", *names]].itertuples(index=False)
+    ]
 
 
 def _as_flag(value: Any) -> int:

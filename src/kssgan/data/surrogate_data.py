@@ -11,26 +11,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-import cv2
-import numpy as np
 import torch
 
 from kssgan.surrogates import assign_surrogates, group_means
-
-
-def load_crops(root: Any, crops: list[str], image_size: int) -> torch.Tensor:
-    """Prepared crops as (N, 3, S, S) float in [-1, 1]."""
-    out = np.empty((len(crops), image_size, image_size, 3), np.uint8)
-    for i, rel in enumerate(crops):
-        img = cv2.imread(str(root / rel), cv2.IMREAD_COLOR)
-        if img is None:
-            raise OSError(f"cannot read prepared crop {root / rel}; re-run `kssgan prepare`")
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-        if img.shape[0] != image_size:
-            interp = cv2.INTER_AREA if img.shape[0] > image_size else cv2.INTER_CUBIC
-            img = cv2.resize(img, (image_size, image_size), interpolation=interp)
-        out[i] = img
-    return torch.from_numpy(out).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
 def group_strata(manifest: Any, identity_to_group: dict[str, int], num_groups: int, column: str) -> list[str]:
@@ -53,7 +36,7 @@ def build_surrogate_bank(model: Any, datamodule: Any) -> dict[str, Any]:
     spec, size = model.spec, int(model.hparams.image_size)
     groups = data.groups
     manifest = data.manifest[data.manifest["identity"].astype(str).isin(groups.identity_to_group)]
-    images = load_crops(data.root, manifest["crop"].tolist(), size)
+    images = data.load_crops(manifest["crop"].tolist(), size)
     group = torch.tensor([groups.group_of(i) for i in manifest["identity"].astype(str)], dtype=torch.long)
     field = model.surrogate_field
     if field:

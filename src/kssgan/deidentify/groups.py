@@ -98,18 +98,18 @@ class LabelBuilder:
 
     def record(self, group: int, source_attributes: Mapping[str, Any] | None = None) -> tuple[dict, list[str]]:
         """The label record and the names of fields that fell back to their default."""
-        rec: dict[str, Any] = {"group": group}
+        values: dict[str, Any] = {}
         defaulted = []
         source = source_attributes or {}
         for f in self.spec.fields[1:]:
             if f.name in self.overrides:
-                rec[f.name] = self.overrides[f.name]
+                values[f.name] = self.overrides[f.name]
             elif f.name in source and str(source[f.name]) != "" and self._valid(f.name, source[f.name]):
-                rec[f.name] = source[f.name]
+                values[f.name] = source[f.name]
             else:
-                rec[f.name] = f.values[0] if f.kind == "onehot" else 0
+                values[f.name] = f.values[0] if f.kind == "onehot" else 0
                 defaulted.append(f.name)
-        return rec, defaulted
+        return self.spec.record(group, values), defaulted
 
     def _valid(self, name: str, value: Any) -> bool:
         try:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from kssgan.data.grouping import GroupAssignment
+from kssgan.data.labels import manifest_records
 from kssgan.evaluate.release import ReleaseSet
 from kssgan.evaluate.results import CheckpointRecord, file_sha256
 
@@ -87,15 +88,7 @@ def load_models(
 def translate_release(model: Any, release: ReleaseSet, groups: GroupAssignment, batch_size: int) -> np.ndarray:
     """Each image translated to its own domain: its identity's group and its own attributes."""
     spec = model.spec
-    names = [f.name for f in spec.fields[1:]]
-    missing = [n for n in names if n not in release.manifest.columns]
-    if missing:
-        raise KeyError(f"the checkpoint's labels need manifest columns {missing}, absent from {release.root}")
-    records = []
-    for _, row in release.manifest.iterrows():
-        rec = {"group": groups.group_of(str(row["identity"]))}
-        rec.update({n: row[n] for n in names})
-        records.append(rec)
+    records = manifest_records(spec, release.manifest, groups.group_of, str(release.root))
     labels = torch.from_numpy(spec.encode_many(records))
     outs = []
     with torch.no_grad():

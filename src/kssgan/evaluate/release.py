@@ -3,17 +3,15 @@ groupings for every k, and the conversion of its crops into what the recognisers
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
-import yaml
 
 from kssgan.data.grouping import GroupAssignment, KSameGrouping
-from kssgan.data.prepared import PreparedDataset
+from kssgan.data.prepared import DatasetNotPreparedError, PreparedDataset
 
 SPLITS = ("all", "train", "val", "test")
 
@@ -70,7 +68,9 @@ def resolve_dataset(dataset: str, repo_root: Path | None = None, prepare_missing
                 recipe = cand
                 break
     if recipe is not None:
-        spec = yaml.safe_load(recipe.read_text()) or {}
+        from kssgan.data.prepare.recipe import load_recipe
+
+        spec = load_recipe(recipe)
         name = str(spec.get("name", recipe.stem))
         prepared = Path(spec.get("prepared_dir") or f"outputs/prepared/{name}")
         if not (prepared / "manifest.csv").is_file():
@@ -102,36 +102,19 @@ def load_release(root: str | Path, image_size: int | None, split: str = "all", n
         manifest = manifest[manifest["split"] == split].reset_index(drop=True)
     if manifest.empty:
         raise ValueError(f"{root}: no ok images in split {split!r}")
-    imgs = []
-    for rel in manifest["crop"]:
-        img = cv2.imread(str(data.root / rel), cv2.IMREAD_COLOR)
-        if img is None:
-            raise OSError(f"cannot read prepared crop {data.root / rel}")
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-        if image_size and img.shape[0] != image_size:
-            interp = cv2.INTER_AREA if img.shape[0] > image_size else cv2.INTER_CUBIC
-            img = cv2.resize(img, (image_size, image_size), interpolation=interp)
-        imgs.append(img)
-    info_path = data.root / "prepare.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    margin = float(info.get("settings", {}).get("margin", 0.0))
+    images = data.read_crops(manifest["crop"].tolist(), image_size)
     return ReleaseSet(
-        name or Path(root).resolve().name, data.root, np.stack(imgs), manifest, data.groups, margin, identity_means
+        name or Path(root).resolve().name, data.root, images, manifest, data.groups, data.margin, identity_means
     )
 
 
 def _identity_means(data: PreparedDataset) -> dict[str, np.ndarray] | None:
-    """What ``kssgan prepare --regroup`` groups on: each identity's mean embedding over its ok images."""
-    npz = data.root / "embeddings.npz"
-    if not npz.is_file():
+    """What ``kssgan prepare --regroup`` groups on: each identity's mean embedding over its ok
+    images; None when ``embeddings.npz`` is missing or incomplete (no regrouping then)."""
+    try:
+        return data.identity_means()
+    except DatasetNotPreparedError:
         return None
-    with np.load(npz, allow_pickle=False) as z:
-        lookup = dict(zip(z["crop"].tolist(), z["embedding"], strict=True))
-    rows = data.manifest[data.manifest["crop"].isin(lookup)]
-    if len(rows) != len(data.manifest):
-        return None
-    emb = np.stack([lookup[c] for c in rows["crop"]])
-    return KSameGrouping.mean_embeddings(rows["identity"].astype(str).tolist(), emb)
 
 
 def recogniser_crops(images_rgb: np.ndarray, margin: float = 0.0, size: int = 112) -> list[np.ndarray]:

@@ -1,0 +1,99 @@
+"""The k-Same step of ``kssgan prepare``: group the identities the model trains on
+(``groups.json``), rebuild that grouping for another k (``--regroup``), and give identities their
+group (``closed``, or ``nearest`` for open-set ones)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kssgan.data.grouping import GroupAssignment, GroupingError, KSameGrouping
+from kssgan.data.prepare.store import atomic_write_text
+from kssgan.data.prepared import PreparedDataset
+
+
+def fit_groups(
+    ok: pd.DataFrame, emb: np.ndarray, k: int, method: str, seed: int, recogniser: str, stratify: str | None = None
+) -> GroupAssignment:
+    """Group the identities the model trains on (those with a ``train`` image), and only those: no
+    group may exist that the model never saw. Identities seen only in val/test (the identity-disjoint
+    protocol) are open-set: they get their nearest group at use (best effort, no k guarantee)."""
+    if len(ok) == 0:
+        raise GroupingError(f"no usable face in the dataset, cannot build k={k} groups")
+    train = (ok["split"].astype(str) == "train").to_numpy() if "split" in ok.columns else np.ones(len(ok), bool)
+    if not train.any():
+        raise GroupingError(f"no usable face in the train split, cannot build k={k} groups")
+    ok, emb = ok[train], np.asarray(emb)[train]
+    means = KSameGrouping.mean_embeddings(list(ok["identity"].astype(str)), emb)
+    strata = None
+    if stratify:
+        if stratify not in ok.columns:
+            raise GroupingError(
+                f"grouping.stratify: {stratify!r} is not a manifest column; columns: {list(ok.columns)}"
+            )
+        strata = dict(zip(ok["identity"].astype(str), ok[stratify].astype(str), strict=True))
+    grouping = KSameGrouping(k=int(k), method=method, seed=int(seed), recogniser=recogniser)
+    return grouping.fit(means, strata, stratify)
+
+
+def groups_summary(assignment: GroupAssignment, k: int, method: str) -> dict[str, Any]:
+    """The ``groups`` entry of prepare.json."""
+    return {
+        "k": k,
+        "method": method,
+        "num_groups": assignment.num_groups,
+        "group_sizes": assignment.group_sizes,
+        "audit": assignment.audit() or "ok",
+    }
+
+
+def regroup(
+    prepared_dir: str | Path,
+    k: int,
+    method: str = "mdav",
+    seed: int = 0,
+    out: str | Path | None = None,
+    stratify: str | None = None,
+) -> GroupAssignment:
+    """Rebuild the k-Same grouping of a prepared folder from ``embeddings.npz`` (no detection).
+
+    Writes ``out`` (default ``<prepared>/groups.json``; pass e.g. ``groups_k5.json`` to keep
+    several) and returns the assignment. Same identities and per-identity mean embeddings as
+    :func:`~kssgan.data.prepare.prepare_dataset`, so ``regroup(d, k)`` equals what ``prepare``
+    with that k writes. Raises :class:`GroupingError` (or ``FileNotFoundError`` for a folder that
+    is not prepared).
+    """
+    root = Path(prepared_dir)
+    try:
+        data = PreparedDataset.open(root, groups=None, text=True)
+        emb = data.embeddings()
+    except FileNotFoundError as err:
+        if (root / "manifest.csv").is_file() and (root / "embeddings.npz").is_file():
+            raise GroupingError(str(err)) from err  # no usable row, or an ok crop without its embedding
+        raise
+    recogniser = data.settings.get("recogniser", "unknown")
+    assignment = fit_groups(data.manifest, emb, k, method, seed, recogniser, stratify)
+    target = Path(out) if out is not None else root / "groups.json"
+    if not target.is_absolute() and target.parent == Path("."):
+        target = root / target
+    assignment.save(target)
+    if target == root / "groups.json" and data.info:
+        info = {**data.info, "groups": groups_summary(assignment, k, method)}
+        atomic_write_text(root / "prepare.json", json.dumps(info, indent=1))
+    return assignment
+
+
+def identity_groups(
+    prepared_dir: str | Path, groups_path: str | Path | None = None, identities: Sequence[str] | None = None
+) -> dict[str, tuple[int, str]]:
+    """``identity -> (group, how)`` with ``how`` = ``closed`` (in groups.json, k-anonymous) or
+    ``nearest`` (an identity outside the grouping, mapped to the nearest centroid of its mean
+    embedding: best effort, no guarantee). ``identities`` defaults to every ok identity."""
+    data = PreparedDataset.open(prepared_dir, groups=groups_path or "groups.json", strict=False, text=True)
+    wanted = sorted(set(data.manifest["identity"])) if identities is None else [str(i) for i in identities]
+    return data.identity_groups(wanted)

@@ -1,0 +1,249 @@
+"""``prepare_dataset``: the whole ``kssgan prepare`` run over one dataset (see the package doc)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kssgan.data.grouping import GroupingError
+from kssgan.data.prepare import processing
+from kssgan.data.prepare.grouping_step import fit_groups, groups_summary
+from kssgan.data.prepare.recipe import CropSettings
+from kssgan.data.prepare.report import print_summary
+from kssgan.data.prepare.store import (
+    CORE_COLUMNS,
+    EXTRA_COLUMNS,
+    PrepareConfigMismatch,
+    append_rows,
+    atomic_write_text,
+    dataset_selection,
+    load_partial_embeddings,
+    read_partial_manifest,
+    save_npz_atomic,
+    selection_difference,
+)
+
+
+def prepare_dataset(
+    raw_root: str | Path,
+    out_dir: str | Path,
+    reader: str = "folder",
+    image_size: int = 128,
+    detector: str = "yunet",
+    recogniser: str = "sface",
+    k: int = 3,
+    grouping_method: str = "mdav",
+    seed: int = 0,
+    grouping_stratify: str | None = None,
+    model_dir: str | Path | None = None,
+    reader_options: Mapping[str, Any] | None = None,
+    margin: float = 0.0,
+    min_face: float = 24.0,
+    det_score_threshold: float = 0.6,
+    chunk_size: int = 32,
+    device: str = "cpu",
+    limit: int | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+    labels: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Prepare ``raw_root`` into ``out_dir`` and return the summary (also saved in prepare.json).
+
+    ``reader_options`` go to the reader (e.g. ``labels_csv``, ``angles``, ``protocol``,
+    ``max_identities``); ``limit`` keeps the first n reader rows (for benchmarks and tests).
+    ``margin`` > 0 zooms the crops out (``0`` = exact ArcFace framing, what the recognisers want).
+    Raises :class:`~kssgan.data.readers.DatasetLayoutError` for a wrong layout,
+    :class:`PrepareConfigMismatch` when resuming with different crop settings (use a new
+    ``out_dir`` or ``overwrite=True``), and :class:`~kssgan.data.grouping.GroupingError` when fewer
+    than k identities have a usable image (the manifest, crops and embeddings are kept; use
+    :func:`regroup` with a smaller k).
+    """
+    from kssgan.data.readers import get_reader
+    from kssgan.faces.align import template
+    from kssgan.faces.detect import get_detector
+    from kssgan.faces.recognize import get_recognizer
+
+    raw_root = Path(raw_root).expanduser()
+    out = Path(out_dir).expanduser()
+    started = time.perf_counter()
+    crop = CropSettings(
+        reader, int(image_size), float(margin), detector, recogniser, float(min_face), float(det_score_threshold)
+    )
+    settings = crop.to_dict()
+    opts = dict(reader_options or {})
+    opts.setdefault("seed", seed)
+    table = get_reader(reader)(raw_root, **opts)  # DatasetLayoutError before touching out/
+    reader_skipped = list(table.attrs.get("skipped", []))
+    if limit is not None:
+        table = table.head(int(limit)).reset_index(drop=True)
+    attr_cols = [c for c in table.columns if c not in ("source", "identity", "split")]
+    columns = CORE_COLUMNS + EXTRA_COLUMNS + attr_cols
+
+    manifest_path, info_path = out / "manifest.csv", out / "prepare.json"
+    if overwrite and out.exists():
+        import shutil
+
+        for sub in ("crops", ".parts"):
+            shutil.rmtree(out / sub, ignore_errors=True)
+        for f in ("manifest.csv", "embeddings.npz", "groups.json", "prepare.json"):
+            (out / f).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    selection = dataset_selection(raw_root, opts, limit)
+    if info_path.is_file():
+        old_info = json.loads(info_path.read_text())
+        diff = crop.differences(old_info.get("settings", {}))
+        if diff:
+            raise PrepareConfigMismatch(
+                f"{out} was prepared with different settings {diff} (old, new); "
+                "use another output folder or --overwrite"
+            )
+        other = selection_difference(old_info, selection)
+        if other:
+            raise PrepareConfigMismatch(
+                f"{out} holds a different dataset ({other}); use another output folder or --overwrite"
+            )
+    info: dict[str, Any] = {"status": "running", "settings": settings, **selection}
+    atomic_write_text(info_path, json.dumps(info, indent=1))
+
+    done = read_partial_manifest(manifest_path)
+    header = list(done.columns)
+    if not done.empty:  # keep the existing column order, add any new attribute columns
+        columns = header + [c for c in columns if c not in header]
+    embeddings = load_partial_embeddings(out)
+    # an ok row whose embedding never reached disk is redone
+    lost = done[(done["status"] == "ok") & ~done["crop"].isin(list(embeddings))]
+    done = done.drop(lost.index)
+    torn = manifest_path.is_file() and not manifest_path.read_bytes().endswith(b"\n")
+    if done.empty:
+        manifest_path.unlink(missing_ok=True)  # a header alone (or a torn first line): start it afresh
+    elif not lost.empty or torn or header != columns:
+        # rewrite what is kept (atomically) so that appended rows match the header
+        atomic_write_text(manifest_path, done.reindex(columns=columns).to_csv(index=False, lineterminator="\n"))
+    done_sources = set(done["source"])
+    pending = [r for r in table.to_dict("records") if r["source"] not in done_sources]
+    resumed = len(table) - len(pending)
+
+    det = get_detector(detector, model_dir=model_dir, score_threshold=det_score_threshold, device=device)
+    rec = get_recognizer(recogniser, model_dir=model_dir, device=device)
+    timer = processing.Timer()
+    parts = out / ".parts"
+    part_no = len(list(parts.glob("emb_*.npz"))) if parts.is_dir() else 0
+    work_start = time.perf_counter()
+    processed = 0
+    with processing.progress_bar(len(table), progress and not quiet) as bar:
+        task = bar.add_task("prepare", total=len(table), completed=resumed, rate="")
+        for start in range(0, len(pending), chunk_size):
+            chunk = pending[start : start + chunk_size]
+            rows, crops, emb = processing.process_chunk(
+                chunk, raw_root, out, det, rec, image_size, margin, min_face, timer
+            )
+            if crops:
+                while (parts / f"emb_{part_no:06d}.npz").exists():
+                    part_no += 1
+                save_npz_atomic(parts / f"emb_{part_no:06d}.npz", crops, emb)
+                embeddings.update(zip(crops, emb, strict=True))
+                part_no += 1
+            append_rows(manifest_path, rows, columns)
+            processed += len(chunk)
+            rate = processed / max(time.perf_counter() - work_start, 1e-9)
+            bar.update(task, advance=len(chunk), rate=f"{rate:.1f} img/s")
+    work_seconds = time.perf_counter() - work_start
+
+    # -- consolidate: the final manifest (plus the reader's own skips), embeddings.npz -----------
+    manifest = read_partial_manifest(manifest_path)
+    # rows of an earlier run over a different selection (e.g. another max_identities) are dropped
+    manifest = manifest[manifest["source"].isin(set(table["source"]))]
+    known = set(manifest["source"])
+    extra = [
+        {"source": s, "identity": "", "split": "", "status": "skipped", "reason": why, "crop": ""}
+        for s, why in reader_skipped
+        if s not in known
+    ]
+    if extra:
+        manifest = pd.concat([manifest, pd.DataFrame(extra)], ignore_index=True)
+    manifest = manifest.reindex(columns=columns).fillna("")
+    order = {s: i for i, s in enumerate(table["source"])}
+    manifest["_o"] = manifest["source"].map(lambda s: order.get(s, len(order)))
+    manifest = manifest.sort_values(["_o", "source"], kind="stable").drop(columns="_o").reset_index(drop=True)
+    atomic_write_text(manifest_path, manifest.to_csv(index=False, lineterminator="\n"))
+    ok = manifest[manifest["status"] == "ok"]
+    missing_emb = [c for c in ok["crop"] if c not in embeddings]
+    if missing_emb:  # cannot happen unless files were deleted by hand
+        raise RuntimeError(
+            f"{len(missing_emb)} ok crops lack an embedding (e.g. {missing_emb[0]}); re-run with --overwrite"
+        )
+    emb_matrix = np.stack([embeddings[c] for c in ok["crop"]]) if len(ok) else np.zeros((0, rec.dim), np.float32)
+    save_npz_atomic(out / "embeddings.npz", list(ok["crop"]), emb_matrix)
+    if parts.is_dir():
+        for f in parts.glob("*.npz*"):
+            f.unlink(missing_ok=True)
+        parts.rmdir()
+
+    # -- summary -------------------------------------------------------------------------------
+    reasons = Counter()
+    for status, reason in zip(manifest["status"], manifest["reason"], strict=True):
+        if status == "skipped":
+            reasons[str(reason).split(";")[0].split(":")[0]] += 1
+    notes = Counter(re.sub(r":\d+$", "", n) for r in ok["reason"] for n in str(r).split(";") if n)
+    attributes = {
+        c: sorted({str(v) for v in ok[c] if str(v) != ""})
+        for c in attr_cols
+        if c in ok.columns and ok[c].nunique() <= 64
+    }
+    summary: dict[str, Any] = {
+        "status": "done",
+        "name": name or raw_root.name,
+        "settings": settings,
+        **selection,
+        "template": template(image_size, margin).round(4).tolist(),
+        "landmark_order": ["right_eye", "left_eye", "nose_tip", "right_mouth", "left_mouth"],
+        "recogniser_dim": int(rec.dim),
+        "recogniser_threshold": float(rec.threshold),
+        "recogniser_metric": rec.metric,
+        "counts": {
+            "sources": len(manifest),
+            "ok": len(ok),
+            "skipped": int((manifest["status"] == "skipped").sum()),
+            "identities": int(ok["identity"].nunique()),
+            "by_split": {s: int(n) for s, n in ok["split"].value_counts().sort_index().items()},
+            "skipped_by_reason": dict(sorted(reasons.items())),
+            "notes_on_ok": dict(sorted(notes.items())),
+            "resumed": resumed,
+            "processed_this_run": processed,
+        },
+        "attributes": attributes,
+        "labels": dict(labels or {}),
+        "timing": {
+            "seconds": round(work_seconds, 3),
+            "images_per_s": round(processed / work_seconds, 2) if processed and work_seconds > 0 else None,
+            "stage_seconds": {k_: round(v, 3) for k_, v in vars(timer).items()},
+        },
+    }
+
+    # -- k-Same grouping -----------------------------------------------------------------------
+    group_error: GroupingError | None = None
+    try:
+        assignment = fit_groups(ok, emb_matrix, k, grouping_method, seed, recogniser, grouping_stratify)
+        assignment.save(out / "groups.json")
+        summary["groups"] = groups_summary(assignment, k, grouping_method)
+    except GroupingError as err:
+        group_error = err
+        (out / "groups.json").unlink(missing_ok=True)
+        summary["groups"] = {"k": k, "method": grouping_method, "error": str(err)}
+    summary["timing"]["total_seconds"] = round(time.perf_counter() - started, 3)
+    atomic_write_text(info_path, json.dumps(summary, indent=1))
+    if not quiet:
+        print_summary(summary, manifest)
+    if group_error is not None:
+        raise group_error
+    return summary

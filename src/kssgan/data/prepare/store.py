@@ -1,0 +1,123 @@
+"""The files of a prepared folder while ``kssgan prepare`` writes it: an append-only
+``manifest.csv`` journal (one write + fsync per chunk, a torn last line dropped on resume),
+embedding parts in ``.parts/``, atomic replacement of ``embeddings.npz`` / ``prepare.json``, and
+the record of which dataset a folder holds (so a resume cannot mix two datasets).
+
+Finished folders are read through :class:`kssgan.data.prepared.PreparedDataset`; this module
+reads only the partial state of a run in progress.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kssgan.data.prepared import NAME_ERRORS
+
+LANDMARK_COLUMNS = [f"lm{i}_{a}" for i in range(5) for a in ("x", "y")]
+CORE_COLUMNS = ["source", "crop", "identity", "split", "status", "reason", "det_score", *LANDMARK_COLUMNS]
+EXTRA_COLUMNS = ["n_faces", "face_size", "width", "height"]
+
+
+class PrepareConfigMismatch(RuntimeError):
+    """A resumed run asks for settings different from those the existing crops were made with."""
+
+
+def read_partial_manifest(path: Path) -> pd.DataFrame:
+    """Manifest rows written so far; a torn last line (killed mid-write) is dropped."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=CORE_COLUMNS)
+    text = path.read_text(encoding="utf-8", errors=NAME_ERRORS)
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    if not text.strip():
+        return pd.DataFrame(columns=CORE_COLUMNS)
+    df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    if "status" not in df.columns or "source" not in df.columns:
+        raise PrepareConfigMismatch(f"{path} is not a kssgan manifest (columns {list(df.columns)})")
+    df = df[df["status"].isin(["ok", "skipped"])]
+    return df.drop_duplicates("source", keep="last").reset_index(drop=True)
+
+
+def append_rows(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """Append ``rows`` to the manifest journal, flushed and fsynced (header on a new file)."""
+    if not rows:
+        return
+    frame = pd.DataFrame(rows, columns=columns, dtype=object)  # object: ints stay ints next to blanks
+    new = not path.is_file() or path.stat().st_size == 0
+    text = frame.to_csv(index=False, header=new, lineterminator="\n")
+    with open(path, "a", encoding="utf-8", errors=NAME_ERRORS) as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8", errors=NAME_ERRORS)
+    tmp.replace(path)
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "x"
+
+
+def crop_name(source: str, identity: str) -> str:
+    """Where the crop of ``source`` goes, relative to the prepared folder."""
+    stem = _safe_name(source.replace("/", "__"))
+    return f"crops/{_safe_name(identity)}/{stem}.png"
+
+
+def load_partial_embeddings(out: Path) -> dict[str, np.ndarray]:
+    """``crop -> embedding`` from ``embeddings.npz`` and the parts of an unfinished run."""
+    found: dict[str, np.ndarray] = {}
+    files = [out / "embeddings.npz"] if (out / "embeddings.npz").is_file() else []
+    files += sorted((out / ".parts").glob("emb_*.npz")) if (out / ".parts").is_dir() else []
+    for f in files:
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                for c, e in zip(z["crop"].tolist(), z["embedding"], strict=True):
+                    found[str(c)] = np.asarray(e, np.float32)
+        except (OSError, ValueError, KeyError):  # a part torn by a kill: its rows are redone
+            continue
+    return found
+
+
+def save_npz_atomic(path: Path, crops: Sequence[str], emb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # plain open(): normal permissions
+    with open(tmp, "wb") as fh:
+        np.savez(fh, crop=np.asarray(list(crops), dtype=str), embedding=np.asarray(emb, np.float32))
+    os.replace(tmp, path)
+
+
+def dataset_selection(raw_root: Path, reader_options: Mapping[str, Any], limit: int | None) -> dict[str, Any]:
+    """What defines the dataset in a prepared folder besides the crop settings: raw root and selection."""
+    simple = {k: v for k, v in reader_options.items() if isinstance(v, str | int | float | bool | list | None)}
+    return {
+        "raw_root": str(raw_root.resolve()),
+        "reader_options": json.loads(json.dumps(simple)),
+        "limit": None if limit is None else int(limit),
+    }
+
+
+def selection_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """One phrase naming how ``new`` differs from the dataset recorded in ``old`` (prepare.json), or ''."""
+    if "raw_root" in old and old["raw_root"] != new["raw_root"]:
+        return f"raw root {old['raw_root']}, not {new['raw_root']}"
+    if "limit" in old and old["limit"] != new["limit"]:
+        return f"--limit {old['limit']}, not {new['limit']}"
+    if "reader_options" in old:
+        a, b = old["reader_options"], new["reader_options"]
+        changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        if changed:
+            return "reader options " + ", ".join(f"{k}={a.get(k)!r}, not {b.get(k)!r}" for k in changed)
+    return ""
