@@ -282,3 +282,14 @@ def test_release_sharpen_is_an_unsharp_mask_of_the_release_in_every_backend(surr
     u8 = lambda t: ((t.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()  # noqa: E731
     assert laplacian_variance(u8(sharp)).mean() > 1.5 * laplacian_variance(u8(plain)).mean()
     assert np.abs(OnnxGenerator(path, "cpu")(x.numpy(), labels.numpy()) - sharp.numpy()).max() < 1e-4
+
+
+def test_medoid_rows_pick_each_members_most_typical_photo() -> None:
+    from kssgan.surrogates import medoid_rows
+
+    flat = torch.tensor([0.0, 0.1, 5.0, 1.0, 1.2, 1.1, 3.0])  # a: 0, 0.1, 5 (outlier); b: 1, 1.2, 1.1; c: 3
+    images = flat.view(-1, 1, 1, 1).expand(-1, 3, 2, 2).clone()
+    ids = ["a", "a", "a", "b", "b", "b", "c"]
+    value = torch.tensor([0, 0, 0, 0, 0, 0, 1])
+    assert medoid_rows(images, ids, value) == [1, 5, 6]  # closest to a's mean 1.7; to b's 1.1; c alone
+    assert medoid_rows(images, ids, torch.tensor([0, 1, 0, 0, 0, 0, 1])) == [0, 1, 5, 6]  # (a, 1) is its own

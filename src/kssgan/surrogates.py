@@ -96,6 +96,20 @@ def group_means(
     return means.float(), fallbacks
 
 
+def medoid_rows(images: Tensor, identity: Sequence[str], value: Tensor) -> list[int]:
+    """One row per (identity, value): the image closest (pixel L2) to that identity's mean for that
+    value, so a group's surrogate can be the mean of k faces, one per member (k-Same's own
+    definition), rather than of every photo of the group (a mean over poses: a blur)."""
+    keys: dict[tuple[str, int], list[int]] = {}
+    for row, (ident, v) in enumerate(zip(identity, value.tolist(), strict=True)):
+        keys.setdefault((str(ident), int(v)), []).append(row)
+    chosen = []
+    for rows in keys.values():
+        x = images[rows].double().flatten(1)
+        chosen.append(rows[int((x - x.mean(0)).pow(2).sum(1).argmin())])
+    return sorted(chosen)
+
+
 def assign_surrogates(centroids: np.ndarray, mode: str = "farthest", strata: Sequence[str] | None = None) -> np.ndarray:
     """``source_group`` for every group (see the module doc). ``strata`` (one label per group)
     restricts the choice to groups of the same stratum; a stratum of one group keeps its own mean

@@ -71,6 +71,8 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
             and its surrogate (e.g. ``gender``); None: any group.
         surrogate_bank_share: share of training inputs that are the release surrogates themselves;
             the rest are means of k same-attribute batch images (so G does not memorise the bank).
+        surrogate_images: ``all`` (the mean of every photo of the group with that attribute value)
+            or ``medoid`` (the mean of one photo per member: its most typical, closest to its mean).
         lambda_fid, fidelity_size: weight and block grid of the low-frequency L1 that keeps the
             surrogate's identity in G's output (surrogate mode).
         lambda_detail: weight of a paired de-ghosting prior on real crops, L1(G(ghost(x)), x) where
@@ -130,6 +132,7 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         surrogate_assignment: Literal["farthest", "nearest", "own"] = "farthest",
         surrogate_match: str | None = None,
         surrogate_bank_share: float = 0.5,
+        surrogate_images: Literal["all", "medoid"] = "all",
         lambda_fid: float = 10.0,
         fidelity_size: int = 16,
         lambda_detail: float = 0.0,
@@ -156,6 +159,7 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         _check_choice("rec_target", rec_target, ("cycle", "translation"))
         _check_choice("generator_input", generator_input, ("image", "surrogate"))
         _check_choice("surrogate_assignment", surrogate_assignment, ("farthest", "nearest", "own"))
+        _check_choice("surrogate_images", surrogate_images, ("all", "medoid"))
         _check_choice("target_sampler", target_sampler, ("permute", "release"))
         _check_choice("identity_loss", identity_loss, ("similarity", "hinge"))
         _check_choice("group_conditioning", group_conditioning, CONDITIONING_CHOICES)

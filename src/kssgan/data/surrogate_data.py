@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from kssgan.surrogates import assign_surrogates, group_means
+from kssgan.surrogates import assign_surrogates, group_means, medoid_rows
 
 
 def group_strata(manifest: Any, identity_to_group: dict[str, int], num_groups: int, column: str) -> list[str]:
@@ -44,9 +44,12 @@ def build_surrogate_bank(model: Any, datamodule: Any) -> dict[str, Any]:
         value = torch.tensor([values.index(str(v)) for v in manifest[field]], dtype=torch.long)
     else:
         values, value = [""], torch.zeros(len(manifest), dtype=torch.long)
+    if model.hparams.get("surrogate_images", "all") == "medoid":  # one face per member and value
+        rows = medoid_rows(images, manifest["identity"].astype(str).tolist(), value)
+        images, group, value = images[rows], group[rows], value[rows]
     means, fallbacks = group_means(images, group, value, spec.num_groups, len(values))
     match = model.hparams.surrogate_match
     strata = group_strata(manifest, groups.identity_to_group, spec.num_groups, match) if match else None
     source = assign_surrogates(groups.centroids, model.hparams.surrogate_assignment, strata)
     model.surrogates.fill(means.to(model.surrogates.faces.device), torch.from_numpy(source).to(model.device))
-    return {"images": len(manifest), "fallbacks": fallbacks, "source_group": source.tolist(), "strata": strata}
+    return {"images": len(images), "fallbacks": fallbacks, "source_group": source.tolist(), "strata": strata}
