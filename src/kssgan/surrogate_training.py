@@ -62,9 +62,15 @@ class SurrogateTraining:
 
     def on_fit_start(self) -> None:
         if self.surrogates is not None and not bool(self.surrogates.ready):
+            from lightning.pytorch.utilities import rank_zero_info
+
             from kssgan.data.surrogate_data import build_surrogate_bank
 
-            build_surrogate_bank(self, self.trainer.datamodule)
+            done = build_surrogate_bank(self, self.trainer.datamodule)
+            rank_zero_info(
+                f"kssgan: surrogate faces of {self.spec.num_groups} groups from {done['images']} photos "
+                f"({self.hparams.get('surrogate_images', 'all')}), {len(done['fallbacks'])} fallbacks"
+            )
 
     def surrogate_generator_loss(self, x: Tensor, c_org: Tensor, x_in: Tensor) -> tuple[Tensor, dict, Tensor]:
         hp = self.hparams
