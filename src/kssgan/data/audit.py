@@ -14,7 +14,6 @@ Passing the audit guarantees k-anonymity for the *closed set* of identities in t
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections import Counter
@@ -136,8 +135,10 @@ def audit_groups(groups_json_path: str | Path, manifest: str | Path | pd.DataFra
 
 def main(argv: list[str] | None = None) -> int:
     """``kssgan audit-groups PATH [PATH ...]``: exit 0 when every file audits clean, 1 otherwise."""
-    p = argparse.ArgumentParser(prog="kssgan audit-groups", description=__doc__.split("\n\n")[0])
-    p.add_argument("paths", nargs="+", help="groups.json files or prepared folders")
+    from kssgan.job_config import job_parser
+
+    p = job_parser("kssgan audit-groups", __doc__.split("\n\n")[0])
+    p.add_argument("paths", nargs="+", type=str, help="groups.json files or prepared folders")
     p.add_argument("--manifest", help="manifest.csv to cross-check (default: the one beside each file)")
     p.add_argument("--json", action="store_true", help="print the reports as JSON")
     args = p.parse_args(argv)

@@ -147,10 +147,10 @@ def _clear_stale_demo(out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``kssgan demo-data [--out DIR] [--identities N] [--images N] [--k K] [--size PX]``."""
-    import argparse
+    from kssgan.job_config import job_parser
 
-    p = argparse.ArgumentParser(prog="kssgan demo-data", description="generate the synthetic demo dataset")
-    p.add_argument("--out", default="outputs/prepared/demo")
+    p = job_parser("kssgan demo-data", "generate the synthetic demo dataset")
+    p.add_argument("--out", type=str, default="outputs/prepared/demo")
     p.add_argument("--identities", type=int, default=24)
     p.add_argument("--images", type=int, default=8, help="images per identity")
     p.add_argument("--k", type=int, default=3)
