@@ -42,3 +42,16 @@ def test_print_config_round_trips(job: str, tmp_path: Path, capsys: pytest.Captu
     with pytest.raises(SystemExit):
         main([job, "--config", str(path), "--print_config"])
     assert yaml.safe_load(capsys.readouterr().out) == cfg
+
+
+@pytest.mark.parametrize("job", sorted(SET))
+def test_an_unknown_config_key_is_one_line_and_exit_2(
+    job: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "typo.yaml"
+    config.write_text("no_such_option_zz: 3\n")
+    with pytest.raises(SystemExit) as exit_:
+        main([job, *SET[job], "--config", str(config)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no_such_option_zz" in err and err.startswith(f"kssgan {job}")

@@ -78,15 +78,6 @@ def test_yaml_config_reaches_the_real_run(tmp_path: Path, capsys: pytest.Capture
     assert len(err.splitlines()) == 1 and "experiments/no-such-dataset.yaml" in err
 
 
-def test_unknown_job_yaml_key_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    config = tmp_path / "job.yaml"
-    config.write_text("sweep: sweeps/pso.yaml\ntrails: 3\n")
-    with pytest.raises(SystemExit) as exit_:
-        sweep_mod.main(["--config", str(config)])
-    assert exit_.value.code == 2
-    assert "trails" in capsys.readouterr().err
-
-
 def test_unknown_sweep_section_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     bad = yaml.safe_load((REPO / "sweeps" / "random.yaml").read_text()) | {"seracher": {"kind": "pso"}}
     path = tmp_path / "bad.yaml"
