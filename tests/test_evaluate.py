@@ -323,10 +323,6 @@ def test_kssgan_evaluate_end_to_end_on_a_briefly_trained_model(
         assert metrics["groupings"][str(k)]["ok"]
         # k-Same-Pixel: every member of a group gets the same face, so the parrot attack is ≤ 1/k
         assert rows[("k-same-pixel", k)]["privacy"]["sface"]["parrot"]["rank1"]["value"] <= 1 / k + 1e-9
-        loo = rows[("k-same-pixel", k)]["privacy"]["sface"]["parrot_all"]
-        assert loo["rank1"]["value"] <= 1 / k + 1e-9  # every image probed, every other image the gallery
-        assert loo["n_probes"] > rows[("k-same-pixel", k)]["privacy"]["sface"]["parrot"]["n_probes"]
-    assert "leave-one-out parrot rank-1" in (out / "report.md").read_text()
     assert metrics["checkpoints"][0]["k"] == 3
     sha = {c["method"]: c["sha256"] for c in metrics["checkpoints"]}
     assert sha["kss-gan"] == hashlib.sha256(ckpts[0].read_bytes()).hexdigest()
