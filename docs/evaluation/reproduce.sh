@@ -10,22 +10,15 @@ export OMP_NUM_THREADS=1   # the runs were made side by side on 2 cores; one thr
 $K prepare --config data_modules/london.yaml
 $K prepare --config data_modules/orl.yaml
 
-# -- the release recipe (experiments/base.yaml, composed before each dataset's delta) ---------
-$K fit --config experiments/base.yaml --config experiments/london.yaml   # -> outputs/london/checkpoints/final.ckpt
-$K fit --config experiments/base.yaml --config experiments/orl.yaml      # -> outputs/orl/checkpoints/final.ckpt
+# -- the release recipe (the default of every experiment) -------------------------------------
+$K fit --config experiments/london.yaml        # -> outputs/london/checkpoints/final.ckpt, summary.json
+$K fit --config experiments/orl.yaml           # -> outputs/orl/checkpoints/final.ckpt
 
 # -- London comparison rows: the paper, the StarGAN ablation, each new option alone ------------
-# (15 minutes each, trained in the previous round; the complete configs as used are committed in
-# docs/evaluation/london/configs/. With today's experiment files the same runs compose as
-#   $K fit --config experiments/base.yaml --config experiments/london.yaml \
-#          --config experiments/recipes/paper.yaml \
-#          --trainer.default_root_dir outputs/london-kss-gan-paper --trainer.max_time 00:00:15:00 )
+# (15 minutes each; configs written by docs/evaluation/variant_config.py, committed as used)
 for n in kss-gan-paper stargan-l1 release-targets consistency resize-residual surrogate-own; do
   $K fit --config docs/evaluation/london/configs/$n.yaml
 done
-# kss-gan-unsharpened: the previous round's release recipe without release_sharpen (55 minutes),
-# kept as the row that shows what the unsharp mask changes:
-#   $K fit --config docs/evaluation/london/configs/kss-gan-unsharpened.yaml
 
 # -- evaluation: SFace + dlib, plain and after the attacker's JPEG 75 / half-size round trip ----
 $K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london \

@@ -233,7 +233,6 @@ def run_evaluation(
             row["privacy"][rname] = {
                 "identification": ident.to_dict(),
                 "parrot": parrot.to_dict(),
-                "parrot_all": privacy.parrot_attack_all(emb, ids, settings.max_rank).to_dict(),
                 "verification": ver.to_dict(),
                 "kid": kid | {"features": f"{rname} embeddings"},
                 "fid": {"value": utility.fid(orig_emb[rname], emb), "features": f"{rname} embeddings"},
@@ -246,7 +245,6 @@ def run_evaluation(
                     "preprocessing": f"JPEG quality {q}, resized to {sc:g}x and back",
                     "identification": privacy.identify(orig_emb[rname], ids, emb_a, ids, settings.max_rank).to_dict(),
                     "parrot": privacy.parrot_attack(emb_a, ids, settings.max_rank).to_dict(),
-                    "parrot_all": privacy.parrot_attack_all(emb_a, ids, settings.max_rank).to_dict(),
                     "verification": privacy.verification(rec, orig_emb[rname], emb_a).to_dict(),
                 }
             bar.update(1)

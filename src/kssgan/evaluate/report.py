@@ -246,9 +246,9 @@ def markdown(metrics: dict, files: list[str]) -> str:
             "",
             f"## Privacy — {rec}",
             "",
-            "| method | k | 1/k | rank-1 (originals gallery) | rank-5 | parrot rank-1 (half split) "
-            "| parrot rank-1 (leave-one-out) | verified as same person | protection rate | KID | FID |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "| method | k | 1/k | rank-1 (originals gallery) | rank-5 | parrot rank-1 "
+            "| verified as same person | protection rate | KID | FID |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in _rows(metrics):
             p = r["privacy"][rec]
@@ -259,8 +259,7 @@ def markdown(metrics: dict, files: list[str]) -> str:
             fid = p.get("fid", {}).get("value", float("nan"))
             lines.append(
                 f"| {r['method']} | {r['k'] or '—'} | {bound} | {_fmt(p['identification']['rank1'])} | {r5:.3f} | "
-                f"{_fmt(p['parrot']['rank1'])} | {_fmt(p['parrot_all']['rank1']) if 'parrot_all' in p else '—'} | "
-                f"{_fmt(p['verification']['match'])} | "
+                f"{_fmt(p['parrot']['rank1'])} | {_fmt(p['verification']['match'])} | "
                 f"{p['verification']['protection_rate']:.3f} | {kid:.4f} | {fid:.3f} |"
             )
         lines.append(
