@@ -113,22 +113,16 @@ def identify(
     missing = sorted({str(i) for i in probe_ids} - set(index))
     if missing:
         raise ValueError(f"probe identities without gallery images: {missing[:5]}")
-    return _rank(scores, [index[str(i)] for i in probe_ids], max_rank)
-
-
-def _rank(scores: np.ndarray, truth: Sequence[int], max_rank: int) -> IdentificationResult:
-    """CMC and rank-1 of P×I ``scores`` whose true columns are ``truth``; ties broken at random
-    in expectation."""
-    n_ids = scores.shape[1]
+    n_ids = len(names)
     ranks = np.arange(1, min(max_rank, n_ids) + 1)
     hits = np.zeros(len(ranks))
-    for row, col in zip(scores, truth, strict=True):
-        true = row[col]
+    for row, ident in zip(scores, probe_ids, strict=True):
+        true = row[index[str(ident)]]
         better = int(np.sum(row > true + TIE_TOLERANCE))
         tied = int(np.sum(np.abs(row - true) <= TIE_TOLERANCE)) - 1  # others tied with the truth
         # rank uniform over better+1 .. better+1+tied: P(rank <= r)
         hits += np.clip((ranks - better) / (tied + 1), 0.0, 1.0)
-    n = len(scores)
+    n = len(probes)
     cmc = hits / n if n else np.zeros(len(ranks))
     return IdentificationResult(cmc, n, n_ids, proportion(float(hits[0]), n))
 
@@ -151,23 +145,6 @@ def parrot_attack(deidentified: np.ndarray, identities: Sequence[str], max_rank:
     g, p = parrot_split(identities)
     ids = np.asarray([str(i) for i in identities])
     return identify(deidentified[g], ids[g], deidentified[p], ids[p], max_rank)
-
-
-def parrot_attack_all(deidentified: np.ndarray, identities: Sequence[str], max_rank: int = 10) -> IdentificationResult:
-    """The parrot attack with every image a probe once (leave-one-out): each probe's gallery is
-    every other de-identified image. A stronger attacker than the half split (a larger gallery)
-    and twice its probes, so a tighter interval; identities with one image are not probed."""
-    ids = np.asarray([str(i) for i in identities])
-    names = sorted(set(ids.tolist()))
-    cols = np.searchsorted(names, ids)
-    emb = _l2n(deidentified)
-    sims = emb @ emb.T
-    np.fill_diagonal(sims, -np.inf)  # a probe is never its own gallery image
-    scores = np.full((len(ids), len(names)), -np.inf)
-    for j in range(len(names)):
-        scores[:, j] = sims[:, cols == j].max(axis=1)
-    probed = np.isfinite(scores[np.arange(len(ids)), cols])
-    return _rank(scores[probed], cols[probed].tolist(), max_rank)
 
 
 @dataclass
