@@ -18,13 +18,13 @@ from jsonargparse._common import debug_mode_active
 
 class JobParser(ArgumentParser):
     """jsonargparse's parser with kssgan's error contract: a bad option or config is one line on
-    stderr, ``kssgan <job>: <what is wrong> (see --help)``, and exit status 2."""
+    stderr, ``kssgan <job>: error: <what is wrong> (see --help)``, and exit status 2."""
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         if not self.exit_on_error or debug_mode_active():
             super().error(message, ex)
         one_line = " ".join(str(message).split())
-        sys.stderr.write(f"{self.prog}: {one_line} (see {self.prog} --help)\n")
+        sys.stderr.write(f"{self.prog}: error: {one_line} (see {self.prog} --help)\n")
         sys.exit(2)
 
 
