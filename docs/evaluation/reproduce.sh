@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The exact commands behind docs/evaluation/{london,orl}: preparation, training (each run at most
-# 55 minutes of wall time on the 2-core CPU; `max_time` in the configs) and evaluation.
+# The exact commands behind docs/evaluation/{london,orl}: preparation, training (London 55 minutes,
+# ORL 40 minutes of wall time on the 2-core CPU; `max_time` in the configs) and evaluation.
 # Run from the repository root after `make install`, with ../shared/datasets beside it.
 set -euo pipefail
 K=.venv/bin/kssgan
@@ -10,19 +10,29 @@ export OMP_NUM_THREADS=1   # the runs were made side by side on 2 cores; one thr
 $K prepare --config data_modules/london.yaml
 $K prepare --config data_modules/orl.yaml
 
-# -- the release recipe (the default of every experiment) -------------------------------------
-$K fit --config experiments/london.yaml        # -> outputs/london/checkpoints/final.ckpt, summary.json
-$K fit --config experiments/orl.yaml           # -> outputs/orl/checkpoints/final.ckpt
+# -- the release recipe: experiments/base.yaml, then each dataset's delta ---------------------
+$K fit --config experiments/base.yaml --config experiments/london.yaml   # -> outputs/london/checkpoints/final.ckpt
+$K fit --config experiments/base.yaml --config experiments/orl.yaml      # -> outputs/orl/checkpoints/final.ckpt
+# (each run's complete config, as LightningCLI saved it, is docs/evaluation/<dataset>/configs/kss-gan.yaml)
 
-# -- London comparison rows: the paper, the StarGAN ablation, each new option alone ------------
-# (15 minutes each; configs written by docs/evaluation/variant_config.py, committed as used)
+# -- comparison rows -------------------------------------------------------------------------
+# London, previous round (15 minutes each; complete configs as used): the paper, the StarGAN
+# ablation, each new option alone; and the previous round's recipe without release_sharpen.
 for n in kss-gan-paper stargan-l1 release-targets consistency resize-residual surrogate-own; do
   $K fit --config docs/evaluation/london/configs/$n.yaml
 done
+$K fit --config docs/evaluation/london/configs/kss-gan-unsharpened.yaml   # -> outputs/london-v2/
+# With today's files the same variants compose as, e.g.
+#   $K fit --config experiments/base.yaml --config experiments/london.yaml \
+#          --config experiments/recipes/paper.yaml \
+#          --trainer.default_root_dir outputs/london-kss-gan-paper --trainer.max_time 00:00:15:00
+# ORL, this round: 16x16 fidelity grid, the surrogate of every photo, no edge loss (55 minutes)
+$K fit --config docs/evaluation/orl/configs/grid16-all-photos.yaml        # -> outputs/orl-all/
 
 # -- evaluation: SFace + dlib, plain and after the attacker's JPEG 75 / half-size round trip ----
 $K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london \
   --ckpt outputs/london/checkpoints/final.ckpt \
+  --method kss-gan-unsharpened=outputs/london-v2/checkpoints/final.ckpt \
   --method kss-gan-paper=outputs/london-kss-gan-paper/checkpoints/final.ckpt \
   --ablation-ckpt outputs/london-stargan-l1/checkpoints/final.ckpt \
   --method release-targets=outputs/london-release-targets/checkpoints/final.ckpt \
@@ -30,7 +40,8 @@ $K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london \
   --method resize-residual=outputs/london-resize-residual/checkpoints/final.ckpt \
   --method surrogate-own=outputs/london-surrogate-own/checkpoints/final.ckpt
 $K evaluate --dataset orl --k 3 --no-samples --out outputs/eval/orl \
-  --ckpt outputs/orl/checkpoints/final.ckpt
+  --ckpt outputs/orl/checkpoints/final.ckpt \
+  --method grid16-all-photos=outputs/orl-all/checkpoints/final.ckpt
 
 # numbers and plots only (no face images) are committed:
 for d in london orl; do
