@@ -89,3 +89,15 @@ def test_domain_loss_is_ce_per_onehot_field_plus_bce_for_binary() -> None:
     assert domain_classification_loss(logits, target, spec).item() == pytest.approx(expected.item(), rel=1e-6)
     assert domain_accuracy(logits, target, spec).item() == 1.0
     assert domain_accuracy(logits, target, spec, "expression").item() == 0.0
+
+
+def test_edge_l1_charges_missing_edges_and_ignores_a_brightness_shift() -> None:
+    import kornia
+
+    from kssgan.losses import edge_l1
+
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert edge_l1(x, x).item() == 0.0
+    assert edge_l1(x + 0.3, x).item() < 1e-5  # a constant offset has no edges
+    blurred = kornia.filters.gaussian_blur2d(x, (5, 5), (1.5, 1.5))
+    assert edge_l1(blurred, x).item() > 1.0  # the blur lost the pixel-level edges of noise

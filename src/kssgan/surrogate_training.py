@@ -87,8 +87,10 @@ class SurrogateTraining:
             ghosted = ghosted_mean(x.float(), int((self.groups or {}).get("k", 3))).to(x.dtype)
             restored = self.generator(self._fmt(ghosted), kept).float()
             parts["g_detail"] = (restored - x.float()).abs().mean()
-            parts["g_edge"] = edge_l1(restored, x)
-            g_loss = g_loss + hp.lambda_detail * parts["g_detail"] + hp.lambda_edge * parts["g_edge"]
+            g_loss = g_loss + hp.lambda_detail * parts["g_detail"]
+            if hp.lambda_edge > 0:  # the Laplacians only when their term counts
+                parts["g_edge"] = edge_l1(restored, x)
+                g_loss = g_loss + hp.lambda_edge * parts["g_edge"]
         if hp.lambda_rec > 0 and hp.rec_loss == "siamese":
             with torch.no_grad():
                 f_real = self.siamese(x)
