@@ -62,8 +62,8 @@ bench: $(STAMP)
 	$(BIN)/kssgan bench $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests docs
+	$(BIN)/ruff format --check src tests docs
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests

@@ -36,8 +36,21 @@ def main() -> None:
             w = csv.DictWriter(fh, ["path", "identity"])
             w.writeheader()
             w.writerows(rows)
-        cmd = [sys.executable, "-m", "kssgan.cli", "deidentify", "--ckpt", ckpt, "--input", str(src), "--output",
-               str(dst), "--attributes", str(Path(tmp) / "who.csv"), "--no-progress"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "kssgan.cli",
+            "deidentify",
+            "--ckpt",
+            ckpt,
+            "--input",
+            str(src),
+            "--output",
+            str(dst),
+            "--attributes",
+            str(Path(tmp) / "who.csv"),
+            "--no-progress",
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True)
         print(done.stdout[-2000:], done.stderr[-2000:])
         tiles = []
@@ -49,7 +62,7 @@ def main() -> None:
         pad = np.full((tiles[0].shape[0], 4, 3), 255, np.uint8)
         row = [t for tile in tiles for t in (tile, pad)][:-1]
         gap = np.full((tiles[0].shape[0], 16, 3), 255, np.uint8)
-        row = row[:5] + [gap] + row[6:]  # a gap between the two groups
+        row = [*row[:5], gap, *row[6:]]  # a gap between the two groups
         Image.fromarray(np.concatenate(row, axis=1)).save(out_png)
         print("wrote", out_png)
 

@@ -86,6 +86,67 @@ def test_wilson_interval_known_values_and_contains_the_estimate() -> None:
         assert p.ci_low <= p.value <= p.ci_high
 
 
+def test_clustered_interval_of_single_probe_clusters_is_the_t_interval_of_the_mean() -> None:
+    # ten independent probes, half hit: mean 0.5, s² = 10/9 · 0.25, t(0.975, 9) = 2.2622
+    values = np.array([0.0, 1.0] * 5)
+    low, high = privacy.clustered_interval(values, [f"c{i}" for i in range(10)])
+    half = 2.262157 * np.sqrt(10 / 9 * 0.25 / 10)
+    assert (low, high) == pytest.approx((0.5 - half, 0.5 + half), abs=1e-5)
+
+
+def test_clustered_interval_counts_groups_not_probes() -> None:
+    # the same 0/1 pattern repeated inside clusters: 40 probes but only 4 independent units
+    rng = np.random.default_rng(0)
+    hits = rng.random(40) < 0.4
+    clusters = np.repeat(["a", "b", "c", "d"], 10)
+    shared = np.repeat(hits[:4], 10).astype(float)  # every probe of a cluster has its cluster's outcome
+    low_i, high_i = privacy.clustered_interval(shared, [f"c{i}" for i in range(40)])
+    low_c, high_c = privacy.clustered_interval(shared, clusters)
+    assert high_c - low_c > 2 * (high_i - low_i)
+
+
+def test_clustered_interval_falls_back_to_wilson_over_clusters_at_zero_and_one() -> None:
+    clusters = np.repeat(np.arange(10), 3)
+    assert privacy.clustered_interval(np.zeros(30), clusters) == pytest.approx(privacy.wilson_interval(0, 10))
+    assert privacy.clustered_interval(np.ones(30), clusters) == pytest.approx(privacy.wilson_interval(10, 10))
+    with pytest.raises(ValueError, match="cluster labels"):
+        privacy.clustered_interval(np.zeros(3), ["a", "b"])
+
+
+def test_parrot_on_k_same_pixel_has_a_tight_clustered_bound_where_wilson_is_wide() -> None:
+    # 102 probes in 34 groups of 3 (London's size): every probe's expected hit is exactly 1/3
+    imgs, ids = faces(102, 2, side=8)
+    mapping = {f"p{i}": i // 3 for i in range(102)}
+    out = baselines.k_same_pixel(imgs, ids, mapping)
+    emb = out.reshape(len(out), -1).astype(np.float64)
+    parrot = privacy.parrot_attack(emb, ids, clusters=[mapping[i] for i in ids])
+    assert parrot.rank1.value == pytest.approx(1 / 3)
+    assert parrot.rank1.ci_high > 1 / 3 + 0.05  # Wilson: 102 coin flips
+    c = parrot.rank1_clustered
+    assert c["n_clusters"] == 34 and c["unit"] == "group"
+    assert (c["ci_low"], c["ci_high"]) == pytest.approx((1 / 3, 1 / 3))
+    # an attacker that always wins is still bounded by Wilson over the 34 groups, not collapsed to 1
+    exact = privacy.parrot_attack(imgs.reshape(len(imgs), -1).astype(float), ids, clusters=[mapping[i] for i in ids])
+    assert exact.rank1.value == 1.0 and exact.rank1_clustered["ci_low"] < 1.0
+
+
+def test_release_check_judges_the_clustered_bound_and_shows_wilson_beside_it() -> None:
+    from kssgan.evaluate.release_check import checks
+
+    def row(clustered_high: float) -> dict:
+        r1 = {"value": 0.324, "n": 102, "ci_low": 0.24, "ci_high": 0.419, "successes": 33.0}
+        parrot = {"rank1": r1, "rank1_clustered": {"ci_low": 0.31, "ci_high": clustered_high, "n_clusters": 33}}
+        parrot["rank1_clustered"]["unit"] = "k-Same group"
+        rec = {"parrot": parrot, "verification": {"protection_rate": 1.0}}
+        return {"method": "kss-gan", "k": 3, "privacy": {"sface": rec}, "utility": {}}
+
+    passed = [c for c in checks({"results": []}, row(0.334)) if "upper bound" in c[0]]
+    assert passed[0][2] and "clustered by k-Same group, 33" in passed[0][0] and "Wilson" in passed[0][1]
+    assert "0.419" in passed[0][1]
+    failed = [c for c in checks({"results": []}, row(0.40)) if "upper bound" in c[0]]
+    assert not failed[0][2] and failed[0][3] == "+0.017"
+
+
 class FakeRecogniser:
     name, threshold, metric = "fake", 0.5, "cosine"
 

@@ -220,10 +220,11 @@ def run_evaluation(
 
     for m in outputs:
         row = {"method": m.method, "k": m.k, "note": m.note, "privacy": {}}
+        clusters, unit = _clusters(m, groupings, ids)
         for rname, rec in recognisers.items():
             emb = orig_emb[rname] if m.method == REFERENCE else cache.get(_method_key(m), rec, m.images, release.margin)
-            ident = privacy.identify(orig_emb[rname], ids, emb, ids, settings.max_rank)
-            parrot = privacy.parrot_attack(emb, ids, settings.max_rank)
+            ident = privacy.identify(orig_emb[rname], ids, emb, ids, settings.max_rank, clusters, unit)
+            parrot = privacy.parrot_attack(emb, ids, settings.max_rank, clusters, unit)
             if parrot.n_probes == 0 and PARROT_NOTE not in notes:
                 notes.append(PARROT_NOTE)
             ver = privacy.verification(rec, orig_emb[rname], emb)
@@ -243,8 +244,10 @@ def run_evaluation(
                 emb_a = cache.get(key, rec, degraded(m), release.margin)
                 row.setdefault("privacy_attacker", {})[rname] = {
                     "preprocessing": f"JPEG quality {q}, resized to {sc:g}x and back",
-                    "identification": privacy.identify(orig_emb[rname], ids, emb_a, ids, settings.max_rank).to_dict(),
-                    "parrot": privacy.parrot_attack(emb_a, ids, settings.max_rank).to_dict(),
+                    "identification": privacy.identify(
+                        orig_emb[rname], ids, emb_a, ids, settings.max_rank, clusters, unit
+                    ).to_dict(),
+                    "parrot": privacy.parrot_attack(emb_a, ids, settings.max_rank, clusters, unit).to_dict(),
                     "verification": privacy.verification(rec, orig_emb[rname], emb_a).to_dict(),
                 }
             bar.update(1)
@@ -257,6 +260,14 @@ def run_evaluation(
     sample_k = settings.sample_k or (models[0].k if models else (min(groupings) if groupings else None))
     write_report(out, metrics, outputs, release, sample_k, settings)
     return metrics
+
+
+def _clusters(m: MethodOutput, groupings: dict[int, GroupAssignment], ids: np.ndarray) -> tuple[np.ndarray, str]:
+    """The independent units of a row's probes: its k-Same groups at k, else the persons."""
+    if m.k is not None and m.k in groupings:
+        mapping = groupings[m.k].identity_to_group
+        return np.asarray([str(mapping[str(i)]) for i in ids]), "k-Same group"
+    return ids, "person"
 
 
 def _utility(

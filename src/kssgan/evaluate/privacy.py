@@ -11,6 +11,14 @@ Siamese net of the model under test is never used here.
   scores exactly 1/group size, not 1.0. k-Same methods promise rank-1 ≤ 1/k.
 * **Parrot attack**: the attacker de-identifies their own gallery the same way, so gallery and
   probes are both de-identified (disjoint images of each identity).
+* **Intervals.** Every proportion carries a 95 % Wilson interval, which treats the probes as
+  independent coin flips. They are neither: a probe's rank-1 is an *expected* hit (ties split
+  evenly), and the probes of one k-Same group depend on each other (a method that maps a group to one
+  face gives each member exactly 1/group size). So rank-1 figures also carry a **clustered**
+  interval: the ratio estimator's cluster-robust standard error over the independent units — the
+  k-Same groups for a method at k, the persons otherwise — with a t quantile on G − 1 degrees of
+  freedom (:func:`clustered_interval`). When every probe is at 0 or every probe at 1 that variance
+  is 0, and the Wilson interval over the G clusters is used instead.
 * **Verification**: the share of (original, de-identified) pairs that a recogniser still calls
   the same person under its published rule (SFace cosine ≥ 0.363, dlib L2 ≤ 0.6); the protection
   success rate is one minus that.
@@ -55,6 +63,34 @@ def wilson_interval(successes: float, n: int, z: float = Z_95) -> tuple[float, f
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def clustered_interval(values: np.ndarray, clusters: Sequence[object]) -> tuple[float, float]:
+    """95 % interval of the mean of per-probe ``values`` in [0, 1] drawn in ``clusters``.
+
+    The mean is the ratio Σv / N; its cluster-robust (linearised) variance is
+    G/(G−1) · Σ_g (V_g − mean·n_g)² / N², with V_g and n_g the sum and count of cluster g, and the
+    interval is mean ± t_{0.975, G−1} · SE. With fewer than two clusters, or all values 0 or all 1
+    (no spread to estimate a variance from), it is the Wilson interval of Σv out of G clusters.
+    """
+    from scipy.stats import t as student_t
+
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return (0.0, 1.0)
+    labels = np.asarray([str(c) for c in clusters])
+    if labels.shape != v.shape:
+        raise ValueError(f"{v.size} values but {labels.size} cluster labels")
+    names, inverse = np.unique(labels, return_inverse=True)
+    g = len(names)
+    mean = float(v.mean())
+    if g < 2 or np.all(v == 0) or np.all(v == 1):
+        return wilson_interval(mean * g, g)
+    sums = np.bincount(inverse, weights=v, minlength=g)
+    counts = np.bincount(inverse, minlength=g)
+    var = g / (g - 1) * float(np.sum((sums - mean * counts) ** 2)) / v.size**2
+    half = float(student_t.ppf(0.975, g - 1)) * math.sqrt(var)
+    return (max(0.0, mean - half), min(1.0, mean + half))
+
+
 def proportion(successes: float, n: int) -> Proportion:
     low, high = wilson_interval(successes, n)
     value = successes / n if n else float("nan")
@@ -74,14 +110,19 @@ class IdentificationResult:
     n_probes: int
     n_identities: int
     rank1: Proportion
+    #: rank-1's clustered interval (``ci_low``, ``ci_high``, ``n_clusters``, ``unit``), when clusters were given
+    rank1_clustered: dict | None = None
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "rank1": self.rank1.to_dict(),
             "cmc": [round(float(v), 6) for v in self.cmc],
             "n_probes": self.n_probes,
             "n_identities": self.n_identities,
         }
+        if self.rank1_clustered is not None:
+            out["rank1_clustered"] = self.rank1_clustered
+        return out
 
 
 def identity_scores(
@@ -104,8 +145,14 @@ def identify(
     probes: np.ndarray,
     probe_ids: Sequence[str],
     max_rank: int = 10,
+    probe_clusters: Sequence[object] | None = None,
+    cluster_unit: str = "group",
 ) -> IdentificationResult:
-    """Rank-1 and CMC up to ``max_rank`` (capped at the number of identities)."""
+    """Rank-1 and CMC up to ``max_rank`` (capped at the number of identities).
+
+    ``probe_clusters`` (one label per probe: its k-Same group, or its person) adds rank-1's
+    clustered interval (:func:`clustered_interval`).
+    """
     if len(probes) != len(probe_ids):
         raise ValueError(f"{len(probes)} probe embeddings but {len(probe_ids)} probe identities")
     scores, names = identity_scores(gallery, gallery_ids, probes)
@@ -116,15 +163,29 @@ def identify(
     n_ids = len(names)
     ranks = np.arange(1, min(max_rank, n_ids) + 1)
     hits = np.zeros(len(ranks))
-    for row, ident in zip(scores, probe_ids, strict=True):
+    first = np.zeros(len(probe_ids))  # each probe's expected rank-1 hit
+    for i, (row, ident) in enumerate(zip(scores, probe_ids, strict=True)):
         true = row[index[str(ident)]]
         better = int(np.sum(row > true + TIE_TOLERANCE))
         tied = int(np.sum(np.abs(row - true) <= TIE_TOLERANCE)) - 1  # others tied with the truth
         # rank uniform over better+1 .. better+1+tied: P(rank <= r)
-        hits += np.clip((ranks - better) / (tied + 1), 0.0, 1.0)
+        at = np.clip((ranks - better) / (tied + 1), 0.0, 1.0)
+        hits += at
+        first[i] = at[0]
     n = len(probes)
     cmc = hits / n if n else np.zeros(len(ranks))
-    return IdentificationResult(cmc, n, n_ids, proportion(float(hits[0]), n))
+    clustered = None
+    if probe_clusters is not None and n:
+        if len(probe_clusters) != n:
+            raise ValueError(f"{n} probes but {len(probe_clusters)} cluster labels")
+        low, high = clustered_interval(first, probe_clusters)
+        clustered = {
+            "ci_low": low,
+            "ci_high": high,
+            "n_clusters": len({str(c) for c in probe_clusters}),
+            "unit": cluster_unit,
+        }
+    return IdentificationResult(cmc, n, n_ids, proportion(float(first.sum()), n), clustered)
 
 
 def parrot_split(identities: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -140,11 +201,21 @@ def parrot_split(identities: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return gallery, ~gallery
 
 
-def parrot_attack(deidentified: np.ndarray, identities: Sequence[str], max_rank: int = 10) -> IdentificationResult:
-    """Identification where the gallery is de-identified the same way as the probes."""
+def parrot_attack(
+    deidentified: np.ndarray,
+    identities: Sequence[str],
+    max_rank: int = 10,
+    clusters: Sequence[object] | None = None,
+    cluster_unit: str = "group",
+) -> IdentificationResult:
+    """Identification where the gallery is de-identified the same way as the probes.
+
+    ``clusters`` (one label per image, like ``identities``) adds rank-1's clustered interval.
+    """
     g, p = parrot_split(identities)
     ids = np.asarray([str(i) for i in identities])
-    return identify(deidentified[g], ids[g], deidentified[p], ids[p], max_rank)
+    probe_clusters = None if clusters is None else np.asarray([str(c) for c in clusters])[p]
+    return identify(deidentified[g], ids[g], deidentified[p], ids[p], max_rank, probe_clusters, cluster_unit)
 
 
 @dataclass
