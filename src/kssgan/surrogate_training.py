@@ -68,8 +68,9 @@ class SurrogateTraining:
 
             done = build_surrogate_bank(self, self.trainer.datamodule)
             rank_zero_info(
-                f"kssgan: surrogate faces of {self.spec.num_groups} groups from {done['images']} photos "
-                f"({self.hparams.get('surrogate_images', 'all')}), {len(done['fallbacks'])} fallbacks"
+                f"kssgan: surrogate faces of {self.spec.num_groups} groups from {done['images']} "
+                f"{'drawn faces' if 'drawn' in done else 'photos'} ({self.hparams.get('surrogate_images', 'all')}), "
+                f"{len(done['fallbacks'])} fallbacks"
             )
 
     def surrogate_generator_loss(self, x: Tensor, c_org: Tensor, x_in: Tensor) -> tuple[Tensor, dict, Tensor]:

@@ -71,8 +71,12 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
             and its surrogate (e.g. ``gender``); None: any group.
         surrogate_bank_share: share of training inputs that are the release surrogates themselves;
             the rest are means of k same-attribute batch images (so G does not memorise the bank).
-        surrogate_images: ``all`` (the mean of every photo of the group with that attribute value)
-            or ``medoid`` (the mean of one photo per member: its most typical, closest to its mean).
+        surrogate_images: ``all`` (the mean of every photo of the group with that attribute value),
+            ``medoid`` (the mean of one photo per member: its most typical, closest to its mean) or
+            ``synthetic`` (a face of a person who does not exist, drawn from the shipped DCGAN, per
+            group; :mod:`kssgan.synthetic_surrogates`).
+        synthetic_pool, synthetic_seed: faces drawn per group to choose from, and their seed
+            (``surrogate_images: synthetic`` only).
         lambda_fid, fidelity_size: weight and block grid of the low-frequency L1 that keeps the
             surrogate's identity in G's output (surrogate mode).
         lambda_detail: weight of a paired de-ghosting prior on real crops, L1(G(ghost(x)), x) where
@@ -132,7 +136,9 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         surrogate_assignment: Literal["farthest", "nearest", "own"] = "farthest",
         surrogate_match: str | None = None,
         surrogate_bank_share: float = 0.5,
-        surrogate_images: Literal["all", "medoid"] = "all",
+        surrogate_images: Literal["all", "medoid", "synthetic"] = "all",
+        synthetic_pool: int = 4,
+        synthetic_seed: int = 0,
         lambda_fid: float = 10.0,
         fidelity_size: int = 16,
         lambda_detail: float = 0.0,
@@ -159,7 +165,14 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         _check_choice("rec_target", rec_target, ("cycle", "translation"))
         _check_choice("generator_input", generator_input, ("image", "surrogate"))
         _check_choice("surrogate_assignment", surrogate_assignment, ("farthest", "nearest", "own"))
-        _check_choice("surrogate_images", surrogate_images, ("all", "medoid"))
+        _check_choice("surrogate_images", surrogate_images, ("all", "medoid", "synthetic"))
+        if surrogate_images == "synthetic" and surrogate_match:
+            raise ValueError(
+                "surrogate_images=synthetic draws a face per group; it cannot match surrogate_match "
+                f"({surrogate_match!r}): leave one of them out"
+            )
+        if synthetic_pool < 1:
+            raise ValueError(f"synthetic_pool must be >= 1, got {synthetic_pool}")
         _check_choice("target_sampler", target_sampler, ("permute", "release"))
         _check_choice("identity_loss", identity_loss, ("similarity", "hinge"))
         _check_choice("group_conditioning", group_conditioning, CONDITIONING_CHOICES)

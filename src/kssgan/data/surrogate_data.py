@@ -44,6 +44,15 @@ def build_surrogate_bank(model: Any, datamodule: Any) -> dict[str, Any]:
         value = torch.tensor([values.index(str(v)) for v in manifest[field]], dtype=torch.long)
     else:
         values, value = [""], torch.zeros(len(manifest), dtype=torch.long)
+    if model.hparams.get("surrogate_images", "all") == "synthetic":  # a drawn face per group
+        from kssgan.synthetic_surrogates import synthetic_surrogates
+
+        faces, record = synthetic_surrogates(
+            data, spec.num_groups, len(values), size, model.hparams.synthetic_seed, model.hparams.synthetic_pool
+        )
+        identity = torch.arange(spec.num_groups)
+        model.surrogates.fill(faces.to(model.surrogates.faces.device), identity.to(model.device))
+        return {"images": len(faces), "fallbacks": [], "source_group": identity.tolist(), "strata": None} | record
     if model.hparams.get("surrogate_images", "all") == "medoid":  # one face per member and value
         rows = medoid_rows(images, manifest["identity"].astype(str).tolist(), value)
         images, group, value = images[rows], group[rows], value[rows]

@@ -1,0 +1,91 @@
+"""``surrogate_images: synthetic``: every group released as one drawn face of nobody in the data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kssgan.synthetic_surrogates import choose_faces, draw_candidates, synthetic_surrogates
+
+
+class CosineRule:
+    threshold = 0.5
+
+    def is_match(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a = a / np.linalg.norm(a, axis=1, keepdims=True)
+        b = b / np.linalg.norm(b, axis=1, keepdims=True)
+        return np.sum(a * b, axis=1) >= self.threshold
+
+
+def test_choose_faces_skips_look_alikes_of_real_people_and_of_each_other() -> None:
+    real = np.array([[1.0, 0.0, 0.0]])
+    cands = np.array([[1.0, 0.1, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.1], [0.0, 0.0, 1.0]])
+    scores = np.array([0.99, 0.9, 0.95, 0.5])
+    # 0 matches the real person; 2 outranks 1 and then 1 matches 2; 3 is left
+    assert choose_faces(scores, cands, real, CosineRule(), 3) == [2, 3]
+    assert choose_faces(scores, cands, real, CosineRule(), 1) == [2]
+
+
+def test_candidates_are_deterministic_and_not_the_demo_peoples_latents() -> None:
+    a, b = draw_candidates(3, seed=0), draw_candidates(3, seed=0)
+    assert a.shape == (3, 64, 64, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, draw_candidates(3, seed=1))
+
+
+def test_synthetic_surrogates_of_the_demo_are_unlike_every_member(demo_dir: Path) -> None:
+    from kssgan.data.prepared import PreparedDataset
+    from kssgan.faces import get_recognizer
+    from kssgan.synthetic_surrogates import align_candidates
+
+    data = PreparedDataset.open(demo_dir)
+    groups = len(set(data.groups.identity_to_group.values()))
+    faces, record = synthetic_surrogates(data, groups, 2, 32)
+    assert faces.shape == (groups, 2, 3, 32, 32)
+    assert faces.min() >= -1 and faces.max() <= 1
+    assert torch.equal(faces[:, 0], faces[:, 1])  # every kept value of a group gets the same face
+    assert len(set(record["latent_rows"])) == groups and not record["grey"]
+    # no chosen face verifies as any identity of the data set, by the data set's own recogniser
+    from kssgan.faces import get_detector
+
+    sface = get_recognizer("sface")
+    drawn = draw_candidates(record["drawn"], 0)[record["latent_rows"]]
+    _, _, _, rec_crops = align_candidates(drawn, get_detector("yunet"), 32, data.margin)
+    emb = sface.embed(rec_crops)
+    real = np.stack(list(data.identity_means().values()))
+    for e in emb:
+        assert not np.any(sface.is_match(np.repeat(e[None], len(real), 0), real))
+    again, _ = synthetic_surrogates(data, groups, 2, 32)
+    assert torch.equal(faces, again)
+
+
+def test_too_small_a_pool_is_one_clear_error(demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kssgan.synthetic_surrogates as synthetic
+    from kssgan.data.prepared import PreparedDataset
+
+    one_face = draw_candidates(1, 0)
+    monkeypatch.setattr(synthetic, "draw_candidates", lambda num, seed: np.repeat(one_face, num, axis=0))
+    data = PreparedDataset.open(demo_dir)
+    with pytest.raises(ValueError, match=r"only 1 of 8 drawn faces .* raise model\.synthetic_pool"):
+        synthetic_surrogates(data, 2, 1, 32)  # eight copies of one face: the first is taken, the rest match it
+
+
+def test_a_model_trained_with_synthetic_surrogates_releases_the_drawn_faces(demo_dir: Path) -> None:
+    import lightning as L
+    from conftest import quiet_trainer, tiny_model
+
+    from kssgan.data.datamodule import FaceDataModule
+
+    L.seed_everything(0, verbose=False)
+    dm = FaceDataModule(prepared_dir=str(demo_dir), image_size=32, batch_size=8)
+    model = tiny_model(dm, n_critic=1, generator_input="surrogate", surrogate_images="synthetic")
+    quiet_trainer(demo_dir.parent / "synthetic_train", max_steps=2, limit_val_batches=0).fit(model, dm)
+    bank = model.surrogates
+    expected, _ = synthetic_surrogates(dm.prepared, bank.num_groups, bank.num_values, 32)
+    assert torch.allclose(bank.faces, expected.flatten(0, 1))
+    assert bank.source_group.tolist() == list(range(bank.num_groups))  # each group its own drawn face
+    with pytest.raises(ValueError, match="synthetic draws a face per group"):
+        tiny_model(dm, generator_input="surrogate", surrogate_images="synthetic", surrogate_match="gender")
