@@ -163,7 +163,7 @@ class CheckpointOnExit(L.Callback):
         path = self.path(trainer)
         if step == self._saved_step or step == 0:
             return None
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # full and resumable: optimizer state too
         self._saved_step = step
         self.saved.append(path)
         return path

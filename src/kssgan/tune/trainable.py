@@ -128,7 +128,7 @@ class TuneReport(L.Callback):
             yield None
             return
         with tempfile.TemporaryDirectory(prefix="kssgan-ckpt-") as tmp:
-            trainer.save_checkpoint(os.path.join(tmp, CHECKPOINT_NAME))  # collective under DDP
+            trainer.save_checkpoint(os.path.join(tmp, CHECKPOINT_NAME), weights_only=False)  # resumable; DDP collective
             if self.backend == "train" and trainer.global_rank != 0:
                 yield None  # Ray Train keeps rank 0's checkpoint
                 return
