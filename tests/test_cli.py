@@ -178,3 +178,24 @@ def test_validate_and_predict_from_a_checkpoint(tmp_path: Path) -> None:
     assert pred.returncode == 0, pred.stderr[-2000:]
     written = sorted((tmp_path / "released").glob("*.png"))
     assert len(written) == 9  # 9 identities x 1 test image each
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (REPO / "experiments" / "recipes").glob("*.yaml")))
+def test_every_shipped_recipe_sets_real_model_options_to_allowed_values(recipe: str) -> None:
+    """A recipe is a `--config` delta on an experiment: each of its model keys must be a KSSGAN
+    argument, with a value its annotation allows (so a typo is not silently a no-op in a sweep's YAML)."""
+    import typing
+
+    import yaml
+
+    from kssgan.system import KSSGAN
+
+    hints = typing.get_type_hints(KSSGAN.__init__)
+    model = yaml.safe_load((REPO / "experiments" / "recipes" / recipe).read_text())["model"]
+    assert model, recipe
+    for key, value in model.items():
+        assert key in hints, f"{recipe}: model.{key} is not a KSSGAN argument"
+        if typing.get_origin(hints[key]) is typing.Literal:
+            assert value in typing.get_args(hints[key]), f"{recipe}: model.{key}={value!r}"
+        elif hints[key] in (int, float, bool):
+            assert isinstance(value, hints[key] if hints[key] is not float else (int, float)), f"{recipe}: {key}"

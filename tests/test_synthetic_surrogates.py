@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from kssgan.synthetic_surrogates import choose_faces, draw_candidates, synthetic_surrogates
+from kssgan.data.synthetic_surrogates import choose_faces, draw_candidates, synthetic_surrogates
 
 
 class CosineRule:
@@ -38,8 +38,8 @@ def test_candidates_are_deterministic_and_not_the_demo_peoples_latents() -> None
 
 def test_synthetic_surrogates_of_the_demo_are_unlike_every_member(demo_dir: Path) -> None:
     from kssgan.data.prepared import PreparedDataset
+    from kssgan.data.synthetic_surrogates import align_candidates
     from kssgan.faces import get_recognizer
-    from kssgan.synthetic_surrogates import align_candidates
 
     data = PreparedDataset.open(demo_dir)
     groups = len(set(data.groups.identity_to_group.values()))
@@ -63,7 +63,7 @@ def test_synthetic_surrogates_of_the_demo_are_unlike_every_member(demo_dir: Path
 
 
 def test_too_small_a_pool_is_one_clear_error(demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import kssgan.synthetic_surrogates as synthetic
+    import kssgan.data.synthetic_surrogates as synthetic
     from kssgan.data.prepared import PreparedDataset
 
     one_face = draw_candidates(1, 0)

@@ -74,7 +74,7 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         surrogate_images: ``all`` (the mean of every photo of the group with that attribute value),
             ``medoid`` (the mean of one photo per member: its most typical, closest to its mean) or
             ``synthetic`` (a face of a person who does not exist, drawn from the shipped DCGAN, per
-            group; :mod:`kssgan.synthetic_surrogates`).
+            group; :mod:`kssgan.data.synthetic_surrogates`).
         synthetic_pool, synthetic_seed: faces drawn per group to choose from, and their seed
             (``surrogate_images: synthetic`` only).
         lambda_fid, fidelity_size: weight and block grid of the low-frequency L1 that keeps the

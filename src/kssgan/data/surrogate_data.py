@@ -45,7 +45,7 @@ def build_surrogate_bank(model: Any, datamodule: Any) -> dict[str, Any]:
     else:
         values, value = [""], torch.zeros(len(manifest), dtype=torch.long)
     if model.hparams.get("surrogate_images", "all") == "synthetic":  # a drawn face per group
-        from kssgan.synthetic_surrogates import synthetic_surrogates
+        from kssgan.data.synthetic_surrogates import synthetic_surrogates
 
         faces, record = synthetic_surrogates(
             data, spec.num_groups, len(values), size, model.hparams.synthetic_seed, model.hparams.synthetic_pool
