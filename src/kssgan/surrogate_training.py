@@ -28,11 +28,12 @@ class SurrogateTraining:
         from kssgan.surrogates import SharpenedGenerator, SurrogateReleaseGenerator
 
         amount = float(self.hparams.get("release_sharpen", 0.0))
+        g = self.generator_ema.module if self.generator_ema is not None else self.generator
         if not self.surrogate_mode:
-            return SharpenedGenerator(self.generator, amount) if amount > 0 else self.generator
+            return SharpenedGenerator(g, amount) if amount > 0 else g
         slices = self.spec.slices()
         value = slices[self.surrogate_field] if self.surrogate_field else None
-        return SurrogateReleaseGenerator(self.generator, self.surrogates, slices["group"], value, amount)
+        return SurrogateReleaseGenerator(g, self.surrogates, slices["group"], value, amount)
 
     def kept(self, labels: Tensor) -> Tensor:
         """What G's label holds: all of c, or (surrogate mode) c without the group field."""

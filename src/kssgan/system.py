@@ -84,6 +84,9 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
             person (0: off).
         lambda_edge: weight of an edge loss on the same pair, L1(∇²G(ghost(x)), ∇²x): the prior's
             L1 alone regresses to a soft face; this charges the photograph's missing edges (0: off).
+        g_ema: decay of an exponential moving average of G's weights that release uses (translate,
+            deidentify, export, the privacy monitor); 0: off, release uses G itself (StyleGAN's and
+            DeepPrivacy2's G_ema, smoothing out the last steps' transient artifacts).
         target_sampler: ``permute`` (StarGAN/paper) or ``release`` (own attributes, new group).
         own_group_share: with ``release``, the share of targets that keep the source's group.
         identity_loss: ``similarity`` (eq. 3, S) or ``hinge`` (max(0, S − hinge_margin)).
@@ -143,6 +146,7 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         fidelity_size: int = 16,
         lambda_detail: float = 0.0,
         lambda_edge: float = 0.0,
+        g_ema: float = 0.0,
         target_sampler: Literal["permute", "release"] = "permute",
         own_group_share: float = 0.5,
         identity_loss: Literal["similarity", "hinge"] = "similarity",
@@ -203,6 +207,16 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
             },
             {"conv_dim": g_conv_dim, "repeat_num": g_repeat_num, "upsample": g_upsample, "residual": g_residual},
         )
+        self.generator_ema = None  # G's weight average that release uses (g_ema > 0)
+        if g_ema > 0:
+            if not g_ema < 1:
+                raise ValueError(f"g_ema is a decay in [0, 1), got {g_ema}")
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.generator_ema = AveragedModel(
+                self.generator, multi_avg_fn=get_ema_multi_avg_fn(g_ema), use_buffers=True
+            )
+            self.generator_ema.requires_grad_(False)
         self.critic = build_module(
             critic,
             Critic,
@@ -326,6 +340,8 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()
+            if self.generator_ema is not None:
+                self.generator_ema.update_parameters(self.generator)
             self.critic.requires_grad_(True)
             self.generator_steps += 1
             logs.update({f"train/{k}": v.detach() for k, v in parts.items()})
