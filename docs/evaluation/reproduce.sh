@@ -29,6 +29,26 @@ $K fit --config docs/evaluation/london/configs/kss-gan-unsharpened.yaml   # -> o
 # ORL, this round: 16x16 fidelity grid, the surrogate of every photo, no edge loss (55 minutes)
 $K fit --config docs/evaluation/orl/configs/grid16-all-photos.yaml        # -> outputs/orl-all/
 
+# ORL and the demo, this round: the synthetic-surrogate option (docs/evaluation.md, its section)
+OMP_NUM_THREADS=2 $K fit --config experiments/base.yaml --config experiments/orl.yaml \
+  --config experiments/recipes/synthetic-surrogates.yaml --trainer.default_root_dir outputs/orl-synthetic
+OMP_NUM_THREADS=2 $K fit --config experiments/base.yaml --config experiments/demo.yaml   # make train -> outputs/demo/
+OMP_NUM_THREADS=2 $K fit --config experiments/base.yaml --config experiments/demo.yaml \
+  --model.surrogate_images synthetic --trainer.default_root_dir outputs/demo-synthetic
+# the same weights with the release mask off (release_sharpen is applied at release only, never in a loss)
+.venv/bin/python - <<'PY'
+import torch
+ck = torch.load("outputs/demo-synthetic/checkpoints/final.ckpt", map_location="cpu", weights_only=True)
+ck["hyper_parameters"]["release_sharpen"] = 0.0
+torch.save(ck, "outputs/demo-synthetic/checkpoints/final-unsharpened.ckpt")
+PY
+$K evaluate --dataset outputs/prepared/demo --k 3 --no-samples --out outputs/eval/demo \
+  --ckpt outputs/demo/checkpoints/final.ckpt \
+  --method synthetic-surrogates=outputs/demo-synthetic/checkpoints/final.ckpt \
+  --method synthetic-unsharpened=outputs/demo-synthetic/checkpoints/final-unsharpened.ckpt
+.venv/bin/python docs/make_demo_figure.py outputs/demo-synthetic/checkpoints/final-unsharpened.ckpt \
+  docs/demo_release_synthetic.png
+
 # -- evaluation: SFace + dlib, plain and after the attacker's JPEG 75 / half-size round trip ----
 $K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london \
   --ckpt outputs/london/checkpoints/final.ckpt \
@@ -41,9 +61,10 @@ $K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london \
   --method surrogate-own=outputs/london-surrogate-own/checkpoints/final.ckpt
 $K evaluate --dataset orl --k 3 --no-samples --out outputs/eval/orl \
   --ckpt outputs/orl/checkpoints/final.ckpt \
-  --method grid16-all-photos=outputs/orl-all/checkpoints/final.ckpt
+  --method grid16-all-photos=outputs/orl-all/checkpoints/final.ckpt \
+  --method synthetic-surrogates=outputs/orl-synthetic/checkpoints/final.ckpt
 
 # numbers and plots only (no face images) are committed:
-for d in london orl; do
+for d in london orl demo; do
   cp outputs/eval/$d/{metrics.json,report.md,reid_vs_k.png,sharpness_vs_k.png,cmc.png} docs/evaluation/$d/
 done
