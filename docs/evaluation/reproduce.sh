@@ -31,7 +31,9 @@ $K fit --config docs/evaluation/orl/configs/grid16-all-photos.yaml        # -> o
 
 # ORL and the demo, this round: the synthetic-surrogate option (docs/evaluation.md, its section)
 OMP_NUM_THREADS=2 $K fit --config experiments/base.yaml --config experiments/orl.yaml \
-  --config experiments/recipes/synthetic-surrogates.yaml --trainer.default_root_dir outputs/orl-synthetic
+  --model.surrogate_images synthetic --model.release_sharpen 0 --trainer.default_root_dir outputs/orl-synthetic
+OMP_NUM_THREADS=2 $K fit --config experiments/base.yaml --config experiments/orl.yaml \
+  --config experiments/recipes/synthetic-surrogates.yaml --trainer.default_root_dir outputs/orl-synthetic-ema
 OMP_NUM_THREADS=2 $K fit --config experiments/base.yaml --config experiments/demo.yaml   # make train -> outputs/demo/
 OMP_NUM_THREADS=2 $K fit --config experiments/base.yaml --config experiments/demo.yaml \
   --model.surrogate_images synthetic --trainer.default_root_dir outputs/demo-synthetic
@@ -42,12 +44,17 @@ ck = torch.load("outputs/demo-synthetic/checkpoints/final.ckpt", map_location="c
 ck["hyper_parameters"]["release_sharpen"] = 0.0
 torch.save(ck, "outputs/demo-synthetic/checkpoints/final-unsharpened.ckpt")
 PY
+OMP_NUM_THREADS=1 $K fit --config experiments/base.yaml --config experiments/demo.yaml \
+  --config experiments/recipes/synthetic-surrogates.yaml --trainer.default_root_dir outputs/demo-synthetic-ema
 $K evaluate --dataset outputs/prepared/demo --k 3 --no-samples --out outputs/eval/demo \
   --ckpt outputs/demo/checkpoints/final.ckpt \
   --method synthetic-surrogates=outputs/demo-synthetic/checkpoints/final.ckpt \
-  --method synthetic-unsharpened=outputs/demo-synthetic/checkpoints/final-unsharpened.ckpt
-.venv/bin/python docs/make_demo_figure.py outputs/demo-synthetic/checkpoints/final-unsharpened.ckpt \
+  --method synthetic-unsharpened=outputs/demo-synthetic/checkpoints/final-unsharpened.ckpt \
+  --method synthetic-ema=outputs/demo-synthetic-ema/checkpoints/final.ckpt
+.venv/bin/python docs/make_demo_figure.py outputs/demo-synthetic-ema/checkpoints/final.ckpt \
   docs/demo_release_synthetic.png
+.venv/bin/python docs/make_ema_figure.py outputs/demo-synthetic-ema/checkpoints/final.ckpt \
+  docs/synthetic_raw_vs_ema.png
 
 # -- evaluation: SFace + dlib, plain and after the attacker's JPEG 75 / half-size round trip ----
 $K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london \
@@ -62,7 +69,8 @@ $K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london \
 $K evaluate --dataset orl --k 3 --no-samples --out outputs/eval/orl \
   --ckpt outputs/orl/checkpoints/final.ckpt \
   --method grid16-all-photos=outputs/orl-all/checkpoints/final.ckpt \
-  --method synthetic-surrogates=outputs/orl-synthetic/checkpoints/final.ckpt
+  --method synthetic-unsharpened=outputs/orl-synthetic/checkpoints/final.ckpt \
+  --method synthetic-ema=outputs/orl-synthetic-ema/checkpoints/final.ckpt
 
 # numbers and plots only (no face images) are committed:
 for d in london orl demo; do
