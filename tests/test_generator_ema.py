@@ -51,5 +51,6 @@ def test_without_g_ema_release_uses_g_itself_and_bad_decays_fail(demo_dir: Path,
     assert model.generator_ema is None
     assert model.release_generator().generator is model.generator
     dm = FaceDataModule(prepared_dir=str(demo_dir), image_size=32, batch_size=8)
-    with pytest.raises(ValueError, match="g_ema is a decay"):
-        tiny_model(dm, g_ema=1.0)
+    for bad in (1.0, -0.5):
+        with pytest.raises(ValueError, match="g_ema is a decay"):
+            tiny_model(dm, g_ema=bad)

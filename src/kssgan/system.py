@@ -208,9 +208,9 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
             {"conv_dim": g_conv_dim, "repeat_num": g_repeat_num, "upsample": g_upsample, "residual": g_residual},
         )
         self.generator_ema = None  # G's weight average that release uses (g_ema > 0)
+        if not 0 <= g_ema < 1:
+            raise ValueError(f"g_ema is a decay in [0, 1), got {g_ema}")
         if g_ema > 0:
-            if not g_ema < 1:
-                raise ValueError(f"g_ema is a decay in [0, 1), got {g_ema}")
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
             self.generator_ema = AveragedModel(
