@@ -70,7 +70,8 @@ class SurrogateTraining:
             done = build_surrogate_bank(self, self.trainer.datamodule)
             rank_zero_info(
                 f"kssgan: surrogate faces of {self.spec.num_groups} groups from {done['images']} "
-                f"{'drawn faces' if 'drawn' in done else 'photos'} ({self.hparams.get('surrogate_images', 'all')}), "
+                f"{'drawn faces' if self.hparams.get('surrogate_images') == 'synthetic' else 'photos'} "
+                f"({self.hparams.get('surrogate_images', 'all')}), "
                 f"{len(done['fallbacks'])} fallbacks"
             )
 

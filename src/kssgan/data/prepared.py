@@ -199,7 +199,12 @@ class PreparedDataset:
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None:
             raise OSError(f"cannot read prepared crop {path}; re-run `kssgan prepare`")
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return PreparedDataset.fit_crop(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), image_size, enlarge)
+
+    @staticmethod
+    def fit_crop(img: np.ndarray, image_size: int | None, enlarge: int = cv2.INTER_CUBIC) -> np.ndarray:
+        """A crop resized to ``image_size`` (None: unchanged): INTER_AREA when shrinking, ``enlarge``
+        when enlarging — the one rule for every crop a model sees."""
         if image_size and (img.shape[0] != image_size or img.shape[1] != image_size):
             interp = cv2.INTER_AREA if img.shape[0] > image_size else enlarge
             img = cv2.resize(img, (image_size, image_size), interpolation=interp)

@@ -36,15 +36,9 @@ def build_surrogate_bank(model: Any, datamodule: Any) -> dict[str, Any]:
     spec, size = model.spec, int(model.hparams.image_size)
     groups = data.groups
     manifest = data.manifest[data.manifest["identity"].astype(str).isin(groups.identity_to_group)]
-    images = data.load_crops(manifest["crop"].tolist(), size)
-    group = torch.tensor([groups.group_of(i) for i in manifest["identity"].astype(str)], dtype=torch.long)
     field = model.surrogate_field
-    if field:
-        values = list(spec.field(field).values)
-        value = torch.tensor([values.index(str(v)) for v in manifest[field]], dtype=torch.long)
-    else:
-        values, value = [""], torch.zeros(len(manifest), dtype=torch.long)
-    if model.hparams.get("surrogate_images", "all") == "synthetic":  # a drawn face per group
+    values = list(spec.field(field).values) if field else [""]
+    if model.hparams.get("surrogate_images", "all") == "synthetic":  # a drawn face per group: no photo read
         from kssgan.data.synthetic_surrogates import synthetic_surrogates
 
         faces, record = synthetic_surrogates(
@@ -53,6 +47,12 @@ def build_surrogate_bank(model: Any, datamodule: Any) -> dict[str, Any]:
         identity = torch.arange(spec.num_groups)
         model.surrogates.fill(faces.to(model.surrogates.faces.device), identity.to(model.device))
         return {"images": len(faces), "fallbacks": [], "source_group": identity.tolist(), "strata": None} | record
+    images = data.load_crops(manifest["crop"].tolist(), size)
+    group = torch.tensor([groups.group_of(i) for i in manifest["identity"].astype(str)], dtype=torch.long)
+    if field:
+        value = torch.tensor([values.index(str(v)) for v in manifest[field]], dtype=torch.long)
+    else:
+        value = torch.zeros(len(manifest), dtype=torch.long)
     if model.hparams.get("surrogate_images", "all") == "medoid":  # one face per member and value
         rows = medoid_rows(images, manifest["identity"].astype(str).tolist(), value)
         images, group, value = images[rows], group[rows], value[rows]

@@ -34,8 +34,6 @@ from torch import Tensor
 
 #: Offset of the surrogate latents' random stream from the demo's (which uses the seed itself).
 SEED_OFFSET = 1_000_003
-#: DCGAN faces are upscaled to this size before detection (as for the demo people).
-RAW_SIZE = 256
 
 
 def draw_candidates(num: int, seed: int) -> np.ndarray:
@@ -56,6 +54,7 @@ def align_candidates(
     recogniser crops N×112×112×3 BGR)."""
     import cv2
 
+    from kssgan.data.demo import RAW_SIZE  # DCGAN faces are detected at the demo people's size
     from kssgan.faces.align import align_faces
     from kssgan.faces.detect import select_face
 
@@ -100,6 +99,7 @@ def synthetic_surrogates(
     """(G, V, 3, S, S) surrogate faces in [-1, 1] for the prepared dataset ``data``; and a record."""
     import cv2
 
+    from kssgan.data.prepared import PreparedDataset
     from kssgan.faces import get_detector, get_recognizer
 
     settings = data.settings
@@ -121,10 +121,7 @@ def synthetic_surrogates(
     grey = _is_grey(data)
     out = np.empty((num_groups, image_size, image_size, 3), np.uint8)
     for g, row in enumerate(chosen):
-        rgb = cv2.cvtColor(crops[row], cv2.COLOR_BGR2RGB)
-        if rgb.shape[0] != image_size:
-            interp = cv2.INTER_AREA if rgb.shape[0] > image_size else cv2.INTER_CUBIC
-            rgb = cv2.resize(rgb, (image_size, image_size), interpolation=interp)
+        rgb = PreparedDataset.fit_crop(cv2.cvtColor(crops[row], cv2.COLOR_BGR2RGB), image_size)
         if grey:
             rgb = np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
         out[g] = rgb

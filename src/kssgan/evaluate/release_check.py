@@ -78,6 +78,14 @@ def checks(metrics: dict[str, Any], row: dict[str, Any]) -> list[tuple[str, str,
     return out
 
 
+def clustered_upper(result: dict) -> str:
+    """The clustered 95 % upper bound of an identification result's rank-1, with its units."""
+    c = result.get("rank1_clustered")
+    if not c or not result["rank1"]["n"]:
+        return "—"
+    return f"{c['ci_high']:.3f} ({c['n_clusters']} {'groups' if c['unit'] != 'person' else 'persons'})"
+
+
 def _upper_bound_check(parrot: dict[str, Any], bound: float) -> tuple[str, str, bool, str]:
     """Parrot rank-1's 95 % upper bound against 1/k + 0.05: the clustered bound, Wilson's beside it."""
     r1, cl = parrot["rank1"], parrot.get("rank1_clustered")
@@ -116,8 +124,6 @@ def markdown_section(metrics: dict[str, Any]) -> list[str]:
 
 
 def attacker_tables(metrics: dict[str, Any]) -> list[str]:
-    from kssgan.evaluate.report import clustered_upper
-
     rows = [r for r in metrics["results"] if "privacy_attacker" in r]
     if not rows:
         return []

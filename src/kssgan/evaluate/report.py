@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kssgan.evaluate.release_check import attacker_tables, clustered_upper, markdown_section
+
 if TYPE_CHECKING:
     from kssgan.evaluate.release import ReleaseSet
     from kssgan.evaluate.results import EvalSettings, MethodOutput
@@ -200,14 +202,6 @@ def _fmt(p: dict) -> str:
     return f"{p['value']:.3f} [{p['ci_low']:.2f}, {p['ci_high']:.2f}]"
 
 
-def clustered_upper(result: dict) -> str:
-    """The clustered 95 % upper bound of an identification result's rank-1, with its units."""
-    c = result.get("rank1_clustered")
-    if not c or not result["rank1"]["n"]:
-        return "—"
-    return f"{c['ci_high']:.3f} ({c['n_clusters']} {'groups' if c['unit'] != 'person' else 'persons'})"
-
-
 def markdown(metrics: dict, files: list[str]) -> str:
     d = metrics["dataset"]
     recs = list(metrics["recognisers"])
@@ -279,8 +273,6 @@ def markdown(metrics: dict, files: list[str]) -> str:
             f"\nKID / FID: torchmetrics KernelInceptionDistance / FrechetInceptionDistance with {rec} embeddings as "
             "the feature network (no Inception weights are shipped), originals vs outputs."
         )
-    from kssgan.evaluate.release_check import attacker_tables, markdown_section
-
     lines += attacker_tables(metrics)
     lines += ["", "## Utility and quality", ""]
     has_expr = any("expression" in r.get("utility", {}) for r in metrics["results"])
