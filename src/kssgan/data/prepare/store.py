@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kssgan.data.prepare.processing import crop_name
 from kssgan.data.prepared import NAME_ERRORS
+
+__all__ = ["crop_name"]  # re-exported: where a crop goes is part of the folder's layout
 
 LANDMARK_COLUMNS = [f"lm{i}_{a}" for i in range(5) for a in ("x", "y")]
 CORE_COLUMNS = ["source", "crop", "identity", "split", "status", "reason", "det_score", *LANDMARK_COLUMNS]
@@ -60,20 +63,52 @@ def append_rows(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> N
         os.fsync(fh.fileno())
 
 
+class JournalWriter:
+    """The one writer of a running ``prepare``: crops as they arrive; then, every ``flush_rows``
+    rows or ``flush_seconds``, one embedding part and the rows appended to the manifest (fsynced),
+    in that order, so that a row in the journal always has its crop and embedding on disk."""
+
+    def __init__(
+        self, out: Path, manifest: Path, columns: list[str], flush_rows: int = 64, flush_seconds: float = 2.0
+    ) -> None:
+        self.out, self.manifest, self.columns = out, manifest, columns
+        self.parts = out / ".parts"
+        self.part_no = len(list(self.parts.glob("emb_*.npz"))) if self.parts.is_dir() else 0
+        self.flush_rows, self.flush_seconds = int(flush_rows), float(flush_seconds)
+        self._rows: list[dict[str, Any]] = []
+        self._crops: list[str] = []
+        self._emb: list[np.ndarray] = []
+        self._last = time.monotonic()
+        self.dim = 0
+
+    def add(self, rows: list[dict[str, Any]], crops: Sequence[tuple[str, bytes]], embeddings: np.ndarray) -> None:
+        for name, png in crops:
+            path = self.out / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(png)
+        if len(crops):
+            self._crops += [name for name, _ in crops]
+            self._emb.append(np.asarray(embeddings, np.float32))
+            self.dim = int(embeddings.shape[1])
+        self._rows += rows
+        if len(self._rows) >= self.flush_rows or time.monotonic() - self._last >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._crops:
+            while (self.parts / f"emb_{self.part_no:06d}.npz").exists():
+                self.part_no += 1
+            save_npz_atomic(self.parts / f"emb_{self.part_no:06d}.npz", self._crops, np.concatenate(self._emb))
+            self.part_no += 1
+        append_rows(self.manifest, self._rows, self.columns)
+        self._rows, self._crops, self._emb = [], [], []
+        self._last = time.monotonic()
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8", errors=NAME_ERRORS)
     tmp.replace(path)
-
-
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "x"
-
-
-def crop_name(source: str, identity: str) -> str:
-    """Where the crop of ``source`` goes, relative to the prepared folder."""
-    stem = _safe_name(source.replace("/", "__"))
-    return f"crops/{_safe_name(identity)}/{stem}.png"
 
 
 def load_partial_embeddings(out: Path) -> dict[str, np.ndarray]:
