@@ -143,8 +143,8 @@ def test_killed_run_resumes_where_it_stopped(yale5, shared_datasets, tmp_path, m
         return real(*args, **kwargs)
 
     monkeypatch.setattr(processing, "process_chunk", dies_on_third_chunk)
-    with pytest.raises(KeyboardInterrupt):
-        _run(shared_datasets / "yale", out, k=2, reader_options=YALE5, chunk_size=8)
+    with pytest.raises(KeyboardInterrupt):  # in this process (workers=1), where the patch applies
+        _run(shared_datasets / "yale", out, k=2, reader_options=YALE5, chunk_size=8, workers=1)
     monkeypatch.setattr(processing, "process_chunk", real)
     partial = pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False)
     assert len(partial) == 16 and len(list((out / ".parts").glob("emb_*.npz"))) == 2

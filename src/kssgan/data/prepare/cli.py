@@ -20,6 +20,7 @@ from kssgan.data.prepare.grouping_step import regroup
 from kssgan.data.prepare.recipe import PATH_KEYS, READERS, expand, find_recipe, resolve_path
 from kssgan.data.prepare.run import prepare_dataset
 from kssgan.data.prepare.store import PrepareConfigMismatch
+from kssgan.data.prepare.workers import WorkersFailed
 
 # recipe keys that go to the reader (kssgan.data.readers); None leaves the reader's default
 READER_KEYS = ("labels_csv", "protocol", "angles", "gazes", "expressions", "attributes", "max_identities")
@@ -29,6 +30,8 @@ EPILOG = (
     "examples:\n"
     "  kssgan prepare --dataset folder --data-dir ../shared/datasets/yale --k 3\n"
     "  kssgan prepare --config data_modules/orl.yaml\n"
+    "  kssgan prepare --config data_modules/london.yaml --workers 16       # 16 processes\n"
+    "  RAY_ADDRESS=head:6379 kssgan prepare --config data_modules/celeba.yaml  # Ray tasks on a cluster\n"
     "  kssgan prepare --config data_modules/orl.yaml --print_config   # the merged config, as YAML\n"
     "  kssgan prepare --regroup outputs/prepared/yale --k 5 --groups-out groups_k5.json"
 )
@@ -69,6 +72,18 @@ def build_parser() -> Any:
     p.add_argument("--model-dir", type=str | None, help="folder with insightface ONNX files (never downloaded)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--min-face", type=float, default=24.0, help="smallest face (box side, px) kept")
+    p.add_argument(
+        "--workers", type=int | None, help="processes doing the per-photo work (default: this machine's cores)"
+    )
+    p.add_argument(
+        "--ray",
+        type=bool | None,
+        help="run the per-photo work as Ray tasks (default: true when RAY_ADDRESS or --ray-address is set)",
+    )
+    p.add_argument(
+        "--ray-address", type=str | None, help="Ray cluster to join (default: $RAY_ADDRESS; none: local Ray)"
+    )
+    p.add_argument("--chunk-size", type=int | None, help="photos a worker takes at a time (default: 4 ... 32)")
     p.add_argument("--k", type=int | None, help="group size (default 3; --regroup needs it)")
     p.add_argument("--grouping.method", choices=["mdav", "random"], default="mdav", help="grouping method")
     p.add_argument("--grouping.seed", "--seed", type=int, default=0)
@@ -130,6 +145,10 @@ def _job(cfg: Any) -> dict[str, Any]:
         value = cfg[key]
         if value is not None:
             reader_options[key] = expand(value) if key in PATH_KEYS and isinstance(value, str) else value
+    if cfg.workers is not None and cfg.workers < 1:
+        raise _UsageError(f"--workers must be at least 1, got {cfg.workers}")
+    if cfg.chunk_size is not None and cfg.chunk_size < 1:
+        raise _UsageError(f"--chunk-size must be at least 1, got {cfg.chunk_size}")
     if cfg.allow_outside_root:
         reader_options["allow_outside_root"] = True
     blocks = (("onehot", cfg.labels.onehot), ("binary", cfg.labels.binary))
@@ -156,6 +175,10 @@ def _job(cfg: Any) -> dict[str, Any]:
         "overwrite": cfg.overwrite,
         "labels": labels,
         "name": name,
+        "workers": cfg.workers,
+        "ray": cfg.ray,
+        "ray_address": cfg.ray_address,
+        "chunk_size": cfg.chunk_size,
     }
 
 
@@ -187,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     except (_UsageError, DatasetLayoutError, PrepareConfigMismatch, FileNotFoundError) as err:
         print(f"kssgan prepare: {err}", file=sys.stderr)
         return 2
+    except WorkersFailed as err:
+        print(f"kssgan prepare: {err}", file=sys.stderr)
+        return 1
     except GroupingError as err:
         print(
             f"kssgan prepare: grouping failed: {err} (crops and manifest are kept; use --regroup with a smaller k)",

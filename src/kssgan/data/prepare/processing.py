@@ -52,6 +52,7 @@ class ChunkResult:
     timer: Timer = field(default_factory=Timer)
     peak_rss_mb: float = 0.0
     pid: int = 0
+    node: str = ""  # the Ray node that made it (Ray back end only)
 
 
 def process_chunk(

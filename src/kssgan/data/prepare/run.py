@@ -163,6 +163,7 @@ def prepare_dataset(
     work_start = time.perf_counter()
     processed = 0
     worker_rss: dict[int, float] = {}
+    nodes: set[str] = set()
     with processing.progress_bar(len(table), progress and not quiet) as bar:
         task = bar.add_task("prepare", total=len(table), completed=resumed, rate="")
         pending = _pending_chunks(table, done_sources, chunk)
@@ -171,12 +172,13 @@ def prepare_dataset(
             journal.add(result.rows, result.crops, result.embeddings)
             timer.add(result.timer)
             timer.write += time.perf_counter() - t0
+            if result.node:
+                nodes.add(result.node)
             if result.pid:
                 worker_rss[result.pid] = max(worker_rss.get(result.pid, 0.0), result.peak_rss_mb)
             processed += len(result.rows)
             rate = processed / max(time.perf_counter() - work_start, 1e-9)
             bar.update(task, advance=len(result.rows), rate=f"{rate:.1f} img/s")
-        journal.flush()
     work_seconds = time.perf_counter() - work_start
 
     # -- consolidate: the final manifest (plus the reader's own skips), embeddings.npz -----------
@@ -254,6 +256,7 @@ def prepare_dataset(
             "stage_seconds": {k_: round(v, 3) for k_, v in vars(timer).items()},
             "backend": backend,
             "workers": n_workers if backend != "ray" else None,
+            "ray_nodes": len(nodes) if backend == "ray" else None,
             "chunk_size": chunk,
             "peak_rss_mb": {
                 "driver": peak_rss_mb(),

@@ -9,10 +9,10 @@ reads only the partial state of a run in progress.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,34 +51,30 @@ def read_partial_manifest(path: Path) -> pd.DataFrame:
 
 
 def append_rows(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
-    """Append ``rows`` to the manifest journal, flushed and fsynced (header on a new file)."""
+    """Append ``rows`` to the manifest journal, flushed and fsynced (header on a new file). Plain
+    ``csv`` (a pandas frame per chunk cost the driver more than the rest of its work); the finished
+    manifest is rewritten by pandas at the end of the run."""
     if not rows:
         return
-    frame = pd.DataFrame(rows, columns=columns, dtype=object)  # object: ints stay ints next to blanks
     new = not path.is_file() or path.stat().st_size == 0
-    text = frame.to_csv(index=False, header=new, lineterminator="\n")
-    with open(path, "a", encoding="utf-8", errors=NAME_ERRORS) as fh:
-        fh.write(text)
+    with open(path, "a", encoding="utf-8", errors=NAME_ERRORS, newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        if new:
+            writer.writerow(columns)
+        writer.writerows([["" if r.get(c) is None else r.get(c) for c in columns] for r in rows])
         fh.flush()
         os.fsync(fh.fileno())
 
 
 class JournalWriter:
-    """The one writer of a running ``prepare``: crops as they arrive; then, every ``flush_rows``
-    rows or ``flush_seconds``, one embedding part and the rows appended to the manifest (fsynced),
-    in that order, so that a row in the journal always has its crop and embedding on disk."""
+    """The one writer of a running ``prepare``. For each finished chunk: its crops, then one
+    embedding part, then its rows appended to the manifest and fsynced, in that order, so that a row
+    in the journal always has its crop and embedding on disk, and a kill loses no finished chunk."""
 
-    def __init__(
-        self, out: Path, manifest: Path, columns: list[str], flush_rows: int = 64, flush_seconds: float = 2.0
-    ) -> None:
+    def __init__(self, out: Path, manifest: Path, columns: list[str]) -> None:
         self.out, self.manifest, self.columns = out, manifest, columns
         self.parts = out / ".parts"
         self.part_no = len(list(self.parts.glob("emb_*.npz"))) if self.parts.is_dir() else 0
-        self.flush_rows, self.flush_seconds = int(flush_rows), float(flush_seconds)
-        self._rows: list[dict[str, Any]] = []
-        self._crops: list[str] = []
-        self._emb: list[np.ndarray] = []
-        self._last = time.monotonic()
         self.dim = 0
 
     def add(self, rows: list[dict[str, Any]], crops: Sequence[tuple[str, bytes]], embeddings: np.ndarray) -> None:
@@ -87,22 +83,12 @@ class JournalWriter:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(png)
         if len(crops):
-            self._crops += [name for name, _ in crops]
-            self._emb.append(np.asarray(embeddings, np.float32))
-            self.dim = int(embeddings.shape[1])
-        self._rows += rows
-        if len(self._rows) >= self.flush_rows or time.monotonic() - self._last >= self.flush_seconds:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._crops:
             while (self.parts / f"emb_{self.part_no:06d}.npz").exists():
                 self.part_no += 1
-            save_npz_atomic(self.parts / f"emb_{self.part_no:06d}.npz", self._crops, np.concatenate(self._emb))
+            save_npz_atomic(self.parts / f"emb_{self.part_no:06d}.npz", [n for n, _ in crops], embeddings)
             self.part_no += 1
-        append_rows(self.manifest, self._rows, self.columns)
-        self._rows, self._crops, self._emb = [], [], []
-        self._last = time.monotonic()
+            self.dim = int(embeddings.shape[1])
+        append_rows(self.manifest, rows, self.columns)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

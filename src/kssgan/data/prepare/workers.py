@@ -39,7 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kssgan.data.prepare.processing import ChunkResult, process_chunk
+from kssgan.data.prepare import processing
+from kssgan.data.prepare.processing import ChunkResult
 
 BACKENDS = ("inline", "processes", "ray")
 CRASHED = "worker_crashed"
@@ -142,16 +143,19 @@ def single_threaded() -> Iterator[None]:
 def run_chunk(spec: WorkerSpec, rows: list[dict[str, Any]]) -> ChunkResult:
     """The work of one chunk, in whichever process runs it (the caller sets the thread count)."""
     det, rec = _models(spec)
-    result = process_chunk(rows, Path(spec.raw_root), det, rec, spec.image_size, spec.margin, spec.min_face)
+    result = processing.process_chunk(rows, Path(spec.raw_root), det, rec, spec.image_size, spec.margin, spec.min_face)
     result.peak_rss_mb, result.pid = peak_rss_mb(), os.getpid()
     return result
 
 
 def _ray_chunk(spec: WorkerSpec, rows: list[dict[str, Any]]) -> ChunkResult:
     import cv2
+    import ray
 
     cv2.setNumThreads(1)  # a Ray worker process serves one task at a time
-    return run_chunk(spec, rows)
+    result = run_chunk(spec, rows)
+    result.node = ray.get_runtime_context().get_node_id()
+    return result
 
 
 def crashed_rows(rows: list[dict[str, Any]]) -> ChunkResult:
@@ -167,12 +171,24 @@ def _watch_parent(parent: int) -> None:
             os._exit(1)
 
 
+_START_ERROR: list[str] = []  # why this worker process could not build its models (reported per chunk)
+
+
 def _init_worker(parent: int, spec: WorkerSpec) -> None:
     import cv2
 
     cv2.setNumThreads(1)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    _models(spec)  # load the models while the driver lists its work
+    try:
+        _models(spec)  # load the models while the driver lists its work
+    except Exception as err:  # e.g. a model folder without the files: said once, in one line, by the driver
+        _START_ERROR.append(f"{type(err).__name__}: {err}")
+
+
+def _pool_chunk(spec: WorkerSpec, rows: list[dict[str, Any]]) -> ChunkResult:
+    if _START_ERROR:
+        raise WorkersFailed(f"a worker process could not start: {_START_ERROR[0]}")
+    return run_chunk(spec, rows)
 
 
 def _run_processes(spec: WorkerSpec, jobs: Iterator[list[dict[str, Any]]], workers: int) -> Iterator[ChunkResult]:
@@ -195,13 +211,13 @@ def _run_processes(spec: WorkerSpec, jobs: Iterator[list[dict[str, Any]]], worke
         while True:
             if suspects and not in_flight:
                 rows = suspects.popleft()
-                in_flight[pool.submit(run_chunk, spec, rows)] = rows
+                in_flight[pool.submit(_pool_chunk, spec, rows)] = rows
             while not suspects and not exhausted and len(in_flight) < 2 * workers:
                 rows = next(jobs, None)
                 if rows is None:
                     exhausted = True
                     break
-                in_flight[pool.submit(run_chunk, spec, rows)] = rows
+                in_flight[pool.submit(_pool_chunk, spec, rows)] = rows
             if not in_flight:
                 return
             alone = len(in_flight) == 1
@@ -272,7 +288,7 @@ def _run_ray(
                 rows = in_flight.pop(ref)
                 try:
                     yield ray.get(ref)
-                except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.RayTaskError):
+                except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError):  # after Ray's retries
                     if len(rows) == 1:
                         yield crashed_rows(rows)
                     else:
