@@ -146,7 +146,7 @@ def prepare_dataset(
     n_workers = default_workers() if workers is None else max(1, int(workers))
     chunk = int(chunk_size) if chunk_size else chunk_size_for(n_pending, n_workers)
     spec = WorkerSpec(
-        str(raw_root),
+        str(raw_root.resolve()),  # absolute: Ray workers run in their own folders
         int(image_size),
         float(margin),
         float(min_face),
