@@ -14,7 +14,9 @@ Sections (``--only`` picks some):
   k-Same groups (CelebA at k = 3 has ~3,400), with ``ratio_to_8_groups`` for time and memory: the
   default group embedding should stay flat; ``--conditioning onehot`` measures the paper's
   one-hot form for comparison (it grows with the groups).
-* ``prepare``: images/s of ``kssgan prepare`` (detection, alignment, embedding).
+* ``prepare``: how ``kssgan prepare`` scales (:mod:`kssgan.data.prepare.benchmark`): London with
+  today's code, 1 and 2 workers, alternating; peak RSS from 1,000 to 10,000 CelebA-layout photos;
+  MDAV at 10,177 identities; a two-node Ray cluster against one worker.
 * ``deidentify``: aligned faces/s (torch fp32, bf16, onnxruntime), video frames/s, GFLOP/s against
   the machine's measured matmul peak.
 * ``memory``: peak RSS of ``deidentify`` on a 24 MP photo (bound 2 GB) and a 10,000 × 10,000 image
@@ -309,6 +311,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=int, default=900, help="seconds per configuration")
     p.add_argument("--groups", type=str, default=",".join(map(str, GROUP_COUNTS)), help="group counts (groups section)")
     p.add_argument("--conditioning", type=str, default="embedding", help="groups section: embedding,onehot")
+    p.add_argument("--prepare-reps", type=int, default=3, help="prepare section: repetitions per configuration")
+    p.add_argument("--prepare-fixture", type=str, default="1000,10000", help="prepare section: CelebA-layout sizes")
+    p.add_argument(
+        "--prepare-parts",
+        type=str,
+        default="london,fixture,grouping,ray_cluster",
+        help="prepare section: which of its parts run",
+    )
     p.add_argument("--out", "--output", dest="out", type=str, default=str(DEFAULT_OUT / "results.json"))
     p.add_argument("--one", type=str, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -348,7 +358,13 @@ def main(argv: list[str] | None = None) -> int:
         conds = [c.strip() for c in args.conditioning.split(",") if c.strip()]
         report["groups"] = bench_groups(counts, conds, args.batch, args.steps, device, args.timeout)
     if "prepare" in sections:
-        report["prepare"] = _optional("prepare", "kssgan.data.prepare:bench_prepare")
+        report["prepare"] = _optional(
+            "prepare",
+            "kssgan.data.prepare.benchmark:bench_prepare_suite",
+            reps=args.prepare_reps,
+            fixture_sizes=tuple(int(n) for n in args.prepare_fixture.split(",") if n.strip()),
+            sections=tuple(s.strip() for s in args.prepare_parts.split(",") if s.strip()),
+        )
     if "deidentify" in sections:
         report["deidentify"] = _optional("deidentify", "kssgan.deidentify.bench:bench_deidentify")
     if "memory" in sections:

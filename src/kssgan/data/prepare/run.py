@@ -160,7 +160,7 @@ def prepare_dataset(
     del embeddings  # read again once at the end: the driver holds no per-photo data while it runs
     timer = processing.Timer()
     journal = JournalWriter(out, manifest_path, columns)
-    work_start = time.perf_counter()
+    work_start, cpu_start = time.perf_counter(), time.process_time()
     processed = 0
     worker_rss: dict[int, float] = {}
     nodes: set[str] = set()
@@ -180,6 +180,7 @@ def prepare_dataset(
             rate = processed / max(time.perf_counter() - work_start, 1e-9)
             bar.update(task, advance=len(result.rows), rate=f"{rate:.1f} img/s")
     work_seconds = time.perf_counter() - work_start
+    driver_cpu = time.process_time() - cpu_start
 
     # -- consolidate: the final manifest (plus the reader's own skips), embeddings.npz -----------
     manifest = read_partial_manifest(manifest_path)
@@ -254,6 +255,7 @@ def prepare_dataset(
             "seconds": round(work_seconds, 3),
             "images_per_s": round(processed / work_seconds, 2) if processed and work_seconds > 0 else None,
             "stage_seconds": {k_: round(v, 3) for k_, v in vars(timer).items()},
+            "driver_cpu_seconds": round(driver_cpu, 3),
             "backend": backend,
             "workers": n_workers if backend != "ray" else None,
             "ray_nodes": len(nodes) if backend == "ray" else None,

@@ -123,7 +123,14 @@ def convert_models(spec: WorkerSpec) -> None:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory (MB; Linux reports KiB)."""
+    """This process's peak resident memory in MB: ``VmHWM`` of /proc/self/status (its own address
+    space; ``ru_maxrss`` also counts the parent's memory at fork time, kept across ``exec``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:  # pragma: no cover - not Linux
+        pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
