@@ -104,7 +104,8 @@ class GroupAssignment:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
+        with open(tmp, "w") as fh:  # streamed: the same bytes as json.dumps, without the whole string
+            json.dump(self.to_dict(), fh, indent=1)
         tmp.replace(path)
         return path
 
@@ -147,7 +148,8 @@ class KSameGrouping:
                 f"k={self.k} is larger than the number of identities ({n}): "
                 "a k-Same grouping needs at least k identities"
             )
-        x = _l2(np.stack([np.asarray(identity_embeddings[i], dtype=np.float64).ravel() for i in ids]))
+        x = np.stack([np.asarray(identity_embeddings[i], dtype=np.float64).ravel() for i in ids])
+        x /= np.clip(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12, None)  # _l2, in place
         clusters: list[list[int]] = []
         for part in _strata_parts(ids, strata, self.k):
             sub = x[part]
@@ -167,11 +169,19 @@ class KSameGrouping:
     @staticmethod
     def mean_embeddings(identities: list[str], embeddings: np.ndarray) -> dict[str, np.ndarray]:
         """Average per identity the L2-normalised embeddings of its images."""
-        emb = _l2(np.asarray(embeddings, dtype=np.float64))
-        out: dict[str, list[np.ndarray]] = {}
-        for ident, e in zip(identities, emb, strict=True):
-            out.setdefault(str(ident), []).append(e)
-        return {i: np.mean(v, axis=0) for i, v in out.items()}
+        names = [str(i) for i in identities]
+        if len(names) != len(embeddings):
+            raise ValueError(f"{len(names)} identities for {len(embeddings)} embeddings")
+        first: dict[str, int] = {}
+        codes = np.fromiter((first.setdefault(n, len(first)) for n in names), dtype=np.int64, count=len(names))
+        width = int(np.shape(embeddings)[1]) if len(names) else 0
+        sums = np.zeros((len(first), width), np.float64)
+        for start in range(0, len(names), 1024):  # blocks: float64 copies of a block, not of all of them
+            block = _l2(np.asarray(embeddings[start : start + 1024], dtype=np.float64))
+            np.add.at(sums, codes[start : start + 1024], block)  # in row order, as a mean over axis 0 adds
+        means = sums
+        means /= np.bincount(codes, minlength=len(first))[:, None]
+        return {n: means[i] for n, i in first.items()}
 
 
 def _strata_parts(ids: list[str], strata: Mapping[str, str] | None, k: int) -> list[list[int]]:

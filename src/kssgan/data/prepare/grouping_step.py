@@ -28,14 +28,13 @@ def fit_groups(
     train = (ok["split"].astype(str) == "train").to_numpy() if "split" in ok.columns else np.ones(len(ok), bool)
     if not train.any():
         raise GroupingError(f"no usable face in the train split, cannot build k={k} groups")
-    ok, emb = ok[train], np.asarray(emb)[train]
+    if stratify and stratify not in ok.columns:
+        raise GroupingError(f"grouping.stratify: {stratify!r} is not a manifest column; columns: {list(ok.columns)}")
+    wanted = ["identity"] + ([stratify] if stratify else [])
+    ok, emb = ok.loc[train, wanted], np.asarray(emb)[train]  # only the columns grouping reads
     means = KSameGrouping.mean_embeddings(list(ok["identity"].astype(str)), emb)
     strata = None
     if stratify:
-        if stratify not in ok.columns:
-            raise GroupingError(
-                f"grouping.stratify: {stratify!r} is not a manifest column; columns: {list(ok.columns)}"
-            )
         strata = dict(zip(ok["identity"].astype(str), ok[stratify].astype(str), strict=True))
     grouping = KSameGrouping(k=int(k), method=method, seed=int(seed), recogniser=recogniser)
     return grouping.fit(means, strata, stratify)

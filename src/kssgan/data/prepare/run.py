@@ -26,7 +26,9 @@ from kssgan.data.prepare.store import (
     PrepareConfigMismatch,
     atomic_write_text,
     dataset_selection,
-    load_partial_embeddings,
+    embedded_crops,
+    embedding_dim,
+    embedding_matrix,
     read_partial_manifest,
     save_npz_atomic,
     selection_difference,
@@ -126,9 +128,9 @@ def prepare_dataset(
     header = list(done.columns)
     if not done.empty:  # keep the existing column order, add any new attribute columns
         columns = header + [c for c in columns if c not in header]
-    embeddings = load_partial_embeddings(out)
+    embedded = embedded_crops(out)
     # an ok row whose embedding never reached disk is redone
-    lost = done[(done["status"] == "ok") & ~done["crop"].isin(list(embeddings))]
+    lost = done[(done["status"] == "ok") & ~done["crop"].isin(embedded)]
     done = done.drop(lost.index)
     torn = manifest_path.is_file() and not manifest_path.read_bytes().endswith(b"\n")
     if done.empty:
@@ -157,7 +159,7 @@ def prepare_dataset(
         device,
     )
     backend = "ray" if use_ray else ("inline" if n_workers == 1 else "processes")
-    del embeddings  # read again once at the end: the driver holds no per-photo data while it runs
+    del embedded  # the driver holds no per-photo data while it runs
     timer = processing.Timer()
     journal = JournalWriter(out, manifest_path, columns)
     work_start, cpu_start = time.perf_counter(), time.process_time()
@@ -178,7 +180,7 @@ def prepare_dataset(
                 worker_rss[result.pid] = max(worker_rss.get(result.pid, 0.0), result.peak_rss_mb)
             processed += len(result.rows)
             rate = processed / max(time.perf_counter() - work_start, 1e-9)
-            bar.update(task, advance=len(result.rows), rate=f"{rate:.1f} img/s")
+            bar.update(task, advance=len(result.rows), rate=f"{rate:.1f} photos/s")
     work_seconds = time.perf_counter() - work_start
     driver_cpu = time.process_time() - cpu_start
 
@@ -195,20 +197,18 @@ def prepare_dataset(
     if extra:
         manifest = pd.concat([manifest, pd.DataFrame(extra)], ignore_index=True)
     manifest = manifest.reindex(columns=columns).fillna("")
-    order = {s: i for i, s in enumerate(table["source"])}
-    manifest["_o"] = manifest["source"].map(lambda s: order.get(s, len(order)))
+    sources = pd.Index(table["source"]).drop_duplicates(keep="last")
+    position = sources.get_indexer(manifest["source"])  # the reader's order; -1: the reader's own skips
+    manifest["_o"] = np.where(position < 0, len(sources), position)
     manifest = manifest.sort_values(["_o", "source"], kind="stable").drop(columns="_o").reset_index(drop=True)
     atomic_write_text(manifest_path, manifest.to_csv(index=False, lineterminator="\n"))
     ok = manifest[manifest["status"] == "ok"]
-    embeddings = load_partial_embeddings(out)
-    missing_emb = [c for c in ok["crop"] if c not in embeddings]
+    dim = journal.dim or embedding_dim(out) or _recogniser_dim(recogniser, model_dir)
+    emb_matrix, missing_emb = embedding_matrix(out, list(ok["crop"]), dim)
     if missing_emb:  # cannot happen unless files were deleted by hand
         raise RuntimeError(
             f"{len(missing_emb)} ok crops lack an embedding (e.g. {missing_emb[0]}); re-run with --overwrite"
         )
-    dim = journal.dim or next((len(v) for v in embeddings.values()), 0) or _recogniser_dim(recogniser, model_dir)
-    emb_matrix = np.stack([embeddings[c] for c in ok["crop"]]) if len(ok) else np.zeros((0, dim), np.float32)
-    del embeddings
     save_npz_atomic(out / "embeddings.npz", list(ok["crop"]), emb_matrix)
     parts = out / ".parts"
     if parts.is_dir():
@@ -261,7 +261,7 @@ def prepare_dataset(
             "ray_nodes": len(nodes) if backend == "ray" else None,
             "chunk_size": chunk,
             "peak_rss_mb": {
-                "driver": peak_rss_mb(),
+                "driver": None,  # set after grouping: the whole run's peak
                 "workers": sorted(worker_rss.values(), reverse=True) if backend != "inline" else [],
             },
         },
@@ -278,6 +278,7 @@ def prepare_dataset(
         (out / "groups.json").unlink(missing_ok=True)
         summary["groups"] = {"k": k, "method": grouping_method, "error": str(err)}
     summary["timing"]["total_seconds"] = round(time.perf_counter() - started, 3)
+    summary["timing"]["peak_rss_mb"]["driver"] = peak_rss_mb()
     atomic_write_text(info_path, json.dumps(summary, indent=1))
     if not quiet:
         print_summary(summary, manifest)

@@ -97,12 +97,47 @@ def atomic_write_text(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def _embedding_files(out: Path) -> list[Path]:
+    files = [out / "embeddings.npz"] if (out / "embeddings.npz").is_file() else []
+    return files + (sorted((out / ".parts").glob("emb_*.npz")) if (out / ".parts").is_dir() else [])
+
+
+def embedded_crops(out: Path) -> set[str]:
+    """The crops that have an embedding on disk (``embeddings.npz`` and an unfinished run's parts)."""
+    found: set[str] = set()
+    for f in _embedding_files(out):
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                found.update(str(c) for c in z["crop"].tolist())
+        except (OSError, ValueError, KeyError):  # a part torn by a kill: its rows are redone
+            continue
+    return found
+
+
+def embedding_matrix(out: Path, crops: Sequence[str], dim: int) -> tuple[np.ndarray, list[str]]:
+    """The embeddings of ``crops``, in that order (later parts win, as they were written later), and
+    the crops that have none. Filled in place: no per-crop objects, memory of the matrix alone."""
+    index = {c: i for i, c in enumerate(crops)}
+    matrix = np.zeros((len(crops), dim), np.float32)
+    filled = np.zeros(len(crops), bool)
+    for f in _embedding_files(out):
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                names, emb = z["crop"].tolist(), z["embedding"]
+        except (OSError, ValueError, KeyError):
+            continue
+        rows = [(index[str(c)], j) for j, c in enumerate(names) if str(c) in index]
+        if rows and emb.shape[1] == dim:
+            dst, src = zip(*rows, strict=True)
+            matrix[list(dst)] = emb[list(src)]
+            filled[list(dst)] = True
+    return matrix, [c for c, ok in zip(crops, filled, strict=True) if not ok]
+
+
 def load_partial_embeddings(out: Path) -> dict[str, np.ndarray]:
     """``crop -> embedding`` from ``embeddings.npz`` and the parts of an unfinished run."""
     found: dict[str, np.ndarray] = {}
-    files = [out / "embeddings.npz"] if (out / "embeddings.npz").is_file() else []
-    files += sorted((out / ".parts").glob("emb_*.npz")) if (out / ".parts").is_dir() else []
-    for f in files:
+    for f in _embedding_files(out):
         try:
             with np.load(f, allow_pickle=False) as z:
                 for c, e in zip(z["crop"].tolist(), z["embedding"], strict=True):
@@ -110,6 +145,18 @@ def load_partial_embeddings(out: Path) -> dict[str, np.ndarray]:
         except (OSError, ValueError, KeyError):  # a part torn by a kill: its rows are redone
             continue
     return found
+
+
+def embedding_dim(out: Path) -> int:
+    """The width of the embeddings already on disk (0 when there are none)."""
+    for f in _embedding_files(out):
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                if z["embedding"].ndim == 2 and len(z["embedding"]):
+                    return int(z["embedding"].shape[1])
+        except (OSError, ValueError, KeyError):
+            continue
+    return 0
 
 
 def save_npz_atomic(path: Path, crops: Sequence[str], emb: np.ndarray) -> None:

@@ -45,7 +45,8 @@ def _find(root: Path, name: str, kind: str = "file") -> Path | None:
 
 
 def _read_pairs(path: Path, names: tuple[str, str]) -> pd.DataFrame:
-    return pd.read_csv(path, sep=r"\s+", header=None, names=list(names), dtype=str, engine="python")
+    # the C parser (whitespace-separated): the python engine held ~1.3 KB a line of CelebA's 202,599
+    return pd.read_csv(path, sep=r"\s+", header=None, names=list(names), dtype=str, engine="c")
 
 
 def read_attributes(path: Path) -> pd.DataFrame:
