@@ -83,6 +83,10 @@ def _run(argv: list[str], out: Path, env: dict[str, str] | None = None) -> dict[
         # benchmark at fork (Linux keeps that across exec): an upper bound, the only one for today's
         "largest_process_peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "stage_seconds": timing.get("stage_seconds", {}),
+        "driver_cpu_seconds": timing.get("driver_cpu_seconds"),
+        "driver_cpu_ms_per_photo": round(1000 * timing["driver_cpu_seconds"] / n, 3)
+        if n and timing.get("driver_cpu_seconds") is not None
+        else None,
     }
 
 

@@ -11,7 +11,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from kssgan.data.grouping import GroupingError
@@ -29,6 +28,7 @@ from kssgan.data.prepare.store import (
     embedded_crops,
     embedding_dim,
     embedding_matrix,
+    finish_manifest,
     read_partial_manifest,
     save_npz_atomic,
     selection_difference,
@@ -185,24 +185,16 @@ def prepare_dataset(
     driver_cpu = time.process_time() - cpu_start
 
     # -- consolidate: the final manifest (plus the reader's own skips), embeddings.npz -----------
-    manifest = read_partial_manifest(manifest_path)
-    # rows of an earlier run over a different selection (e.g. another max_identities) are dropped
-    manifest = manifest[manifest["source"].isin(set(table["source"]))]
-    known = set(manifest["source"])
     extra = [
         {"source": s, "identity": "", "split": "", "status": "skipped", "reason": why, "crop": ""}
         for s, why in reader_skipped
-        if s not in known
     ]
-    if extra:
-        manifest = pd.concat([manifest, pd.DataFrame(extra)], ignore_index=True)
-    manifest = manifest.reindex(columns=columns).fillna("")
-    sources = pd.Index(table["source"]).drop_duplicates(keep="last")
-    position = sources.get_indexer(manifest["source"])  # the reader's order; -1: the reader's own skips
-    manifest["_o"] = np.where(position < 0, len(sources), position)
-    manifest = manifest.sort_values(["_o", "source"], kind="stable").drop(columns="_o").reset_index(drop=True)
-    atomic_write_text(manifest_path, manifest.to_csv(index=False, lineterminator="\n"))
-    ok = manifest[manifest["status"] == "ok"]
+    keep = ["crop", "identity", "split", "reason"]
+    keep += [c for c in (grouping_stratify,) if c and c in columns and c not in keep]
+    finished = finish_manifest(
+        manifest_path, columns, list(table["source"]), extra, keep, [c for c in attr_cols if c in columns]
+    )
+    ok = finished.ok
     dim = journal.dim or embedding_dim(out) or _recogniser_dim(recogniser, model_dir)
     emb_matrix, missing_emb = embedding_matrix(out, list(ok["crop"]), dim)
     if missing_emb:  # cannot happen unless files were deleted by hand
@@ -218,16 +210,9 @@ def prepare_dataset(
 
     # -- summary -------------------------------------------------------------------------------
     rec_info = _recogniser_rule(recogniser)
-    reasons = Counter()
-    for status, reason in zip(manifest["status"], manifest["reason"], strict=True):
-        if status == "skipped":
-            reasons[str(reason).split(";")[0].split(":")[0]] += 1
+    reasons = Counter(str(r).split(";")[0].split(":")[0] for r in finished.skipped["reason"])
     notes = Counter(re.sub(r":\d+$", "", n) for r in ok["reason"] for n in str(r).split(";") if n)
-    attributes = {
-        c: sorted({str(v) for v in ok[c] if str(v) != ""})
-        for c in attr_cols
-        if c in ok.columns and ok[c].nunique() <= 64
-    }
+    attributes = finished.attributes
     summary: dict[str, Any] = {
         "status": "done",
         "name": name or raw_root.name,
@@ -239,9 +224,9 @@ def prepare_dataset(
         "recogniser_threshold": float(rec_info.threshold),
         "recogniser_metric": rec_info.metric,
         "counts": {
-            "sources": len(manifest),
+            "sources": finished.sources,
             "ok": len(ok),
-            "skipped": int((manifest["status"] == "skipped").sum()),
+            "skipped": len(finished.skipped),
             "identities": int(ok["identity"].nunique()),
             "by_split": {s: int(n) for s, n in ok["split"].value_counts().sort_index().items()},
             "skipped_by_reason": dict(sorted(reasons.items())),
@@ -281,7 +266,7 @@ def prepare_dataset(
     summary["timing"]["peak_rss_mb"]["driver"] = peak_rss_mb()
     atomic_write_text(info_path, json.dumps(summary, indent=1))
     if not quiet:
-        print_summary(summary, manifest)
+        print_summary(summary, finished.skipped)
     if group_error is not None:
         raise group_error
     return summary

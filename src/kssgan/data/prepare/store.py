@@ -14,6 +14,7 @@ import io
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,92 @@ def append_rows(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> N
         writer.writerows([["" if r.get(c) is None else r.get(c) for c in columns] for r in rows])
         fh.flush()
         os.fsync(fh.fileno())
+
+
+@dataclass
+class FinishedManifest:
+    """What the final pass over the manifest found (see :func:`finish_manifest`)."""
+
+    ok: pd.DataFrame  # the ok rows, only the columns asked for
+    skipped: pd.DataFrame  # source, status, reason of every skipped row
+    sources: int = 0
+    attributes: dict[str, list[str]] = field(default_factory=dict)
+
+
+def finish_manifest(
+    path: Path,
+    columns: list[str],
+    order: Sequence[str],
+    extra: Sequence[Mapping[str, Any]],
+    ok_columns: Sequence[str],
+    attribute_columns: Sequence[str] = (),
+    max_values: int = 64,
+) -> FinishedManifest:
+    """Rewrite the journal as the finished manifest, streamed: one row per source (the last one
+    written), in the reader's ``order``; sources the reader no longer lists dropped; then ``extra``
+    rows (the reader's own skips) by source. Bytes as pandas' ``to_csv`` of the same table (the same
+    ``csv`` dialect); memory of one serialised line per row, not of a frame of every cell.
+    Returns the ok rows' ``ok_columns``, the skipped rows, the count, and the values of each
+    ``attribute_columns`` column with at most ``max_values`` distinct values among ok rows."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+
+    def line(values: Sequence[Any]) -> str:
+        buf.seek(0)
+        buf.truncate()
+        writer.writerow(values)
+        return buf.getvalue()
+
+    lines: dict[str, str] = {}
+    with open(path, encoding="utf-8", errors=NAME_ERRORS, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, [])
+        where = [header.index(c) if c in header else -1 for c in columns]
+        status_at = header.index("status") if "status" in header else -1
+        for row in reader:
+            if len(row) != len(header) or row[status_at] not in ("ok", "skipped"):
+                continue
+            lines[row[0]] = line(["" if i < 0 else row[i] for i in where])
+    wanted = set(order)
+    seen_extra = {str(r["source"]) for r in extra}
+    ordered = [s for s in order if s in lines] + sorted(s for s in seen_extra if s not in lines)
+    extra_by_source = {str(r["source"]): r for r in extra}
+    pick = {c: columns.index(c) for c in {*ok_columns, "source", "status", "reason", *attribute_columns}}
+    ok_rows: list[list[str]] = []
+    skipped_rows: list[list[str]] = []
+    values: dict[str, set[str]] = {c: set() for c in attribute_columns}
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", errors=NAME_ERRORS, newline="") as out:
+        out.write(line(columns))
+        for source in ordered:
+            if source in lines and source in wanted:
+                text = lines.pop(source)
+            elif source in extra_by_source:
+                text = line(
+                    [
+                        "" if extra_by_source[source].get(c) is None else extra_by_source[source].get(c, "")
+                        for c in columns
+                    ]
+                )
+            else:
+                continue
+            out.write(text)
+            row = next(csv.reader([text]))
+            if row[pick["status"]] == "ok":
+                ok_rows.append([row[pick[c]] for c in ok_columns])
+                for c, seen in values.items():
+                    if len(seen) <= max_values:
+                        seen.add(row[pick[c]])
+            else:
+                skipped_rows.append([row[pick["source"]], row[pick["status"]], row[pick["reason"]]])
+    tmp.replace(path)
+    attributes = {c: sorted(v for v in seen if v != "") for c, seen in values.items() if len(seen) <= max_values}
+    return FinishedManifest(
+        ok=pd.DataFrame(ok_rows, columns=list(ok_columns), dtype=str),
+        skipped=pd.DataFrame(skipped_rows, columns=["source", "status", "reason"], dtype=str),
+        sources=len(ok_rows) + len(skipped_rows),
+        attributes=attributes,
+    )
 
 
 class JournalWriter:
