@@ -152,7 +152,7 @@ class KSameGrouping:
         x /= np.clip(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12, None)  # _l2, in place
         clusters: list[list[int]] = []
         for part in _strata_parts(ids, strata, self.k):
-            sub = x[part]
+            sub = x if len(part) == len(x) else x[part]  # one part (no strata): no copy
             if self.method == "mdav":
                 local = _mdav(sub, self.k)
             else:

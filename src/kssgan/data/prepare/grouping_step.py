@@ -31,8 +31,11 @@ def fit_groups(
     if stratify and stratify not in ok.columns:
         raise GroupingError(f"grouping.stratify: {stratify!r} is not a manifest column; columns: {list(ok.columns)}")
     wanted = ["identity"] + ([stratify] if stratify else [])
-    ok, emb = ok.loc[train, wanted], np.asarray(emb)[train]  # only the columns grouping reads
-    means = KSameGrouping.mean_embeddings(list(ok["identity"].astype(str)), emb)
+    ok = ok.loc[train, wanted]  # only the columns grouping reads
+    emb = np.asarray(emb)
+    rows = emb if train.all() else emb[train]  # no copy when every row trains
+    means = KSameGrouping.mean_embeddings(list(ok["identity"].astype(str)), rows)
+    del rows
     strata = None
     if stratify:
         strata = dict(zip(ok["identity"].astype(str), ok[stratify].astype(str), strict=True))

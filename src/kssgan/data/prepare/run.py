@@ -30,6 +30,7 @@ from kssgan.data.prepare.store import (
     embedding_matrix,
     finish_manifest,
     read_partial_manifest,
+    release_free_memory,
     save_npz_atomic,
     selection_difference,
 )
@@ -160,6 +161,7 @@ def prepare_dataset(
     )
     backend = "ray" if use_ray else ("inline" if n_workers == 1 else "processes")
     del embedded  # the driver holds no per-photo data while it runs
+    release_free_memory()
     timer = processing.Timer()
     journal = JournalWriter(out, manifest_path, columns)
     work_start, cpu_start = time.perf_counter(), time.process_time()
@@ -195,6 +197,7 @@ def prepare_dataset(
         manifest_path, columns, list(table["source"]), extra, keep, [c for c in attr_cols if c in columns]
     )
     ok = finished.ok
+    release_free_memory()
     dim = journal.dim or embedding_dim(out) or _recogniser_dim(recogniser, model_dir)
     emb_matrix, missing_emb = embedding_matrix(out, list(ok["crop"]), dim)
     if missing_emb:  # cannot happen unless files were deleted by hand

@@ -16,6 +16,7 @@ identity's images over train/val/test instead.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -100,7 +101,7 @@ def read_celeba(
     ids = _read_pairs(ident_file, ("image", "identity"))
     if ids.empty or ids["identity"].isna().any():
         raise DatasetLayoutError("celeba", root, "identity_CelebA.txt lines '<image> <identity>'", "malformed lines")
-    present_files = {p.name for p in img_dir.iterdir()}
+    present_files = set(os.listdir(img_dir))  # names only: no Path object per photo
     exists = ids["image"].isin(present_files)
     img_rel = img_dir.relative_to(root).as_posix()
     skipped = [(f"{img_rel}/{n}", "missing_file") for n in ids.loc[~exists, "image"]]
