@@ -213,6 +213,33 @@ def bench_fixture(sizes: list[int], tmp: Path, reps: int = 2) -> dict[str, Any]:
             "driver_peak_rss": round(big["driver_peak_rss_mb"] / small["driver_peak_rss_mb"], 3),
             "worker_peak_rss": round(max(big["worker_peak_rss_mb"]) / max(small["worker_peak_rss_mb"]), 3),
         }
+    out["projection"] = project_celeba(out)
+    return out
+
+
+CELEBA_PHOTOS = 202_599
+
+
+def project_celeba(fixture: dict[str, Any], cores: tuple[int, ...] = (2, 16, 64)) -> dict[str, Any]:
+    """CelebA's time on more cores, from the fixture's largest ``--workers 2`` run: photos/s per core
+    with every core busy, capped by what the one writer can take (1000 / its CPU ms per photo).
+    A projection: linear in cores up to that cap, with this machine's per-core speed."""
+    runs = [r for r in fixture.get("runs", []) if r.get("workers") == 2 and r.get("photos_per_s")]
+    if not runs:
+        return {}
+    big = max(runs, key=lambda r: r["fixture_photos"])
+    per_core = big["photos_per_s"] / 2
+    writer_ms = big.get("driver_cpu_ms_per_photo")
+    cap = 1000.0 / writer_ms if writer_ms else None
+    out: dict[str, Any] = {
+        "basis": f"{big['fixture_photos']} CelebA-layout photos, --workers 2",
+        "photos_per_s_per_core": round(per_core, 2),
+        "writer_cpu_ms_per_photo": writer_ms,
+        "writer_cap_photos_per_s": round(cap, 1) if cap else None,
+    }
+    for n in cores:
+        rate = per_core * n if cap is None else min(per_core * n, cap)
+        out[f"celeba_{CELEBA_PHOTOS}_photos_minutes_on_{n}_cores"] = round(CELEBA_PHOTOS / rate / 60, 1)
     return out
 
 

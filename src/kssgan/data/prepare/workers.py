@@ -274,6 +274,7 @@ def _run_ray(
 
     from kssgan.tune.cluster import init_ray
 
+    started_here = not ray.is_initialized()  # a Ray this run starts, this run stops
     resources = init_ray(address=address, output_root=output_root)
     slots = 2 * max(1, int(resources.get("CPU", 1)))
     remote = ray.remote(num_cpus=1, max_retries=RAY_TASK_RETRIES)(_ray_chunk)
@@ -303,6 +304,8 @@ def _run_ray(
     finally:
         for ref in in_flight:
             ray.cancel(ref, force=True)
+        if started_here:
+            ray.shutdown()
 
 
 def run_chunks(
