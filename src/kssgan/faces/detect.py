@@ -289,22 +289,6 @@ class InsightFaceDetector:
         ctx = 0 if device == "cuda" else -1
         self._model.prepare(ctx_id=ctx, input_size=self.input_size, det_thresh=self.score_threshold)
 
-    def _forward(self, work: np.ndarray) -> np.ndarray | None:
-        """Raw YuNet rows (box, 5 landmarks, score) of one working image, after NMS."""
-        if self.runtime == "opencv":
-            self._net.setInputSize((work.shape[1], work.shape[0]))
-            return self._net.detect(work)[1]
-        from kssgan.faces.onnx_float import yunet_decode, yunet_nms
-
-        h, w = work.shape[:2]
-        ph, pw = -(-h // 32) * 32, -(-w // 32) * 32  # padded to multiples of 32, as FaceDetectorYN
-        padded = cv2.copyMakeBorder(work, 0, ph - h, 0, pw - w, cv2.BORDER_CONSTANT, value=0)
-        blob = padded.transpose(2, 0, 1)[None].astype(np.float32)
-        names = [o.name for o in self._session.get_outputs()]
-        outputs = dict(zip(names, self._session.run(names, {self._session.get_inputs()[0].name: blob}), strict=True))
-        faces = yunet_decode(outputs, ph, pw, self.score_threshold)
-        return yunet_nms(faces, self.score_threshold, self.nms_threshold, self.top_k)
-
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         if image_bgr is None or image_bgr.size == 0:
             return []
