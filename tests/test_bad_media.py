@@ -144,10 +144,12 @@ def kept(deid_ckpt: Path, corpus) -> tuple[Path, Path, dict]:
     src.mkdir()
     for name in ("alpha.png", "animated.gif", "talk.avi"):
         shutil.copyfile(root / "in" / name, src / name)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
         rc = kssgan_main(["deidentify", "--no-progress", "--ckpt", str(deid_ckpt), "--input", str(src),
-                          "--output", str(out), "--on-still-matching", "keep"])  # fmt: skip
+                          "--output", str(out), "--on-still-matching", "keep", "--audio", "keep"])  # fmt: skip
     assert rc == 0
+    assert "--audio keep: released videos carry their sound" in err.getvalue()  # kept only when asked, warned
     return src, out, json.loads((out / "deidentify-report.json").read_text())
 
 
@@ -174,6 +176,27 @@ def test_alpha_frames_and_audio_are_kept(kept) -> None:
     assert dst["audio"] == pytest.approx(src["audio"], abs=frame) and src["audio"] == pytest.approx(0.6, abs=0.01)
     assert by_path["talk.avi"]["audio"] == [{"codec": "pcm_s16le", "kept": "copied", "seconds": pytest.approx(0.6)}]
     assert by_path["talk.avi"]["face_detections"] == 12  # two faces in each of the six frames
+
+
+def test_the_sound_of_a_video_is_dropped_unless_asked(deid_ckpt: Path, corpus, tmp_path: Path) -> None:
+    """A voice identifies a person: by default the released video has no audio stream, and says so."""
+    import av
+
+    root, _ = corpus
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    shutil.copyfile(root / "in" / "talk.avi", src / "talk.avi")
+    said, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(err):
+        rc = kssgan_main(["deidentify", "--no-progress", "--ckpt", str(deid_ckpt), "--input", str(src),
+                          "--output", str(out), "--on-still-matching", "keep"])  # fmt: skip
+    assert rc == 0 and "WARNING: --audio keep" not in err.getvalue()
+    assert "the sound of 1 video(s) was dropped (--audio keep keeps it)" in said.getvalue()
+    entry = json.loads((out / "deidentify-report.json").read_text())["files"][0]
+    assert entry["audio"] == [{"codec": "pcm_s16le", "kept": "dropped", "seconds": 0.0}]
+    with av.open(str(out / "talk.avi")) as c:
+        assert len(c.streams.audio) == 0 and c.streams.video[0].frames in (0, 6)
+    assert media_durations(out / "talk.avi")["video"] == pytest.approx(media_durations(src / "talk.avi")["video"])
 
 
 def test_audio_the_container_cannot_take_as_it_is_is_re_encoded(tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ def sealed_release(deid_ckpt: Path, inputs: Path, holder, shared_datasets: Path,
     rc = kssgan_main([
         "deidentify", "--no-progress", "--ckpt", str(deid_ckpt), "--input", str(inputs), "--output", str(out),
         "--attributes", str(shared_datasets / "yale" / "labels.csv"), "--identity-column", "subject",
-        "--seal-to", str(holder[1]), "--rename", "hash", "--on-no-face", "copy",
+        "--seal-to", str(holder[1]), "--rename", "hash", "--on-no-face", "copy", "--audio", "keep",
     ])  # fmt: skip
     return rc, out
 

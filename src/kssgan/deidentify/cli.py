@@ -134,6 +134,12 @@ def build_parser() -> ArgumentParser:
         default=d.on_still_matching,
         help="an output the recogniser still matches to its source: withhold (default) or keep",
     )
+    p.add_argument(
+        "--audio",
+        choices=("drop", "keep"),
+        default=d.audio,
+        help="a video's sound: drop (default: a voice identifies a person) or keep (warned)",
+    )
     p.add_argument("--mask", type=MaskShape, default=d.mask, help="the feathered blend ellipse (crop fractions)")
     p.add_argument("--tracker", type=TrackerSettings, default=d.tracker, help="video face tracking")
     p.add_argument(
@@ -172,6 +178,7 @@ def options_from_args(args: Namespace) -> DeidentifyOptions:
         similarity=not args.no_similarity,
         on_no_face=args.on_no_face,
         on_still_matching=args.on_still_matching,
+        audio=args.audio,
         mask=MaskShape(**_fields(args.mask)),
         tracker=TrackerSettings(**_fields(args.tracker)),
         video_codec=dict(args.video_codec),

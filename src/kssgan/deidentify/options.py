@@ -64,6 +64,7 @@ class DeidentifyOptions:
     similarity: bool = True  # recogniser similarity original vs output in the report
     on_no_face: str = "withhold"  # withhold | pixelate | blur | copy (see deidentify.policy)
     on_still_matching: str = "withhold"  # withhold | keep
+    audio: str = "drop"  # a video's sound: drop (a voice identifies a person) | keep (warned)
     mask: MaskShape = field(default_factory=MaskShape)
     tracker: TrackerSettings = field(default_factory=TrackerSettings)
     # output extension -> video encoder: an OpenCV fourcc (mp4v, MJPG, avc1, …) or an FFmpeg encoder name

@@ -48,6 +48,12 @@ def run(args: argparse.Namespace, opts: DeidentifyOptions) -> int:
     attributes = read_attributes(args.attributes, args.identity_column)
     for line in policy.warnings(opts.similarity):
         print(f"kssgan deidentify: WARNING: {line}", file=sys.stderr)
+    if opts.audio == "keep":
+        print(
+            "kssgan deidentify: WARNING: --audio keep: released videos carry their sound, and a voice identifies "
+            "a person",
+            file=sys.stderr,
+        )
     out_root.mkdir(parents=True, exist_ok=True)
     handler = _setup_log(Path(args.log) if args.log else out_root / LOG_NAME)
     report_path = Path(args.report) if args.report else out_root / REPORT_NAME
@@ -87,4 +93,7 @@ def run(args: argparse.Namespace, opts: DeidentifyOptions) -> int:
     tmp.write_text(json.dumps(report, indent=1))
     os.replace(tmp, report_path)
     print(summary_line(report["this_run"], report_path))
+    silenced = sum(any(a.get("kept") == "dropped" for a in e.get("audio") or []) for e in entries)
+    if silenced:
+        print(f"kssgan deidentify: the sound of {silenced} video(s) was dropped (--audio keep keeps it)")
     return exit_status(report["this_run"])

@@ -56,14 +56,15 @@ def deidentify_video(
         if action == "withhold":
             info.update(status="withheld", withheld_for="no_face")
         elif action == "copy":
-            if strip:
-                _rewrite_video(src, dst, lambda img: img, deid.options.video_codec)
-                info["reason"] = f"{reason}, re-encoded without the source's metadata"
+            if strip or deid.options.audio == "drop":
+                _rewrite_video(src, dst, lambda img: img, deid.options.video_codec, deid.options.audio)
+                why = "the source's metadata" if deid.options.audio == "keep" else "its sound or metadata"
+                info["reason"] = f"{reason}, re-encoded without {why}"
             else:
                 shutil.copyfile(src, dst)
             info["status"] = "no_face"
         else:
-            _rewrite_video(src, dst, policy.obscure_whole, deid.options.video_codec)
+            _rewrite_video(src, dst, policy.obscure_whole, deid.options.video_codec, deid.options.audio)
             info["status"] = "obscured"
         return info
     matching = info["still_matching_detections"]
@@ -88,11 +89,13 @@ def _chunks(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray
         yield chunk
 
 
-def _rewrite_video(src: Path, dst: Path, fn: Callable[[np.ndarray], np.ndarray], codecs: dict[str, str]) -> None:
+def _rewrite_video(
+    src: Path, dst: Path, fn: Callable[[np.ndarray], np.ndarray], codecs: dict[str, str], audio: str = "keep"
+) -> None:
     """Every frame of ``src`` through ``fn`` (e.g. obscured whole, ``--on-no-face pixelate|blur``) into
-    ``dst``, with the audio."""
+    ``dst``, with the audio unless ``audio="drop"``."""
     with VideoSource(src) as source:
-        sink = VideoSink(dst, source, codecs)
+        sink = VideoSink(dst, source, codecs, audio)
         try:
             for img in source.frames(sink.audio_packet):
                 sink.write(fn(img))
@@ -108,7 +111,7 @@ def _deidentify_frames(
     n_frames = n_faces = frames_with_faces = matching = 0
     bar = None
     with VideoSource(src) as source:
-        sink = VideoSink(dst, source, deid.options.video_codec)
+        sink = VideoSink(dst, source, deid.options.video_codec, deid.options.audio)
         if progress:
             from tqdm.auto import tqdm
 

@@ -96,8 +96,11 @@ class VideoSource:
 class VideoSink:
     """A new video at ``path``: BGR frames at ``source``'s rate, with ``source``'s audio carried across."""
 
-    def __init__(self, path: Path, source: VideoSource, codecs: dict[str, str]) -> None:
+    def __init__(self, path: Path, source: VideoSource, codecs: dict[str, str], audio: str = "keep") -> None:
+        if audio not in ("keep", "drop"):
+            raise DeidentifyError(f"audio must be keep or drop, not {audio!r}")
         self.path, self.source = path, source
+        self.keep_audio = audio == "keep"
         ext = path.suffix.lower()
         name = codecs.get(ext) or DEFAULT_VIDEO_CODEC.get(ext, "mpeg4")
         self.codec = FOURCC_CODECS.get(name, name)
@@ -124,7 +127,7 @@ class VideoSink:
         stream.bit_rate = int(max(2_000_000, width * height * self.source.fps * 0.5))
         stream.codec_context.time_base = 1 / self.source.rate
         self.stream = stream
-        for a in self.source.audio:
+        for a in self.source.audio if self.keep_audio else ():
             self._audio[a.index] = self._audio_stream(a)
 
     def _audio_stream(self, a: Any) -> tuple[Any, str, Any, Any]:
@@ -152,6 +155,8 @@ class VideoSink:
         return out, "re-encoded", decoder, resampler
 
     def audio_packet(self, packet: Any) -> None:
+        if not self.keep_audio:  # dropped: never decoded, never written
+            return
         if self.container is None:  # audio before the first picture: kept until the output is opened
             self._pending_audio.append(packet)
             return
@@ -192,7 +197,9 @@ class VideoSink:
     def audio_report(self) -> list[dict[str, Any]]:
         out = []
         for a in self.source.audio:
-            if a.index in self._audio:
+            if not self.keep_audio:
+                out.append({"codec": a.codec_context.name, "kept": "dropped", "seconds": 0.0})
+            elif a.index in self._audio:
                 seconds = round(self._audio_seconds.get(a.index, 0.0), 3)
                 out.append({"codec": a.codec_context.name, "kept": self._audio[a.index][1], "seconds": seconds})
         return out
