@@ -47,3 +47,45 @@ def test_trained_checkpoint_estimates_expression_per_face(deid_ckpt, shared_data
     assert face["estimated_attributes"] == ["expression"]
     assert face["label"]["expression"] in deid.spec.field("expression").values
     assert "defaulted_attributes" not in face
+
+
+def test_label_builder_refuses_an_empty_or_unknown_csv_value_unless_a_default_is_given() -> None:
+    import pytest
+
+    from kssgan.deidentify.groups import LabelBuilder
+    from kssgan.deidentify.options import DeidentifyError
+
+    spec = LabelSpec.build(2, {"expression": ["happy", "sad"]}, ["male"])
+    rows = {"a.jpg": {"expression": "sad", "male": "1"}, "b.jpg": {"expression": "", "male": "0"}}
+    with pytest.raises(DeidentifyError, match=r"b\.jpg: expression has no value .*--default-attribute"):
+        LabelBuilder(spec).check_rows(rows, "labels.csv")
+    LabelBuilder(spec, defaults={"expression": "happy"}).check_rows(rows, "labels.csv")
+    with pytest.raises(DeidentifyError, match=r"a\.jpg: expression has 'grumpy', which this checkpoint does not"):
+        LabelBuilder(spec, defaults={"expression": "happy"}).check_rows({"a.jpg": {"expression": "grumpy"}}, "x")
+    with pytest.raises(DeidentifyError, match=r"--default-attribute mood=.*no field 'mood'"):
+        LabelBuilder(spec, defaults={"mood": "calm"})
+    rec, defaulted = LabelBuilder(spec, defaults={"expression": "happy"}).record(1, rows["b.jpg"])
+    assert rec["expression"] == "happy" and str(rec["male"]) == "0" and defaulted == ["expression"]
+
+
+def test_deidentify_names_the_file_and_field_the_csv_leaves_empty(deid_ckpt, shared_datasets, tmp_path, capsys):
+    import shutil
+
+    from kssgan.cli import main as kssgan_main
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    (src / "yalefaces").mkdir(parents=True)
+    shutil.copyfile(shared_datasets / "yale/yalefaces/subject02.happy", src / "yalefaces/subject02.happy")
+    csv = tmp_path / "attributes.csv"
+    csv.write_text("path,subject,expression\nyalefaces/subject02.happy,subject02,\n")
+    argv = ["deidentify", "--no-progress", "--ckpt", str(deid_ckpt), "--input", str(src), "--output", str(out),
+            "--attributes", str(csv), "--identity-column", "subject", "--on-still-matching", "keep"]  # fmt: skip
+    assert kssgan_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "yalefaces/subject02.happy: expression has no value" in err[0]
+    assert not out.exists()  # nothing done
+    assert kssgan_main([*argv, "--default-attribute", "expression=neutral"]) == 0
+    import json
+
+    face = json.loads((out / "deidentify-report.json").read_text())["files"][0]["faces"][0]
+    assert face["label"]["expression"] == "neutral" and face["defaulted_attributes"] == ["expression"]

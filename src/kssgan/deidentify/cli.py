@@ -110,6 +110,13 @@ def build_parser() -> ArgumentParser:
         metavar="NAME=VALUE",
         help="fix a label attribute, e.g. expression=happy",
     )
+    p.add_argument(
+        "--default-attribute",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="the value of a label attribute the --attributes CSV leaves empty (else an error)",
+    )
     p.add_argument("--identity", type=str, help="closed-set identity of every face in the input (its own k-Same group)")
     p.add_argument(
         "--attributes", type=str, help="CSV with a `path` column (relative to --input) and identity/attribute columns"
@@ -157,12 +164,8 @@ def build_parser() -> ArgumentParser:
 
 def options_from_args(args: Namespace) -> DeidentifyOptions:
     """The :class:`DeidentifyOptions` of parsed ``kssgan deidentify`` arguments (flags and ``--config``)."""
-    attributes: dict[str, str] = {}
-    for item in args.set or []:
-        name, sep, value = str(item).partition("=")
-        if not sep or not name.strip():
-            raise DeidentifyError(f"--set expects NAME=VALUE, got {item!r}")
-        attributes[name.strip()] = value.strip()
+    attributes = _pairs(args.set, "--set")
+    defaults = _pairs(args.default_attribute, "--default-attribute")
     return DeidentifyOptions(
         detector=args.detector,
         detector_score=args.detector_score,
@@ -174,6 +177,7 @@ def options_from_args(args: Namespace) -> DeidentifyOptions:
         precision=args.precision,
         channels_last=args.channels_last,
         attributes=attributes,
+        default_attributes=defaults,
         identity=args.identity,
         similarity=not args.no_similarity,
         on_no_face=args.on_no_face,
@@ -183,6 +187,17 @@ def options_from_args(args: Namespace) -> DeidentifyOptions:
         tracker=TrackerSettings(**_fields(args.tracker)),
         video_codec=dict(args.video_codec),
     )
+
+
+def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
+    """``NAME=VALUE`` items as a dict (one-line error for anything else)."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = str(item).partition("=")
+        if not sep or not name.strip():
+            raise DeidentifyError(f"{flag} expects NAME=VALUE, got {item!r}")
+        out[name.strip()] = value.strip()
+    return out
 
 
 def _fields(value: Any) -> dict[str, Any]:

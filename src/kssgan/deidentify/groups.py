@@ -13,7 +13,11 @@ Order of precedence for the group:
 
 The label keeps the source's attributes: from the attributes CSV when given, otherwise read off the
 face by the model's own auxiliary classifier (:mod:`.attributes`); ``--set name=value`` overrides
-them, and anything still unknown takes the field's first value (one-hot) or 0 (binary).
+them. An attributes CSV that names a label field must give each of its rows a valid value for it:
+an empty or unknown value is an error naming the file and the field (checked up front, before any
+work), unless ``--default-attribute name=value`` says what to use. Only a model without an
+attribute reader (benchmarks) falls back to a field's first value, and lists it in the report as
+``defaulted_attributes``.
 """
 
 from __future__ import annotations
@@ -73,21 +77,47 @@ class GroupChooser:
 class LabelBuilder:
     """Domain labels with the checkpoint's :class:`LabelSpec`; validates ``--set`` once, up front."""
 
-    def __init__(self, spec: LabelSpec, overrides: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, spec: LabelSpec, overrides: Mapping[str, Any] | None = None, defaults: Mapping[str, Any] | None = None
+    ) -> None:
         self.spec = spec
         self.overrides = dict(overrides or {})
+        self.defaults = dict(defaults or {})
         names = [f.name for f in spec.fields]
-        for name, value in self.overrides.items():
-            if name == "group":
-                raise DeidentifyError(
-                    "the group cannot be set by hand (it decides the k-anonymity set); use --identity NAME "
-                    "for a closed-set identity"
-                )
-            if name not in names:
-                raise DeidentifyError(
-                    f"--set {name}=…: this checkpoint's label has no field {name!r}; its fields are {names[1:]}"
-                )
-            self._check(name, value, "--set")
+        for flag, given in (("--set", self.overrides), ("--default-attribute", self.defaults)):
+            for name, value in given.items():
+                if name == "group":
+                    raise DeidentifyError(
+                        "the group cannot be set by hand (it decides the k-anonymity set); use --identity NAME "
+                        "for a closed-set identity"
+                    )
+                if name not in names:
+                    raise DeidentifyError(
+                        f"{flag} {name}=…: this checkpoint's label has no field {name!r}; its fields are {names[1:]}"
+                    )
+                self._check(name, value, flag)
+
+    def check_rows(self, rows: Mapping[str, Mapping[str, Any]], csv_path: str) -> None:
+        """Every label field the attributes CSV names has a valid value in each of its rows (or a
+        ``--default-attribute`` for the empty ones); else one error naming the first file and field."""
+        bad: list[str] = []
+        for name in [f.name for f in self.spec.fields[1:] if f.name not in self.overrides]:
+            for file, row in rows.items():
+                if name not in row:
+                    continue
+                value = "" if row[name] is None else str(row[name]).strip()
+                if value == "" and name in self.defaults:
+                    continue
+                if value == "" or not self._valid(name, value):
+                    what = "no value" if value == "" else f"{value!r}, which this checkpoint does not know"
+                    f = self.spec.field(name)
+                    known = list(f.values) if f.kind == "onehot" else [0, 1]
+                    bad.append(f"{file}: {name} has {what} (known: {known})")
+        if bad:
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise DeidentifyError(
+                f"{csv_path}: {bad[0]}{more}; fix the CSV, or say what to use with --default-attribute NAME=VALUE"
+            )
 
     def _check(self, name: str, value: Any, where: str) -> None:
         f = self.spec.field(name)
@@ -97,15 +127,19 @@ class LabelBuilder:
             raise DeidentifyError(f"{where} {name}={value!r}: a binary attribute takes 0 or 1")
 
     def record(self, group: int, source_attributes: Mapping[str, Any] | None = None) -> tuple[dict, list[str]]:
-        """The label record and the names of fields that fell back to their default."""
+        """The label record and the names of fields that fell back to a default (``--default-attribute``,
+        else — only without an attribute reader — the field's first value)."""
         values: dict[str, Any] = {}
         defaulted = []
         source = source_attributes or {}
         for f in self.spec.fields[1:]:
             if f.name in self.overrides:
                 values[f.name] = self.overrides[f.name]
-            elif f.name in source and str(source[f.name]) != "" and self._valid(f.name, source[f.name]):
-                values[f.name] = source[f.name]
+            elif f.name in source and str(source[f.name]).strip() != "" and self._valid(f.name, source[f.name]):
+                values[f.name] = str(source[f.name]).strip() if f.kind == "onehot" else source[f.name]
+            elif f.name in self.defaults:
+                values[f.name] = self.defaults[f.name]
+                defaulted.append(f.name)
             else:
                 values[f.name] = f.values[0] if f.kind == "onehot" else 0
                 defaulted.append(f.name)

@@ -60,6 +60,7 @@ class DeidentifyOptions:
     precision: str = "fp32"  # fp32 | bf16 (torch autocast)
     channels_last: bool = True
     attributes: dict[str, str] = field(default_factory=dict)  # --set name=value
+    default_attributes: dict[str, str] = field(default_factory=dict)  # --default-attribute name=value
     identity: str | None = None  # --identity NAME: closed-set group for every face
     similarity: bool = True  # recogniser similarity original vs output in the report
     on_no_face: str = "withhold"  # withhold | pixelate | blur | copy (see deidentify.policy)

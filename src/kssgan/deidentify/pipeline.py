@@ -118,7 +118,7 @@ class Deidentifier:
             raise DeidentifyError(
                 f"the label spec has {self.spec.num_groups} groups but groups.json {len(groups['centroids'])}"
             )
-        self.labels = LabelBuilder(self.spec, opts.attributes)
+        self.labels = LabelBuilder(self.spec, opts.attributes, opts.default_attributes)
         self.attribute_estimator = attribute_estimator
         built_with = str(groups.get("recogniser", "unknown"))
         self.recogniser_name = opts.recogniser or (built_with if built_with.lower() in FACE_RECOGNISERS else "sface")

@@ -46,6 +46,9 @@ def run(args: argparse.Namespace, opts: DeidentifyOptions) -> int:
     files = release.order(files)
     deid = Deidentifier.from_checkpoint(args.ckpt, opts, args.backend, args.onnx, args.image_size)
     attributes = read_attributes(args.attributes, args.identity_column)
+    inputs = {rel for _, rel in files}
+    # an empty or unknown value of a file to release: one line, nothing done
+    deid.labels.check_rows({rel: row for rel, row in attributes.items() if rel in inputs}, args.attributes)
     for line in policy.warnings(opts.similarity):
         print(f"kssgan deidentify: WARNING: {line}", file=sys.stderr)
     if opts.audio == "keep":
