@@ -133,6 +133,39 @@ def deid_ckpt(yale_prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return path
 
 
+# the release recipe of experiments/base.yaml (generator_input: surrogate …) at TINY widths
+SURROGATE_RECIPE = dict(
+    generator_input="surrogate",
+    surrogate_assignment="farthest",
+    surrogate_images="medoid",
+    g_residual=True,
+    g_upsample="bilinear",
+    lambda_fid=10.0,
+    fidelity_size=16,
+    lambda_detail=10.0,
+    lambda_edge=2.0,
+    lambda_rec=0.0,
+    release_sharpen=0.5,
+)
+
+
+@pytest.fixture(scope="session")
+def surrogate_ckpt(yale_prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default recipe (surrogate mode), TINY, trained a few steps on the same Yale crops."""
+    import lightning as L
+
+    from kssgan.data.datamodule import FaceDataModule
+
+    L.seed_everything(0, verbose=False)
+    dm = FaceDataModule(prepared_dir=str(yale_prepared), onehot_attributes=["expression"], image_size=32, batch_size=8)
+    model = tiny_model(dm, n_critic=1, **SURROGATE_RECIPE)
+    trainer = quiet_trainer(tmp_path_factory.mktemp("surrogate_train"), max_steps=12, limit_val_batches=0)
+    trainer.fit(model, dm)
+    path = tmp_path_factory.mktemp("surrogate_ckpt") / "yale_tiny_surrogate.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
 # -- CI: a skipped test is a failure, except the GPU tier ------------------------------------------
 _unexpected_skips: list[str] = []
 
