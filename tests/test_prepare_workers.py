@@ -176,3 +176,32 @@ def test_mdav_at_scale_is_the_textbook_mdav() -> None:
         assert [sorted(g) for g in groups] == [sorted(g) for g in _mdav_reference(dup, k)]
         assert sorted(i for g in groups for i in g) == list(range(200))
         assert all(k <= len(g) <= 2 * k - 1 for g in groups)
+
+
+def _crash_on_poison(spec, rows):  # runs in a spawned worker: module-level, so it pickles by name
+    from kssgan.data.prepare.processing import ChunkResult
+
+    if any(r["source"] == "poison" for r in rows):
+        os._exit(13)  # what a decoder segfault looks like to the pool
+    return ChunkResult([{**r, "status": "ok", "reason": ""} for r in rows], pid=os.getpid())
+
+
+def _always_crash(spec, rows):
+    os._exit(13)
+
+
+def test_a_photo_that_kills_its_worker_is_recorded_and_the_rest_released() -> None:
+    from kssgan.data.prepare.workers import CRASHED, WorkersFailed, WorkerSpec, _run_processes
+
+    spec = WorkerSpec("/nowhere", 32, 0.0, 24.0, "yunet", "sface", 0.6)
+    rows = [{"source": f"p{i:02d}", "identity": str(i % 5)} for i in range(23)]
+    rows.insert(11, {"source": "poison", "identity": "0"})
+    chunks = [rows[i : i + 4] for i in range(0, len(rows), 4)]
+    results = list(_run_processes(spec, iter(chunks), 2, work=_crash_on_poison))
+    out = [r for res in results for r in res.rows]
+    assert sorted(r["source"] for r in out) == sorted(r["source"] for r in rows)  # each once, none lost
+    by_source = {r["source"]: r for r in out}
+    assert by_source["poison"]["status"] == "skipped" and by_source["poison"]["reason"] == CRASHED
+    assert all(r["status"] == "ok" for s, r in by_source.items() if s != "poison")  # innocents redone, released
+    with pytest.raises(WorkersFailed, match="died in a row"):
+        list(_run_processes(spec, iter(chunks), 2, work=_always_crash))

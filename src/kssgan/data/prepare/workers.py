@@ -33,7 +33,7 @@ import resource
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,7 +198,13 @@ def _pool_chunk(spec: WorkerSpec, rows: list[dict[str, Any]]) -> ChunkResult:
     return run_chunk(spec, rows)
 
 
-def _run_processes(spec: WorkerSpec, jobs: Iterator[list[dict[str, Any]]], workers: int) -> Iterator[ChunkResult]:
+def _run_processes(
+    spec: WorkerSpec,
+    jobs: Iterator[list[dict[str, Any]]],
+    workers: int,
+    work: Callable[[WorkerSpec, list[dict[str, Any]]], ChunkResult] | None = None,
+) -> Iterator[ChunkResult]:
+    """``work`` (a module-level function; default :func:`_pool_chunk`) of every chunk in a pool."""
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
@@ -208,6 +214,7 @@ def _run_processes(spec: WorkerSpec, jobs: Iterator[list[dict[str, Any]]], worke
             workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(os.getpid(), spec)
         )
 
+    work = work or _pool_chunk
     pool = new_pool()
     in_flight: dict[Any, list[dict[str, Any]]] = {}
     suspects: deque[list[dict[str, Any]]] = deque()  # in flight when a worker died: redone one at a time
@@ -218,13 +225,13 @@ def _run_processes(spec: WorkerSpec, jobs: Iterator[list[dict[str, Any]]], worke
         while True:
             if suspects and not in_flight:
                 rows = suspects.popleft()
-                in_flight[pool.submit(_pool_chunk, spec, rows)] = rows
+                in_flight[pool.submit(work, spec, rows)] = rows
             while not suspects and not exhausted and len(in_flight) < 2 * workers:
                 rows = next(jobs, None)
                 if rows is None:
                     exhausted = True
                     break
-                in_flight[pool.submit(_pool_chunk, spec, rows)] = rows
+                in_flight[pool.submit(work, spec, rows)] = rows
             if not in_flight:
                 return
             alone = len(in_flight) == 1
