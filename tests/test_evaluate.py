@@ -384,7 +384,18 @@ def test_kssgan_evaluate_end_to_end_on_a_briefly_trained_model(
     assert "kss-gan_k3_sface.npz" in cached and "kss-gan_k3_jpeg75_x0.5_sface.npz" in cached
     assert len(cached) == n_embedded
     assert all("privacy_attacker" in r for key, r in rows.items() if key[0] != "original")
-    assert "## Release targets" in (out / "report.md").read_text()
+    # the release-level attack: each checkpoint's full-photo release, detected and aligned by the attacker
+    for key in (("kss-gan", 3), ("stargan-l1", 3)):
+        level = rows[key]["privacy_release"]["sface"]
+        assert level["photos"] == metrics["dataset"]["images"]
+        assert level["withheld"] + level["attacker_found_face"]["n"] == level["photos"]
+        for entry in (level, level["after_attack"]):
+            assert 0.0 <= entry["verification"]["protection_rate"] <= 1.0
+            if "parrot" in entry:
+                assert 0.0 <= entry["parrot"]["rank1"]["value"] <= 1.0
+    assert all("privacy_release" not in r for key, r in rows.items() if key[0] in ("original", "k-same-pixel"))
+    report = (out / "report.md").read_text()
+    assert "## Release targets" in report and "## Privacy of the released photos (release level)" in report
     # a second run reads every embedding from the cache
     assert kssgan_main(argv) == 0
     again = json.loads((out / "metrics.json").read_text())

@@ -254,12 +254,57 @@ def run_evaluation(
         results[(m.method, m.k)] = row
     bar.close()
 
+    if settings.release_level and models:
+        _release_level(release, models, recognisers, results, settings, notes)
     _utility(release, outputs, results, settings, root)
     metrics["results"] = list(results.values())
     metrics["cache"] = {"dir": str(cache.dir), "hits": cache.hits, "misses": cache.misses}
     sample_k = settings.sample_k or (models[0].k if models else (min(groupings) if groupings else None))
     write_report(out, metrics, outputs, release, sample_k, settings)
     return metrics
+
+
+def _release_level(
+    release: ReleaseSet,
+    models: list[LoadedModel],
+    recognisers: dict[str, Any],
+    results: dict[tuple[str, int | None], dict[str, Any]],
+    settings: EvalSettings,
+    notes: list[str],
+) -> None:
+    """``privacy_release`` of every checkpoint's row: its full-photo release, attacked."""
+    from kssgan.deidentify.options import DeidentifyOptions
+    from kssgan.deidentify.pipeline import Deidentifier
+    from kssgan.evaluate import release_level
+    from kssgan.evaluate.attacks import degrade
+    from kssgan.faces.detect import YuNetDetector
+
+    photos, why = release_level.full_photos(release.root, release.manifest["source"].astype(str).tolist())
+    if photos is None:
+        notes.append(f"release-level attack not run: {why}")
+        return
+    ids = release.identities
+    detector = YuNetDetector()  # the attacker's own detector, whatever the checkpoint was prepared with
+    q, scale = settings.attacker_jpeg_quality, settings.attacker_scale
+
+    def attacked(image_bgr: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(degrade(image_bgr[None, :, :, ::-1].copy(), q, scale)[0][:, :, ::-1])
+
+    for lm in tqdm(models, desc="release-level attack", disable=not settings.progress):
+        deid = Deidentifier.from_checkpoint(lm.path, DeidentifyOptions())
+        released, _ = release_level.release_photos(deid, photos, ids)
+        clusters = [lm.groups.identity_to_group.get(i, f"person:{i}") for i in ids]
+        row = results[(lm.label, lm.k)]
+        for rname, rec in recognisers.items():
+            entry = release_level.release_level_privacy(
+                photos, released, ids, clusters, rec, detector, settings.max_rank
+            )
+            if q:
+                after = release_level.release_level_privacy(
+                    photos, released, ids, clusters, rec, detector, settings.max_rank, degrade=attacked
+                )
+                entry["after_attack"] = after | {"preprocessing": f"JPEG quality {q}, resized to {scale:g}x and back"}
+            row.setdefault("privacy_release", {})[rname] = entry
 
 
 def _clusters(m: MethodOutput, groupings: dict[int, GroupAssignment], ids: np.ndarray) -> tuple[np.ndarray, str]:

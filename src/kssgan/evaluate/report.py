@@ -202,6 +202,42 @@ def _fmt(p: dict) -> str:
     return f"{p['value']:.3f} [{p['ci_low']:.2f}, {p['ci_high']:.2f}]"
 
 
+def release_level_table(metrics: dict) -> list[str]:
+    """The release-level attack (evaluate/release_level.py) of each checkpoint's full-photo release."""
+    rows = [r for r in _rows(metrics) if r.get("privacy_release")]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Privacy of the released photos (release level)",
+        "",
+        "Each checkpoint's release of the dataset's full photos, made by the code of `kssgan deidentify` "
+        "(group from the person's identity, attributes read off the face, fail-closed withholding), "
+        "then attacked as released: the attacker detects (YuNet) and aligns the face in each photo. "
+        "Gallery for rank-1: the original photos; parrot: half of each person's released photos. "
+        "What the release keeps from the source (hair line, ears, outline, background) is attacked too. "
+        "Crop-level figures are above; these are what a data holder's release gives.",
+        "",
+        "| method | k | recogniser | attacker | 1/k | parrot rank-1 | clustered upper | rank-1 (originals) "
+        "| protection | attacker found a face | withheld |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        for rec, level in r["privacy_release"].items():
+            for name, entry in (("plain", level), ("JPEG + resize", level.get("after_attack"))):
+                if not entry:
+                    continue
+                parrot = entry.get("parrot")
+                ident = entry.get("identification")
+                lines.append(
+                    f"| {r['method']} | {r['k'] or '—'} | {rec} | {name} | {1 / r['k']:.3f} | "
+                    f"{_fmt(parrot['rank1']) if parrot else '—'} | {clustered_upper(parrot) if parrot else '—'} | "
+                    f"{_fmt(ident['rank1']) if ident else '—'} | {entry['verification']['protection_rate']:.3f} | "
+                    f"{_fmt(entry['attacker_found_face'])} | {entry['withheld']} |"
+                )
+    return lines
+
+
 def markdown(metrics: dict, files: list[str]) -> str:
     d = metrics["dataset"]
     recs = list(metrics["recognisers"])
@@ -274,6 +310,7 @@ def markdown(metrics: dict, files: list[str]) -> str:
             "the feature network (no Inception weights are shipped), originals vs outputs."
         )
     lines += attacker_tables(metrics)
+    lines += release_level_table(metrics)
     lines += ["", "## Utility and quality", ""]
     has_expr = any("expression" in r.get("utility", {}) for r in metrics["results"])
     has_gender = any("gender_agreement" in r.get("utility", {}) for r in metrics["results"])

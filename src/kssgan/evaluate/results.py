@@ -40,6 +40,9 @@ class EvalSettings:
     # the attacker's preprocessing of released images (evaluate/attacks.py); 0 disables
     attacker_jpeg_quality: int = 75
     attacker_scale: float = 0.5
+    # attack the full photos `deidentify` writes for each checkpoint (evaluate/release_level.py); it
+    # runs where the dataset's raw photos are on this machine, and is noted as not run elsewhere
+    release_level: bool = True
 
 
 @dataclass

@@ -1,0 +1,66 @@
+"""The release-level attack (`kssgan.evaluate.release_level`) gives known answers on real photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from kssgan.data.readers.image_io import load_image
+from kssgan.evaluate.release_level import release_level_privacy
+from kssgan.faces.detect import YuNetDetector
+from kssgan.faces.recognize import SFaceRecognizer
+
+pytestmark = pytest.mark.shared_data
+PEOPLE = ["001", "002", "003", "004", "005", "006"]
+
+
+@pytest.fixture(scope="module")
+def london(shared_datasets: Path) -> tuple[list[np.ndarray], list[str]]:
+    """Each person's neutral photo, then their smiling one (the parrot split: gallery, then probe)."""
+    root = shared_datasets / "london"
+    photos, ids = [], []
+    for person in PEOPLE:
+        for folder, suffix in (("neutral_front", "03"), ("smiling_front", "08")):
+            photos.append(load_image(root / folder / f"{person}_{suffix}.jpg")[0])
+            ids.append(person)
+    return photos, ids
+
+
+@pytest.fixture(scope="module")
+def models() -> tuple[SFaceRecognizer, YuNetDetector]:
+    return SFaceRecognizer(), YuNetDetector()
+
+
+def test_a_release_that_copies_its_input_is_re_identified(london, models) -> None:
+    photos, ids = london
+    rec, det = models
+    out = release_level_privacy(photos, list(photos), ids, ids, rec, det)
+    assert out["parrot"]["rank1"]["value"] == pytest.approx(1.0)
+    assert out["identification"]["rank1"]["value"] == pytest.approx(1.0)
+    assert out["verification"]["protection_rate"] == pytest.approx(0.0)
+    assert out["attacker_found_face"]["value"] == 1.0 and out["withheld"] == 0
+
+
+def _grey_periphery(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    mask = np.zeros((h, w), np.uint8)
+    cv2.ellipse(mask, (w // 2, int(h * 0.45)), (int(w * 0.22), int(h * 0.3)), 0, 0, 360, 255, -1)
+    grey = np.full_like(image, 128)
+    return np.where(mask[:, :, None] > 0, image, grey)
+
+
+def test_one_released_photo_per_group_gives_exactly_one_over_the_group_size(london, models, shared_datasets) -> None:
+    photos, ids = london
+    rec, det = models
+    groups = {"001": 0, "002": 0, "003": 0, "004": 1, "005": 1, "006": 1}  # two groups of three
+    outsiders = [load_image(shared_datasets / "london" / "neutral_front" / f"{p}_03.jpg")[0] for p in ("045", "061")]
+    released = [_grey_periphery(outsiders[groups[i]]) for i in ids]  # the same photo for a whole group
+    out = release_level_privacy(photos, released, ids, [groups[i] for i in ids], rec, det)
+    assert out["parrot"]["rank1"]["value"] == pytest.approx(1 / 3)
+    assert out["parrot"]["rank1_clustered"]["ci_high"] == pytest.approx(1 / 3)  # fixed by construction
+    assert out["verification"]["protection_rate"] == pytest.approx(1.0)
+    withheld = [None if i == 0 else r for i, r in enumerate(released)]
+    assert release_level_privacy(photos, withheld, ids, ids, rec, det)["withheld"] == 1
