@@ -116,21 +116,25 @@ def yale_prepared(shared_datasets: Path, tmp_path_factory: pytest.TempPathFactor
     return out
 
 
-@pytest.fixture(scope="session")
-def deid_ckpt(yale_prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A TINY kSS-GAN trained for a few steps on those crops (label: group ⊕ expression), as a .ckpt."""
+def _tiny_yale_checkpoint(yale_prepared: Path, tmp_path_factory: pytest.TempPathFactory, name: str, **model) -> Path:
+    """A TINY model trained 12 steps on the Yale crops (label: group ⊕ expression), saved as a .ckpt."""
     import lightning as L
 
     from kssgan.data.datamodule import FaceDataModule
 
     L.seed_everything(0, verbose=False)
     dm = FaceDataModule(prepared_dir=str(yale_prepared), onehot_attributes=["expression"], image_size=32, batch_size=8)
-    model = tiny_model(dm, n_critic=1)
-    trainer = quiet_trainer(tmp_path_factory.mktemp("deid_train"), max_steps=12, limit_val_batches=0)
-    trainer.fit(model, dm)
-    path = tmp_path_factory.mktemp("deid_ckpt") / "yale_tiny.ckpt"
+    trainer = quiet_trainer(tmp_path_factory.mktemp(f"{name}_train"), max_steps=12, limit_val_batches=0)
+    trainer.fit(tiny_model(dm, n_critic=1, **model), dm)
+    path = tmp_path_factory.mktemp(f"{name}_ckpt") / f"{name}.ckpt"
     trainer.save_checkpoint(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def deid_ckpt(yale_prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TINY kSS-GAN (the paper's image mode) trained for a few steps on those crops."""
+    return _tiny_yale_checkpoint(yale_prepared, tmp_path_factory, "yale_tiny")
 
 
 # the release recipe of experiments/base.yaml (generator_input: surrogate …) at TINY widths
@@ -152,18 +156,7 @@ SURROGATE_RECIPE = dict(
 @pytest.fixture(scope="session")
 def surrogate_ckpt(yale_prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default recipe (surrogate mode), TINY, trained a few steps on the same Yale crops."""
-    import lightning as L
-
-    from kssgan.data.datamodule import FaceDataModule
-
-    L.seed_everything(0, verbose=False)
-    dm = FaceDataModule(prepared_dir=str(yale_prepared), onehot_attributes=["expression"], image_size=32, batch_size=8)
-    model = tiny_model(dm, n_critic=1, **SURROGATE_RECIPE)
-    trainer = quiet_trainer(tmp_path_factory.mktemp("surrogate_train"), max_steps=12, limit_val_batches=0)
-    trainer.fit(model, dm)
-    path = tmp_path_factory.mktemp("surrogate_ckpt") / "yale_tiny_surrogate.ckpt"
-    trainer.save_checkpoint(path)
-    return path
+    return _tiny_yale_checkpoint(yale_prepared, tmp_path_factory, "yale_tiny_surrogate", **SURROGATE_RECIPE)
 
 
 # -- CI: a skipped test is a failure, except the GPU tier ------------------------------------------
