@@ -68,3 +68,18 @@ def test_deidentify_seal_and_reidentify_on_the_default_recipe(
             assert m["identity"] in SUBJECTS
         else:
             assert m["status"] == "withheld" and not released.exists()
+
+
+def test_the_release_level_attack_runs_on_the_default_recipe(surrogate_ckpt: Path, yale_prepared: Path, tmp_path):
+    """`kssgan evaluate` attacks the full photos the default recipe releases, next to its crop."""
+    from kssgan.evaluate.pipeline import EvalSettings, run_evaluation
+
+    settings = EvalSettings(ks=[2], recognisers=["sface"], progress=False, gender=False, detection=False)
+    metrics = run_evaluation(str(yale_prepared), tmp_path / "eval", [str(surrogate_ckpt)], settings=settings)
+    (row,) = [r for r in metrics["results"] if r["method"] == "kss-gan"]
+    crop, level = row["privacy"]["sface"], row["privacy_release"]["sface"]
+    assert crop["parrot"]["rank1"]["value"] <= 0.5 + 1e-9  # one face per group and expression: <= 1/k
+    assert level["photos"] == metrics["dataset"]["images"] == 66
+    assert level["withheld"] + level["attacker_found_face"]["n"] == 66
+    assert 0.0 <= level["verification"]["protection_rate"] <= 1.0
+    assert "after_attack" in level and "preprocessing" in level["after_attack"]

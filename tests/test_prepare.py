@@ -17,7 +17,6 @@ from kssgan.data.grouping import GroupAssignment, GroupingError
 from kssgan.data.prepare import (
     LANDMARK_COLUMNS,
     PrepareConfigMismatch,
-    bench_prepare,
     identity_groups,
     load_recipe,
     prepare_dataset,
@@ -296,11 +295,29 @@ def test_cli_with_recipe_and_audit(shared_datasets, tmp_path, monkeypatch):
     assert audit_groups(out / "g1.json").group_sizes == [1, 1, 1]
 
 
-def test_bench_prepare(shared_datasets, monkeypatch):
-    monkeypatch.setenv("KSSGAN_SHARED_DATA", str(shared_datasets))
-    r = bench_prepare(6)
-    assert r["images"] == 6 and r["ok"] == 6 and r["images_per_s"] > 0.5
+def test_bench_prepare(shared_datasets, tmp_path):
+    """The prepare benchmark's runner (one real `python -m kssgan.data.prepare` per configuration),
+    its CelebA projection and its MDAV check, on small inputs."""
+    import sys
+
+    from kssgan.data.prepare.benchmark import _run, bench_grouping, project_celeba
+
+    out = tmp_path / "bench"
+    argv = [sys.executable, "-m", "kssgan.data.prepare", "--data-dir", str(shared_datasets / "yale"),
+            "--prepared-dir", str(out), "--k", "1", "--limit", "6", "--workers", "2", "--no-progress"]  # fmt: skip
+    r = _run(argv, out)
+    assert r["photos"] == 6 and r["ok"] == 6 and r["photos_per_s"] > 0.5
     assert set(r["stage_seconds"]) == {"load", "detect", "align", "embed", "write"}
+    assert len(r["worker_peak_rss_mb"]) >= 1 and r["driver_peak_rss_mb"] > 50
+    fixture = {
+        "runs": [{"workers": 2, "fixture_photos": 10_000, "photos_per_s": 100.0, "driver_cpu_ms_per_photo": 1.0}]
+    }
+    p = project_celeba(fixture)
+    assert p["photos_per_s_per_core"] == 50.0 and p["writer_cap_photos_per_s"] == 1000.0
+    assert p["celeba_202599_photos_minutes_on_2_cores"] == round(202_599 / 100 / 60, 1)
+    assert p["celeba_202599_photos_minutes_on_64_cores"] == round(202_599 / 1000 / 60, 1)  # the writer's cap
+    g = bench_grouping(identities=400, k=3)
+    assert g["same_groups_as_reference"] and g["groups"] == 133
 
 
 def test_another_dataset_in_the_same_folder_is_refused_in_one_line(yale5, shared_datasets, tmp_path, capsys):

@@ -290,20 +290,29 @@ def _release_level(
     def attacked(image_bgr: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(degrade(image_bgr[None, :, :, ::-1].copy(), q, scale)[0][:, :, ::-1])
 
+    originals = release_level.attacker_faces(photos, detector)  # detected and embedded once for all
+    original_emb = {rname: release_level.embed_faces(originals, rec) for rname, rec in recognisers.items()}
+    how = f"JPEG quality {q}, resized to {scale:g}x and back"
     for lm in tqdm(models, desc="release-level attack", disable=not settings.progress):
         deid = Deidentifier.from_checkpoint(lm.path, DeidentifyOptions())
         released, _ = release_level.release_photos(deid, photos, ids)
+        mask = np.array([r is not None for r in released])
+        faces = {"plain": release_level.attacker_faces(released, detector)}
+        if q:
+            shown = [None if r is None else attacked(r) for r in released]
+            faces["after_attack"] = release_level.attacker_faces(shown, detector)
         clusters = [lm.groups.identity_to_group.get(i, f"person:{i}") for i in ids]
         row = results[(lm.label, lm.k)]
         for rname, rec in recognisers.items():
-            entry = release_level.release_level_privacy(
-                photos, released, ids, clusters, rec, detector, settings.max_rank
-            )
-            if q:
-                after = release_level.release_level_privacy(
-                    photos, released, ids, clusters, rec, detector, settings.max_rank, degrade=attacked
+            found = {
+                kind: release_level.figures(
+                    original_emb[rname], release_level.embed_faces(f, rec), mask, ids, clusters, rec, settings.max_rank
                 )
-                entry["after_attack"] = after | {"preprocessing": f"JPEG quality {q}, resized to {scale:g}x and back"}
+                for kind, f in faces.items()
+            }
+            entry = found["plain"]
+            if "after_attack" in found:
+                entry["after_attack"] = found["after_attack"] | {"preprocessing": how}
             row.setdefault("privacy_release", {})[rname] = entry
 
 

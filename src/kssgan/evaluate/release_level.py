@@ -70,60 +70,58 @@ def release_photos(
     return released, groups
 
 
-def attacker_embeddings(
-    photos: Sequence[np.ndarray | None], recogniser: Any, detector: Any
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each photo's face as the attacker gets it: detect, keep the largest, align, embed.
-    Returns N×D embeddings (zeros where no face) and the mask of photos with a face."""
+def attacker_faces(photos: Sequence[np.ndarray | None], detector: Any) -> list[np.ndarray | None]:
+    """Each photo's face as the attacker gets it: detected, the largest kept, aligned to 112×112
+    (ArcFace framing, what every recogniser takes); None for a withheld photo or one without a face.
+    Detection runs once per photo, whatever the number of recognisers."""
     from kssgan.faces.align import align_faces
     from kssgan.faces.detect import select_face
 
-    crops, found = [], np.zeros(len(photos), bool)
-    for i, photo in enumerate(photos):
-        if photo is None:
-            continue
-        face, _ = select_face(detector.detect(photo), photo.shape)
-        if face is None:
-            continue
-        crops.append(align_faces([photo], [np.asarray(face.landmarks, np.float64)], 112, margin=0.0)[0])
-        found[i] = True
-    emb = np.zeros((len(photos), int(recogniser.dim)), np.float32)
-    if crops:
-        emb[found] = recogniser.embed(crops)
+    faces: list[np.ndarray | None] = []
+    for photo in photos:
+        face = None if photo is None else select_face(detector.detect(photo), photo.shape)[0]
+        lms = None if face is None else np.asarray(face.landmarks, np.float64)
+        faces.append(None if lms is None else align_faces([photo], [lms], 112, margin=0.0)[0])
+    return faces
+
+
+def embed_faces(faces: Sequence[np.ndarray | None], recogniser: Any) -> tuple[np.ndarray, np.ndarray]:
+    """N×D embeddings of :func:`attacker_faces` (zeros where there is none) and the mask of faces."""
+    found = np.array([f is not None for f in faces], bool)
+    emb = np.zeros((len(faces), int(recogniser.dim)), np.float32)
+    if found.any():
+        emb[found] = recogniser.embed([f for f in faces if f is not None])
     return emb, found
 
 
-def release_level_privacy(
-    originals: Sequence[np.ndarray],
-    released: Sequence[np.ndarray | None],
+def figures(
+    originals: tuple[np.ndarray, np.ndarray],
+    released: tuple[np.ndarray, np.ndarray],
+    released_mask: np.ndarray,
     identities: Sequence[str],
     clusters: Sequence[object],
     recogniser: Any,
-    detector: Any,
     max_rank: int = 10,
-    degrade: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """The figures of one recogniser on released full photos (``degrade``: the attacker's own
-    preprocessing of each released photo first, e.g. JPEG and resize)."""
+    """The figures of one recogniser from the attacker's embeddings (:func:`embed_faces`) of the
+    original and the released photos; ``released_mask``: the photos that were released at all."""
+    orig_emb, orig_found = originals
+    rel_emb, rel_found = released
     ids = np.asarray([str(i) for i in identities])
     groups = np.asarray([str(c) for c in clusters])
-    shown = [None if r is None else (degrade(r) if degrade else r) for r in released]
-    orig_emb, orig_found = attacker_embeddings(originals, recogniser, detector)
-    rel_emb, rel_found = attacker_embeddings(shown, recogniser, detector)
-    released_mask = np.array([r is not None for r in released])
     usable = rel_found & orig_found
     out: dict[str, Any] = {
         "photos": len(ids),
         "withheld": int((~released_mask).sum()),
         "attacker_found_face": privacy.proportion(float(rel_found.sum()), int(released_mask.sum())).to_dict(),
     }
-    gallery = orig_found
-    if usable.any() and gallery.any():
+    if usable.any():
         probe_ids = ids[usable]
-        known = np.isin(probe_ids, ids[gallery])
+        known = np.isin(probe_ids, ids[orig_found])
         ident = privacy.identify(
-            orig_emb[gallery], ids[gallery], rel_emb[usable][known], probe_ids[known], max_rank, groups[usable][known]
-        )
+            orig_emb[orig_found], ids[orig_found], rel_emb[usable][known], probe_ids[known], max_rank,
+            groups[usable][known],
+        )  # fmt: skip
         out["identification"] = ident.to_dict()
     if rel_found.sum() >= 2:
         parrot = privacy.parrot_attack(rel_emb[rel_found], ids[rel_found], max_rank, groups[rel_found])
@@ -144,4 +142,23 @@ def release_level_privacy(
     return out
 
 
-__all__ = ["attacker_embeddings", "full_photos", "release_level_privacy", "release_photos"]
+def release_level_privacy(
+    originals: Sequence[np.ndarray],
+    released: Sequence[np.ndarray | None],
+    identities: Sequence[str],
+    clusters: Sequence[object],
+    recogniser: Any,
+    detector: Any,
+    max_rank: int = 10,
+    degrade: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """:func:`figures` of one recogniser straight from photos (``degrade``: the attacker's own
+    preprocessing of each released photo first, e.g. JPEG and resize)."""
+    shown = [None if r is None else (degrade(r) if degrade else r) for r in released]
+    mask = np.array([r is not None for r in released])
+    orig = embed_faces(attacker_faces(originals, detector), recogniser)
+    rel = embed_faces(attacker_faces(shown, detector), recogniser)
+    return figures(orig, rel, mask, identities, clusters, recogniser, max_rank)
+
+
+__all__ = ["attacker_faces", "embed_faces", "figures", "full_photos", "release_level_privacy", "release_photos"]

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from kssgan.faces._runtime import ModelFilesMissing, find_model_file, onnx_providers, package_file
+from kssgan.faces.onnx_float import RUNTIMES
 
 __all__ = [
     "YUNET_FILE",
@@ -161,8 +162,8 @@ class YuNetDetector:
 
             self._session = float_session(path, device, threads, dynamic_size=True)
             return
-        if runtime != "opencv":
-            raise ValueError(f"unknown runtime {runtime!r}; choose 'opencv' or 'onnxruntime'")
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}; choose one of {RUNTIMES}")
         backend, target = cv2.dnn.DNN_BACKEND_OPENCV, cv2.dnn.DNN_TARGET_CPU
         if device == "cuda" and cv2.cuda.getCudaEnabledDeviceCount() > 0:  # pragma: no cover - no GPU in CI
             backend, target = cv2.dnn.DNN_BACKEND_CUDA, cv2.dnn.DNN_TARGET_CUDA

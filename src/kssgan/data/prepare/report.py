@@ -1,16 +1,12 @@
-"""What ``kssgan prepare`` tells its user (a summary table on stderr) and its benchmark."""
+"""What ``kssgan prepare`` tells its user: a summary table on stderr (its benchmark: :mod:`.benchmark`)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from kssgan.data.prepare.recipe import REPO_ROOT
 from kssgan.data.readers._common import printable
 
 
@@ -52,34 +48,3 @@ def print_summary(summary: Mapping[str, Any], manifest: pd.DataFrame | None = No
             console.print(f"skipped files ({len(bad)}), first ones:")
             for s, r in list(zip(bad["source"], bad["reason"], strict=True))[:10]:
                 console.print(f"  {printable(s)}: {r}", markup=False)
-
-
-def bench_prepare(n_images: int = 64, raw_root: str | Path | None = None, reader: str = "folder") -> dict[str, Any]:
-    """Throughput of a fresh ``prepare`` run on the first ``n_images`` of Yale (or ``raw_root``).
-
-    Returns ``{"images", "seconds", "images_per_s", "stage_seconds", "device", "dataset"}``; when
-    no data is found it returns ``{"skipped": reason}`` instead of raising.
-    """
-    import torch
-
-    if raw_root is None:
-        shared = Path(os.environ.get("KSSGAN_SHARED_DATA", REPO_ROOT.parent / "shared" / "datasets"))
-        raw_root = shared / "yale"
-    raw_root = Path(raw_root)
-    if not raw_root.is_dir():
-        return {"skipped": f"no data at {raw_root} (set KSSGAN_SHARED_DATA)"}
-    from kssgan.data.prepare.run import prepare_dataset
-
-    with tempfile.TemporaryDirectory(prefix="kssgan-bench-") as tmp:
-        s = prepare_dataset(raw_root, tmp, reader=reader, k=1, limit=n_images, progress=False, quiet=True)
-    tm = s["timing"]
-    return {
-        "images": s["counts"]["processed_this_run"],
-        "ok": s["counts"]["ok"],
-        "seconds": tm["seconds"],
-        "images_per_s": tm["images_per_s"],
-        "stage_seconds": tm["stage_seconds"],
-        "device": "cpu",
-        "torch_threads": torch.get_num_threads(),
-        "dataset": str(raw_root),
-    }

@@ -73,7 +73,7 @@ def prepare_dataset(
     ``workers`` processes do the per-photo work (default: this machine's cores; 1 = in this
     process); ``ray`` (default: whether ``RAY_ADDRESS`` or ``ray_address`` is set) runs it as Ray
     tasks instead (:mod:`.workers`). The output is the same, byte for byte, whichever is used.
-    ``chunk_size`` photos go to a worker at a time (default: about 8 chunks per worker, 4 … 32).
+    ``chunk_size`` photos go to a worker at a time (default: about 16 chunks per worker, 4 … 32).
     Raises :class:`~kssgan.data.readers.DatasetLayoutError` for a wrong layout,
     :class:`PrepareConfigMismatch` when resuming with different crop settings (use a new
     ``out_dir`` or ``overwrite=True``), and :class:`~kssgan.data.grouping.GroupingError` when fewer
@@ -212,7 +212,9 @@ def prepare_dataset(
         parts.rmdir()
 
     # -- summary -------------------------------------------------------------------------------
-    rec_info = _recogniser_rule(recogniser)
+    from kssgan.faces.recognize import recogniser_class
+
+    rec_info = recogniser_class(recogniser)
     reasons = Counter(str(r).split(";")[0].split(":")[0] for r in finished.skipped["reason"])
     notes = Counter(re.sub(r":\d+$", "", n) for r in ok["reason"] for n in str(r).split(";") if n)
     attributes = finished.attributes
@@ -292,18 +294,8 @@ def _pending_chunks(
         yield chunk
 
 
-def _recogniser_rule(name: str) -> Any:
-    """The recogniser class (its threshold and metric) without loading a model."""
-    from kssgan.faces import recognize
-
-    classes = {"sface": recognize.SFaceRecognizer, "dlib": recognize.DlibRecognizer}
-    return classes.get(name.lower(), recognize.InsightFaceRecognizer)
-
-
 def _recogniser_dim(name: str, model_dir: str | Path | None) -> int:
-    cls = _recogniser_rule(name)
-    if cls.dim:
-        return int(cls.dim)
-    from kssgan.faces.recognize import get_recognizer
+    """The embedding width of ``name`` (loads the model only when its class does not say)."""
+    from kssgan.faces.recognize import get_recognizer, recogniser_class
 
-    return int(get_recognizer(name, model_dir=model_dir).dim)
+    return int(recogniser_class(name).dim or get_recognizer(name, model_dir=model_dir).dim)

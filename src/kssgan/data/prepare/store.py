@@ -21,10 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kssgan.data.prepare.processing import crop_name
 from kssgan.data.prepared import NAME_ERRORS
-
-__all__ = ["crop_name"]  # re-exported: where a crop goes is part of the folder's layout
 
 LANDMARK_COLUMNS = [f"lm{i}_{a}" for i in range(5) for a in ("x", "y")]
 CORE_COLUMNS = ["source", "crop", "identity", "split", "status", "reason", "det_score", *LANDMARK_COLUMNS]
@@ -53,8 +50,8 @@ def read_partial_manifest(path: Path) -> pd.DataFrame:
 
 def append_rows(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
     """Append ``rows`` to the manifest journal, flushed and fsynced (header on a new file). Plain
-    ``csv`` (a pandas frame per chunk cost the driver more than the rest of its work); the finished
-    manifest is rewritten by pandas at the end of the run."""
+    ``csv`` (a pandas frame per chunk cost the driver more than the rest of its work), the dialect
+    :func:`finish_manifest` writes the finished manifest in."""
     if not rows:
         return
     new = not path.is_file() or path.stat().st_size == 0
@@ -111,10 +108,8 @@ def finish_manifest(
             if len(row) != len(header) or row[status_at] not in ("ok", "skipped"):
                 continue
             lines[row[0]] = line(["" if i < 0 else row[i] for i in where])
-    wanted = set(order)
-    seen_extra = {str(r["source"]) for r in extra}
-    ordered = [s for s in order if s in lines] + sorted(s for s in seen_extra if s not in lines)
     extra_by_source = {str(r["source"]): r for r in extra}
+    ordered = [s for s in order if s in lines] + sorted(s for s in extra_by_source if s not in lines)
     pick = {c: columns.index(c) for c in {*ok_columns, "source", "status", "reason", *attribute_columns}}
     ok_rows: list[list[str]] = []
     skipped_rows: list[list[str]] = []
@@ -123,17 +118,11 @@ def finish_manifest(
     with open(tmp, "w", encoding="utf-8", errors=NAME_ERRORS, newline="") as out:
         out.write(line(columns))
         for source in ordered:
-            if source in lines and source in wanted:
+            if source in lines:
                 text = lines.pop(source)
-            elif source in extra_by_source:
-                text = line(
-                    [
-                        "" if extra_by_source[source].get(c) is None else extra_by_source[source].get(c, "")
-                        for c in columns
-                    ]
-                )
             else:
-                continue
+                row_of = extra_by_source[source]
+                text = line(["" if row_of.get(c) is None else row_of[c] for c in columns])
             out.write(text)
             row = next(csv.reader([text]))
             if row[pick["status"]] == "ok":
@@ -233,19 +222,6 @@ def embedding_matrix(out: Path, crops: Sequence[str], dim: int) -> tuple[np.ndar
             matrix[list(dst)] = emb[list(src)]
             filled[list(dst)] = True
     return matrix, [c for c, ok in zip(crops, filled, strict=True) if not ok]
-
-
-def load_partial_embeddings(out: Path) -> dict[str, np.ndarray]:
-    """``crop -> embedding`` from ``embeddings.npz`` and the parts of an unfinished run."""
-    found: dict[str, np.ndarray] = {}
-    for f in _embedding_files(out):
-        try:
-            with np.load(f, allow_pickle=False) as z:
-                for c, e in zip(z["crop"].tolist(), z["embedding"], strict=True):
-                    found[str(c)] = np.asarray(e, np.float32)
-        except (OSError, ValueError, KeyError):  # a part torn by a kill: its rows are redone
-            continue
-    return found
 
 
 def embedding_dim(out: Path) -> int:
