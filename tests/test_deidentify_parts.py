@@ -35,7 +35,7 @@ def _face_frame() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def test_paste_changes_only_inside_the_ellipse_and_fills_its_core() -> None:
     frame, _, m = _face_frame()
     crop = np.full((32, 32, 3), 7, np.uint8)
-    shape = MaskShape()
+    shape = MaskShape(region="inner")
     out = paste_face(frame.copy(), crop, m, 0.0, shape)
     mask = face_mask(m, 32, 0.0, shape, (0, 0, 240, 200))
     changed = np.any(out != frame, axis=2)
@@ -45,6 +45,50 @@ def test_paste_changes_only_inside_the_ellipse_and_fills_its_core() -> None:
     # feathered: the mask rises gradually, no pixel-to-pixel jump bigger than a fraction of its range
     assert np.abs(np.diff(mask, axis=1)).max() < 0.35
     assert ((mask > 0.05) & (mask < 0.95)).sum() > 200
+
+
+def test_head_region_replaces_the_whole_aligned_crop_whatever_the_source() -> None:
+    """Two different source frames, one generated crop: re-aligned as an attacker would (same
+    landmarks), the head-region releases are the same image (nothing of either source is left in the
+    attacker's crop), while the inner ellipse leaves each source's corners in it."""
+    from kssgan.faces.align import align_faces
+
+    frame, lms, m = _face_frame()
+    other = np.random.default_rng(1).integers(0, 256, frame.shape, dtype=np.uint8)
+    yy, xx = np.mgrid[0:32, 0:32]
+    crop = np.stack([xx * 7, yy * 7, (xx + yy) * 3], axis=2).astype(np.uint8)  # a smooth gradient
+    aligned = {}
+    for region in ("head", "inner"):
+        shape = MaskShape(region=region, reach=1.2)  # 2 ** 0.25 = 1.19: the square's corners too
+        outs = [paste_face(f.copy(), crop, m, 0.0, shape) for f in (frame, other)]
+        a, b = (align_faces([o], [lms], 112)[0].astype(int) for o in outs)
+        aligned[region] = np.abs(a - b)
+    assert aligned["head"].max() <= 1  # rounding only
+    assert aligned["inner"].mean() > 20  # the corners are each source's own noise
+    # the head region reaches beyond the crop and is 0 past reach·(1+feather)
+    shape = MaskShape(region="head", reach=1.1, feather=0.3)
+    mask = face_mask(m, 32, 0.0, shape, (0, 0, 240, 200))
+    inner = face_mask(m, 32, 0.0, MaskShape(region="inner"), (0, 0, 240, 200))
+    assert (mask == 1).sum() > 1.5 * (inner == 1).sum()
+    assert (mask > 0).sum() < 240 * 200  # the frame's far corners are untouched
+    assert np.abs(np.diff(mask, axis=1)).max() < 0.35  # feathered, no step
+
+
+def test_head_canvas_keeps_the_crop_and_fills_the_ring_from_it() -> None:
+    from kssgan.deidentify.blend import head_canvas
+
+    crop = np.zeros((32, 32, 3), np.uint8)
+    crop[:, 16:] = 200
+    canvas = head_canvas(crop, 8)
+    assert canvas.shape == (48, 48, 3)
+    assert np.array_equal(canvas[8 + 4 : 40 - 4, 8 + 4 : 40 - 4], crop[4:28, 4:28])  # the core is the crop
+    assert canvas[24, 0, 0] < 100 and canvas[24, 47, 0] > 100  # each side continues the crop's border
+    assert np.array_equal(head_canvas(crop, 0), crop)
+
+
+def test_mask_region_is_checked() -> None:
+    with pytest.raises(DeidentifyError, match="mask region"):
+        MaskShape(region="box")
 
 
 def test_mask_ellipse_zooms_with_the_crop_margin() -> None:

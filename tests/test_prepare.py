@@ -117,6 +117,29 @@ def test_open_set_identity_goes_to_the_nearest_centroid(yale5, tmp_path):
     assert group == int(np.argmax(cent @ (mean / np.linalg.norm(mean))))
 
 
+def test_open_set_fraction_holds_whole_people_out_of_training_and_groups(shared_datasets, tmp_path):
+    """--open-set-fraction: a seeded fifth of the people become strangers (every photo, split
+    ``stranger``), never join a group, and the evaluation's closed set leaves them out."""
+    from kssgan.evaluate.release import load_release, stranger_photos
+
+    out = tmp_path / "yale-open"
+    _run(shared_datasets / "yale", out, k=3, reader_options={"open_set_fraction": 0.2}, chunk_size=32)
+    man = pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False)
+    ok = man[man["status"] == "ok"]
+    strangers = set(ok.loc[ok["split"] == "stranger", "identity"])
+    assert len(strangers) == 3  # round(15 people x 0.2)
+    assert all(set(ok.loc[ok["identity"] == s, "split"]) == {"stranger"} for s in strangers)
+    groups = GroupAssignment.load(out / "groups.json")
+    assert not strangers & set(groups.identity_to_group) and len(groups.identity_to_group) == 12
+    assert set(stranger_photos(out)["identity"]) == strangers
+    assert not strangers & set(load_release(out, 32).identities)
+    again = tmp_path / "yale-open-2"  # the same people, whatever else runs
+    _run(shared_datasets / "yale", again, k=3, reader_options={"open_set_fraction": 0.2}, chunk_size=32)
+    assert set(stranger_photos(again)["identity"]) == strangers
+    with pytest.raises(PrepareConfigMismatch, match="open_set_fraction"):  # a resume cannot change who is held out
+        _run(shared_datasets / "yale", again, k=3, reader_options={"open_set_fraction": 0.4})
+
+
 def test_rerun_processes_nothing(yale5, shared_datasets):
     out, _ = yale5
     man_before = (out / "manifest.csv").read_text()

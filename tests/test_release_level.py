@@ -64,3 +64,30 @@ def test_one_released_photo_per_group_gives_exactly_one_over_the_group_size(lond
     assert out["verification"]["protection_rate"] == pytest.approx(1.0)
     withheld = [None if i == 0 else r for i, r in enumerate(released)]
     assert release_level_privacy(photos, withheld, ids, ids, rec, det)["withheld"] == 1
+
+
+def test_the_donor_check_flags_a_surrogate_made_from_one_real_face(london, models, shared_datasets) -> None:
+    """Each group released as one real person of the other group (the donor): the donor is every
+    released face's first-ranked other identity and verifies as it; faces of people outside the
+    gallery are nobody's."""
+    from kssgan.evaluate.release_level import attacker_faces, donor_check, embed_faces
+
+    photos, ids = london
+    rec, det = models
+    donor_of = {"001": "004", "002": "004", "003": "004", "004": "001", "005": "001", "006": "001"}
+    donors = {i: [d] for i, d in donor_of.items()}
+    originals = embed_faces(attacker_faces(photos, det), rec)
+    by_person = {i: photos[ids.index(i)] for i in PEOPLE}
+    from_donor = embed_faces(attacker_faces([by_person[donor_of[i]] for i in ids], det), rec)
+    out = donor_check(originals, from_donor, ids, donors, rec)
+    assert out["chance"] == pytest.approx(1 / 5)
+    assert out["first_ranked_is_donor"]["value"] == pytest.approx(1.0)
+    assert out["ratio_to_chance"] == pytest.approx(5.0)
+    assert out["verifies_as_donor"]["value"] == pytest.approx(1.0)
+    assert out["verifies_as_other"]["released"]["value"] == pytest.approx(1.0)
+    assert out["verifies_as_other"]["originals"]["value"] < 0.2  # the recogniser's own false matches
+    outsiders = [load_image(shared_datasets / "london" / "neutral_front" / f"{p}_03.jpg")[0] for p in ("045", "061")]
+    nobody = embed_faces(attacker_faces([outsiders[PEOPLE.index(i) // 3] for i in ids], det), rec)
+    clean = donor_check(originals, nobody, ids, donors, rec)
+    assert clean["verifies_as_donor"]["value"] == 0.0
+    assert clean["verifies_as_other"]["released"]["value"] == 0.0

@@ -17,6 +17,10 @@ measures, with SFace and dlib through the code of ``kssgan evaluate``:
 
 At the end of ``fit`` it measures the final weights, saves them as ``<checkpoints>/final.ckpt``,
 prints the figures and writes ``<default_root_dir>/summary.json`` with the checkpoint's sha256.
+With ``release_level`` (the default) it also releases the dataset's full photos through
+``deidentify``'s code and attacks them as released
+(:func:`kssgan.evaluate.release_level.release_summary`): ``summary.json["release_level"]``, judged
+against parrot ≤ 1/k + 0.05 and protection ≥ 0.9 (``release_level.meets``).
 """
 
 from __future__ import annotations
@@ -71,15 +75,33 @@ class PrivacyMonitor(L.Callback):
         every_n_validations: int = 1,
         summary: bool = True,
         batch_size: int = 64,
+        release_level: bool = True,
     ) -> None:
         self.recognisers = list(recognisers or ["sface", "dlib"])
         self.splits = list(splits or ["val", "test"])
         self.max_images, self.every = max_images, max(1, every_n_validations)
         self.summary, self.batch_size = summary, batch_size
+        self.release_level = release_level
         self._data: dict[str, Any] | None = None
         self._models: dict[str, Any] = {}
         self._count = 0
         self.last: dict[str, Any] = {}
+
+    def _release_level(self, trainer: L.Trainer, ckpt: Path, k: int) -> dict[str, Any]:
+        """:func:`~kssgan.evaluate.release_level.release_summary` of ``ckpt`` with ``meets``."""
+        from kssgan.evaluate.release_level import release_summary
+
+        root = getattr(trainer.datamodule, "prepared_dir", None)
+        if root is None:
+            return {"not_run": "the datamodule has no prepared_dir"}
+        models = {r: self._models[r] for r in self.recognisers if r in self._models}
+        out = release_summary(ckpt, root, models)
+        if "not_run" not in out:
+            cells = [v for r in self.recognisers for v in out.get(r, {}).values()]
+            out["meets"] = bool(cells) and all(
+                (c["parrot_rank1"] or 0.0) <= 1.0 / k + 0.05 and c["protection"] >= 0.9 for c in cells
+            )
+        return out
 
     # -- data and attackers, loaded once ---------------------------------------------------------
     def _load(self, trainer: L.Trainer, module: L.LightningModule) -> dict[str, Any]:
@@ -185,6 +207,8 @@ class PrivacyMonitor(L.Callback):
             "generator_steps": int(getattr(pl_module, "generator_steps", 0)),
             "critic_steps": int(getattr(pl_module, "critic_steps", 0)),
         }
+        if self.release_level:
+            summary["release_level"] = self._release_level(trainer, ckpt, m["k"])
         root.mkdir(parents=True, exist_ok=True)
         (root / "summary.json").write_text(json.dumps(summary, indent=1))
         rows = [
@@ -199,4 +223,17 @@ class PrivacyMonitor(L.Callback):
             f"sharpness {m['sharpness_ratio']:.2f}x "
             f"the originals'; release score {m['release_score']:.3f}  -> {root / 'summary.json'}",
         ]
+        rel = summary.get("release_level", {})
+        if "meets" in rel:
+            rows.append(
+                "  released photos (release level, after the attacker's JPEG/resize too): "
+                + "  ".join(
+                    f"{r}: parrot {max(v['parrot_rank1'] for v in rel[r].values()):.3f}, "
+                    f"protection {min(v['protection'] for v in rel[r].values()):.3f}"
+                    for r in self.recognisers
+                )
+                + f"  -> {'meets' if rel['meets'] else 'MISSES'} parrot <= 1/k+0.05, protection >= 0.9"
+            )
+        elif rel:
+            rows.append(f"  release level not measured: {rel.get('not_run')}")
         print("\n".join(rows))

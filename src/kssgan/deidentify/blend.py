@@ -1,8 +1,13 @@
-"""Paste a generated crop back into the frame: inverse similarity warp + feathered elliptical mask.
+"""Paste a generated crop back into the frame: inverse similarity warp + feathered mask.
+
+Two regions (:class:`~kssgan.deidentify.options.MaskShape`): ``head`` replaces the whole aligned crop
+and a ring around it (a rounded square of half-side ``reach``), the ring filled from the crop's own
+border blurred outwards (:func:`head_canvas`), so that nothing the mask covers comes from the source;
+``inner`` replaces an ellipse from forehead to chin and keeps the rest.
 
 The mask is evaluated analytically at every frame pixel of the face's region (the pixel is mapped
-into crop coordinates with the forward alignment matrix), so it is smooth at any resolution, has no
-seam where the crop ends, and is exactly 0 outside the ellipse: those pixels are copied unchanged.
+into crop coordinates with the forward alignment matrix), so it is smooth at any resolution and
+exactly 0 outside its region: those pixels are copied unchanged.
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ import numpy as np
 from kssgan.deidentify.options import MaskShape
 from kssgan.faces.align import inverse_transform, transform_points
 
-__all__ = ["crop_ellipse", "face_mask", "paste_face"]
+__all__ = ["crop_ellipse", "face_mask", "head_canvas", "paste_face"]
+
+#: The superellipse power of the ``head`` region: a square with rounded corners.
+HEAD_POWER = 4.0
 
 
 def crop_ellipse(size: int, margin: float, shape: MaskShape) -> tuple[float, float, float, float]:
@@ -24,12 +32,24 @@ def crop_ellipse(size: int, margin: float, shape: MaskShape) -> tuple[float, flo
     return cx, cy, shape.radius_x * z * size, shape.radius_y * z * size
 
 
-def _roi(
-    matrix: np.ndarray, ellipse: tuple[float, float, float, float], height: int, width: int
-) -> tuple[int, int, int, int] | None:
-    """Integer frame box (x0, y0, x1, y1) that holds the ellipse mapped back to the frame, or None."""
-    cx, cy, rx, ry = ellipse
-    corners = np.array([[cx - rx, cy - ry], [cx + rx, cy - ry], [cx - rx, cy + ry], [cx + rx, cy + ry]])
+def _outer_reach(shape: MaskShape) -> float:
+    """Half-side, in crop half-sides, where the ``head`` mask reaches 0."""
+    return shape.reach * (1.0 + shape.feather)
+
+
+def _region_corners(size: int, margin: float, shape: MaskShape) -> np.ndarray:
+    """Corners (crop pixels) of a box holding the mask's region."""
+    if shape.region == "head":
+        half = _outer_reach(shape) * size / 2.0
+        cx = cy = size / 2.0
+        rx = ry = half
+    else:
+        cx, cy, rx, ry = crop_ellipse(size, margin, shape)
+    return np.array([[cx - rx, cy - ry], [cx + rx, cy - ry], [cx - rx, cy + ry], [cx + rx, cy + ry]])
+
+
+def _roi(matrix: np.ndarray, corners: np.ndarray, height: int, width: int) -> tuple[int, int, int, int] | None:
+    """Integer frame box (x0, y0, x1, y1) that holds the crop-space ``corners`` mapped back, or None."""
     pts = transform_points(inverse_transform(matrix), corners)
     x0, y0 = np.floor(pts.min(0)).astype(int) - 1
     x1, y1 = np.ceil(pts.max(0)).astype(int) + 2
@@ -37,6 +57,10 @@ def _roi(
     if x1 <= x0 or y1 <= y0:
         return None
     return int(x0), int(y0), int(x1), int(y1)
+
+
+def _smoothstep(t: np.ndarray) -> np.ndarray:
+    return t * t * (3.0 - 2.0 * t)  # C1 at both ends
 
 
 def face_mask(
@@ -48,10 +72,32 @@ def face_mask(
     m = np.asarray(matrix, dtype=np.float64)
     u = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
     v = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
-    cx, cy, rx, ry = crop_ellipse(size, margin, shape)
-    r = np.sqrt(((u - cx) / rx) ** 2 + ((v - cy) / ry) ** 2)
-    t = np.clip((1.0 - r) / max(shape.feather, 1e-6), 0.0, 1.0)
-    return (t * t * (3.0 - 2.0 * t)).astype(np.float32)  # smoothstep: C1 at both ends
+    if shape.region == "head":
+        half = size / 2.0
+        r = ((np.abs(u - half) / half) ** HEAD_POWER + (np.abs(v - half) / half) ** HEAD_POWER) ** (1 / HEAD_POWER)
+        width = max(_outer_reach(shape) - shape.reach, 1e-6)
+        t = np.clip((_outer_reach(shape) - r) / width, 0.0, 1.0)
+    else:
+        cx, cy, rx, ry = crop_ellipse(size, margin, shape)
+        r = np.sqrt(((u - cx) / rx) ** 2 + ((v - cy) / ry) ** 2)
+        t = np.clip((1.0 - r) / max(shape.feather, 1e-6), 0.0, 1.0)
+    return _smoothstep(t).astype(np.float32)
+
+
+def head_canvas(crop: np.ndarray, pad: int) -> np.ndarray:
+    """``crop`` grown by ``pad`` pixels on every side, the ring filled from the crop alone: its border
+    replicated and blurred (σ = pad / 3), blended into the crop over a thin band inside its edge so
+    that no step shows where the crop ends. A function of the crop only: equal crops, equal canvases."""
+    if pad <= 0:
+        return crop
+    size = crop.shape[0]
+    big = cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_REPLICATE).astype(np.float32)
+    blurred = cv2.GaussianBlur(big, (0, 0), max(1.0, pad / 3.0))
+    band = max(2.0, 0.06 * size)
+    idx = np.arange(size + 2 * pad, dtype=np.float32) - pad
+    inside = np.minimum(idx + 0.5, size - 0.5 - idx)  # distance to the crop edge, > 0 inside
+    w = np.clip(np.minimum.outer(inside, inside) / band, 0.0, 1.0)[:, :, None]
+    return np.clip(np.rint(blurred + w * (big - blurred)), 0, 255).astype(np.uint8)
 
 
 def paste_face(frame: np.ndarray, crop: np.ndarray, matrix: np.ndarray, margin: float, shape: MaskShape) -> np.ndarray:
@@ -61,12 +107,18 @@ def paste_face(frame: np.ndarray, crop: np.ndarray, matrix: np.ndarray, margin: 
     """
     size = crop.shape[0]
     h, w = frame.shape[:2]
-    box = _roi(matrix, crop_ellipse(size, margin, shape), h, w)
+    box = _roi(matrix, _region_corners(size, margin, shape), h, w)
     if box is None:
         return frame
     x0, y0, x1, y1 = box
+    pad = 0
+    if shape.region == "head":
+        pad = max(0, int(np.ceil((_outer_reach(shape) - 1.0) * size / 2.0)) + 1)
+        crop = head_canvas(crop, pad)
     inv = inverse_transform(matrix).copy()
     inv[:, 2] -= (x0, y0)
+    if pad:  # the canvas's pixel (pad, pad) is the crop's (0, 0)
+        inv[:, 2] -= inv[:, :2] @ np.array([pad, pad], np.float64)
     warped = cv2.warpAffine(crop, inv, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     mask = face_mask(matrix, size, margin, shape, box)[:, :, None]
     region = frame[y0:y1, x0:x1].astype(np.float32)

@@ -147,7 +147,12 @@ def build_parser() -> ArgumentParser:
         default=d.audio,
         help="a video's sound: drop (default: a voice identifies a person) or keep (warned)",
     )
-    p.add_argument("--mask", type=MaskShape, default=d.mask, help="the feathered blend ellipse (crop fractions)")
+    p.add_argument(
+        "--mask",
+        type=MaskShape,
+        default=d.mask,
+        help="what is replaced: region head (crop + ring, reach) | inner (ellipse); feather",
+    )
     p.add_argument("--tracker", type=TrackerSettings, default=d.tracker, help="video face tracking")
     p.add_argument(
         "--video-codec", type=dict[str, str], default=d.video_codec, help="output extension -> video encoder"

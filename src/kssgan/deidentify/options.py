@@ -11,20 +11,42 @@ class DeidentifyError(ValueError):
     """A request the checkpoint or the input cannot satisfy (shown to the user as one clear line)."""
 
 
+#: The regions a release can regenerate (:class:`MaskShape`.region).
+MASK_REGIONS = ("head", "inner")
+
+
 @dataclass
 class MaskShape:
-    """The feathered blend mask, an ellipse in *crop* coordinates (fractions of the crop side).
+    """What of the source photo is replaced, in *crop* coordinates.
 
-    The defaults cover forehead to chin of an ArcFace-framed crop (``margin = 0``); for crops with a
-    margin the ellipse shrinks with the face. ``feather`` is the fraction of the radius over which the
-    mask falls smoothly from 1 to 0; outside the ellipse it is exactly 0, so pixels there are untouched.
+    ``region: head`` (the default) regenerates the whole aligned crop and a ring around it: the mask
+    is 1 inside a rounded square (a superellipse of power 4) of half-side ``reach`` crop half-sides
+    about the crop centre and falls smoothly to 0 over a further ``feather`` of it. Beyond the crop
+    the ring is filled from G's own output (its border, blurred outwards), so everything the mask
+    covers comes from the group and nothing from the source: hair line, ears, jaw line and the
+    background near the face are replaced. ``reach`` is the measured knob of privacy against how
+    much of the photo is kept (``docs/evaluation.md``, "Regenerate what identifies"): at 1.0 the
+    attacker's ArcFace-framed crop is all generated; larger reaches also cover wider crops.
+
+    ``region: inner`` is the earlier paste: only an ellipse from forehead to chin
+    (``center_*``/``radius_*`` of an ArcFace-framed crop, ``margin = 0``; it shrinks with a margin),
+    falling from 1 to 0 over ``feather`` of its radius; the kept periphery (hair line, ears, outline)
+    identifies people at release level (the parrot attack recognises them).
     """
 
+    region: str = "head"
+    reach: float = 1.15
+    feather: float = 0.3
     center_x: float = 0.5
     center_y: float = 0.52
     radius_x: float = 0.45
     radius_y: float = 0.47
-    feather: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.region not in MASK_REGIONS:
+            raise DeidentifyError(f"mask region {self.region!r} is not one of {MASK_REGIONS}")
+        if self.reach <= 0 or self.feather < 0:
+            raise DeidentifyError(f"mask reach must be > 0 and feather >= 0, got {self.reach} and {self.feather}")
 
 
 @dataclass

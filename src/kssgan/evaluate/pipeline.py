@@ -264,6 +264,30 @@ def run_evaluation(
     return metrics
 
 
+def release_masks(settings: EvalSettings) -> list[tuple[str, Any]]:
+    """``(name, MaskShape)`` of the release attacked for each checkpoint: the default (deidentify's
+    mask, or ``release_region``/``release_reach``) first, then each ``release_sweep`` entry
+    (``inner`` or ``head:REACH``)."""
+    from dataclasses import replace
+
+    from kssgan.deidentify.options import DeidentifyError, MaskShape
+
+    base = MaskShape()
+    if settings.release_region is not None:
+        base = replace(base, region=settings.release_region)
+    if settings.release_reach is not None:
+        base = replace(base, reach=float(settings.release_reach))
+    masks = [("default", base)]
+    for entry in settings.release_sweep:
+        region, _, reach = str(entry).partition(":")
+        try:
+            shape = replace(MaskShape(), region=region, **({"reach": float(reach)} if reach else {}))
+        except (DeidentifyError, ValueError) as err:
+            raise ValueError(f"--release-sweep entry {entry!r}: use inner or head:REACH ({err})") from err
+        masks.append((str(entry), shape))
+    return masks
+
+
 def _release_level(
     release: ReleaseSet,
     models: list[LoadedModel],
@@ -272,11 +296,15 @@ def _release_level(
     settings: EvalSettings,
     notes: list[str],
 ) -> None:
-    """``privacy_release`` of every checkpoint's row: its full-photo release, attacked."""
+    """``privacy_release`` of every checkpoint's row: its full-photo release, attacked (closed set),
+    ``privacy_release_open_set`` for the strangers, ``privacy_release_sweep`` for further masks."""
+    from dataclasses import asdict
+
     from kssgan.deidentify.options import DeidentifyOptions
     from kssgan.deidentify.pipeline import Deidentifier
     from kssgan.evaluate import release_level
     from kssgan.evaluate.attacks import degrade
+    from kssgan.evaluate.release import stranger_photos
     from kssgan.faces.detect import YuNetDetector
 
     photos, why = release_level.full_photos(release.root, release.manifest["source"].astype(str).tolist())
@@ -284,36 +312,122 @@ def _release_level(
         notes.append(f"release-level attack not run: {why}")
         return
     ids = release.identities
+    strangers = stranger_photos(release.root) if settings.open_set else None
+    s_photos: list[np.ndarray] = []
+    s_ids: list[str] = []
+    if strangers is not None and len(strangers):
+        got, why = release_level.full_photos(release.root, strangers["source"].astype(str).tolist())
+        if got is None:
+            notes.append(f"open-set release not run: {why}")
+        else:
+            s_photos, s_ids = got, strangers["identity"].astype(str).tolist()
     detector = YuNetDetector()  # the attacker's own detector, whatever the checkpoint was prepared with
     q, scale = settings.attacker_jpeg_quality, settings.attacker_scale
+    masks = release_masks(settings)
 
     def attacked(image_bgr: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(degrade(image_bgr[None, :, :, ::-1].copy(), q, scale)[0][:, :, ::-1])
 
-    originals = release_level.attacker_faces(photos, detector)  # detected and embedded once for all
+    originals = release_level.attacker_faces(photos + s_photos, detector)  # detected and embedded once
     original_emb = {rname: release_level.embed_faces(originals, rec) for rname, rec in recognisers.items()}
+    n = len(photos)
     how = f"JPEG quality {q}, resized to {scale:g}x and back"
     for lm in tqdm(models, desc="release-level attack", disable=not settings.progress):
-        deid = Deidentifier.from_checkpoint(lm.path, DeidentifyOptions())
-        released, _ = release_level.release_photos(deid, photos, ids)
-        mask = np.array([r is not None for r in released])
-        faces = {"plain": release_level.attacker_faces(released, detector)}
-        if q:
-            shown = [None if r is None else attacked(r) for r in released]
-            faces["after_attack"] = release_level.attacker_faces(shown, detector)
-        clusters = [lm.groups.identity_to_group.get(i, f"person:{i}") for i in ids]
         row = results[(lm.label, lm.k)]
-        for rname, rec in recognisers.items():
-            found = {
-                kind: release_level.figures(
-                    original_emb[rname], release_level.embed_faces(f, rec), mask, ids, clusters, rec, settings.max_rank
+        by_group = release_level.donors_by_group(lm.model, lm.groups.identity_to_group)
+        clusters = [lm.groups.identity_to_group.get(i, f"person:{i}") for i in ids]
+        for mask_name, shape in masks:
+            deid = Deidentifier.from_checkpoint(lm.path, DeidentifyOptions(mask=shape))
+            released, groups = release_level.release_photos(deid, photos, ids)
+            kept = release_level.kept_fraction(photos, released, detector)
+            donors = {i: by_group.get(g, []) if g is not None else [] for i, g in zip(ids, groups, strict=True)}
+            mask = np.array([r is not None for r in released])
+            faces = {"plain": release_level.attacker_faces(released, detector)}
+            if q:
+                shown = [None if r is None else attacked(r) for r in released]
+                faces["after_attack"] = release_level.attacker_faces(shown, detector)
+            entry_of: dict[str, Any] = {}
+            for rname, rec in recognisers.items():
+                orig = tuple(a[:n] for a in original_emb[rname])
+                found = {}
+                for kind, f in faces.items():
+                    emb = release_level.embed_faces(f, rec)
+                    found[kind] = release_level.figures(orig, emb, mask, ids, clusters, rec, settings.max_rank)
+                    found[kind]["donor"] = release_level.donor_check(orig, emb, ids, donors, rec)
+                entry = found["plain"] | {"kept_head_fraction": kept, "mask": asdict(shape)}
+                if "after_attack" in found:
+                    entry["after_attack"] = found["after_attack"] | {"preprocessing": how}
+                entry_of[rname] = entry
+            if mask_name == "default":
+                row["privacy_release"] = entry_of
+                if s_photos:
+                    row["privacy_release_open_set"] = _open_set(
+                        deid, s_photos, s_ids, faces["plain"], ids, original_emb, n, recognisers, by_group, lm,
+                        settings, detector,
+                    )  # fmt: skip
+            else:
+                row.setdefault("privacy_release_sweep", []).append(
+                    {"mask": mask_name, "kept_head_fraction": kept} | release_level.headline(entry_of)
                 )
-                for kind, f in faces.items()
-            }
-            entry = found["plain"]
-            if "after_attack" in found:
-                entry["after_attack"] = found["after_attack"] | {"preprocessing": how}
-            row.setdefault("privacy_release", {})[rname] = entry
+
+
+def _open_set(
+    deid: Any,
+    s_photos: list[np.ndarray],
+    s_ids: list[str],
+    c_faces: list[np.ndarray | None],
+    ids: list[str],
+    original_emb: dict[str, tuple[np.ndarray, np.ndarray]],
+    n: int,
+    recognisers: dict[str, Any],
+    by_group: dict[int, list[str]],
+    lm: LoadedModel,
+    settings: EvalSettings,
+    detector: Any,
+) -> dict[str, Any]:
+    """Strangers released as ``deidentify`` releases a face it was not trained on (no identity: the
+    nearest group centroid), attacked like the closed set. Rank-1 and protection against every
+    original (closed set and strangers); the parrot attack with the whole population released in the
+    gallery (judged against 1/k: a stranger shares its output with a whole group) and with strangers
+    alone (judged against ``strangers_only.bound``: 1 / the strangers that share a probe's group)."""
+    from kssgan.evaluate import release_level
+
+    released, groups = release_level.release_photos(deid, s_photos, [None] * len(s_photos))
+    s_faces = release_level.attacker_faces(released, detector)
+    mask = np.array([r is not None for r in released])
+    all_ids = np.asarray(list(ids) + list(s_ids))
+    stranger_rows = np.r_[np.zeros(n, bool), np.ones(len(s_ids), bool)]
+    groups_arr = np.array([-1 if g is None else g for g in groups])
+    share = {g: int((groups_arr == g).sum()) for g in set(groups_arr.tolist()) if g >= 0}
+    out: dict[str, Any] = {
+        "identities": len(set(s_ids)),
+        "photos": len(s_ids),
+        "bound": f"1/k = {1 / lm.k:.3f} (population gallery)",
+        "groups_used": len(share),
+    }
+    for rname, rec in recognisers.items():
+        s_emb, s_found = release_level.embed_faces(s_faces, rec)
+        c_emb, c_found = release_level.embed_faces(c_faces, rec)
+        o_emb, o_found = original_emb[rname]
+        entry = release_level.figures((o_emb, o_found), _pad(s_emb, s_found, n), np.r_[np.zeros(n, bool), mask],
+                                      all_ids, all_ids, rec, settings.max_rank)  # fmt: skip
+        entry["photos"], entry["withheld"] = len(s_ids), int((~mask).sum())
+        # the parrot attack over the released population; probes: strangers only
+        emb = np.concatenate([c_emb, s_emb])
+        found = np.r_[c_found, s_found]
+        entry["parrot"] = release_level.parrot_on(emb, found, all_ids, stranger_rows, settings.max_rank)
+        alone = release_level.parrot_on(s_emb, s_found, np.asarray(s_ids), np.ones(len(s_ids), bool), settings.max_rank)
+        bound = [1.0 / share[g] for g, f in zip(groups_arr, s_found, strict=True) if f and g >= 0]
+        entry["parrot_strangers_only"] = alone | {"bound": float(np.mean(bound)) if bound else None}
+        donors = {s: by_group.get(int(g), []) for s, g in zip(s_ids, groups_arr, strict=True) if g >= 0}
+        entry["donor"] = release_level.donor_check((o_emb, o_found), _pad(s_emb, s_found, n), all_ids, donors, rec)
+        out[rname] = entry
+    return out
+
+
+def _pad(emb: np.ndarray, found: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stranger rows placed after ``n`` closed-set rows that are not probes (nothing found there)."""
+    return np.concatenate([np.zeros((n, emb.shape[1]), emb.dtype), emb]), np.r_[np.zeros(n, bool), found]
 
 
 def _clusters(m: MethodOutput, groupings: dict[int, GroupAssignment], ids: np.ndarray) -> tuple[np.ndarray, str]:

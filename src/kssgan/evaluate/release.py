@@ -95,10 +95,17 @@ def load_release(root: str | Path, image_size: int | None, split: str = "all", n
     """Read the ok crops of ``split`` (``all`` = every ok image, the data holder's release)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    from kssgan.data.readers import STRANGER_SPLIT
+
     data = PreparedDataset.open(root)
     identity_means = _identity_means(data)
     manifest = data.manifest
-    if split != "all":
+    strangers = set(manifest.loc[manifest["split"].astype(str) == STRANGER_SPLIT, "identity"].astype(str))
+    if identity_means is not None and strangers:  # strangers never join a group, at any k
+        identity_means = {i: v for i, v in identity_means.items() if i not in strangers}
+    if split == "all":  # the closed set: strangers are the open-set evaluation's (load_strangers)
+        manifest = manifest[manifest["split"].astype(str) != STRANGER_SPLIT].reset_index(drop=True)
+    else:
         manifest = manifest[manifest["split"] == split].reset_index(drop=True)
     if manifest.empty:
         raise ValueError(f"{root}: no ok images in split {split!r}")
@@ -106,6 +113,15 @@ def load_release(root: str | Path, image_size: int | None, split: str = "all", n
     return ReleaseSet(
         name or Path(root).resolve().name, data.root, images, manifest, data.groups, data.margin, identity_means
     )
+
+
+def stranger_photos(root: str | Path) -> pd.DataFrame:
+    """The ok manifest rows of the identities ``kssgan prepare --open-set-fraction`` held out of
+    training and grouping (split ``stranger``); empty when there are none."""
+    from kssgan.data.readers import STRANGER_SPLIT
+
+    manifest = PreparedDataset.open(root).manifest
+    return manifest[manifest["split"].astype(str) == STRANGER_SPLIT].reset_index(drop=True)
 
 
 def _identity_means(data: PreparedDataset) -> dict[str, np.ndarray] | None:

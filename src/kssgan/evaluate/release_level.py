@@ -17,8 +17,18 @@ ears, outline, background) is part of what an attacker sees. Here:
    resize. A released photo in which the attacker finds no face counts as protected, and is left
    out of the identification probes; ``attacker_found_face`` says how many were.
 
+4. **donors** (:func:`donor_check`): a released face must not be any real person's likeness. For
+   each released face, the real identities of the dataset other than its source are ranked by the
+   recogniser (gallery: each identity's mean original embedding). ``first_ranked_is_donor`` is the
+   share whose first-ranked other identity is one of the people the surrogate was made from (the
+   donors, :func:`donors_by_group`), against ``chance`` (donors / other identities);
+   ``verifies_as_donor`` the share a donor verifies as; ``verifies_as_other.released`` the share
+   that verifies as *any* identity other than the source, against ``verifies_as_other.originals``,
+   the same share for the original photos (the recogniser's own false-match rate on this gallery).
+
 Metrics go to ``metrics.json`` as ``results[].privacy_release.<recogniser>``, with the inner schema
-of ``privacy`` (identification, parrot, verification) plus ``attacker_found_face`` and ``withheld``.
+of ``privacy`` (identification, parrot, verification) plus ``attacker_found_face``, ``withheld``,
+``donor`` and ``kept_head_fraction`` (:func:`kept_fraction`).
 """
 
 from __future__ import annotations
@@ -94,6 +104,122 @@ def embed_faces(faces: Sequence[np.ndarray | None], recogniser: Any) -> tuple[np
     return emb, found
 
 
+def parrot_on(
+    emb: np.ndarray, found: np.ndarray, ids: np.ndarray, probe_rows: np.ndarray, max_rank: int = 10
+) -> dict[str, Any]:
+    """The parrot attack (:func:`~kssgan.evaluate.privacy.parrot_split`) over the photos with a face,
+    with only ``probe_rows`` as probes (e.g. strangers against a gallery of the whole population);
+    rank-1's clustered interval is by person."""
+    rows = np.flatnonzero(found)
+    gallery, probe = privacy.parrot_split(ids[rows])
+    gal, prb = rows[gallery], rows[probe]
+    prb = prb[probe_rows[prb] & np.isin(ids[prb], ids[gal])]
+    if not len(prb):
+        return {"n_probes": 0}
+    ident = privacy.identify(emb[gal], ids[gal], emb[prb], ids[prb], max_rank, ids[prb], "person")
+    return ident.to_dict()
+
+
+def donors_by_group(model: Any, identity_to_group: dict[str, int]) -> dict[int, list[str]]:
+    """The real people whose photos each group's released face is made from: the members of the
+    group whose mean it receives (``surrogate_images`` ``all``/``medoid``; ``own`` is the group
+    itself); none for drawn synthetic faces, and none for the paper's G(x, c) (it has no donors:
+    its output derives from the source alone)."""
+    bank = getattr(model, "surrogates", None)
+    hp = getattr(model, "hparams", {})
+    if bank is None or str(getattr(hp, "surrogate_images", "all")) == "synthetic":
+        return {}
+    members: dict[int, list[str]] = {}
+    for ident, group in identity_to_group.items():
+        members.setdefault(int(group), []).append(str(ident))
+    source = [int(g) for g in bank.source_group.tolist()]
+    return {g: sorted(members.get(source[g], [])) for g in range(len(source))}
+
+
+def _identity_means(emb: np.ndarray, found: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    names = np.unique(ids[found])
+    means = np.stack([emb[found & (ids == n)].mean(0) for n in names]) if len(names) else emb[:0]
+    return means, names
+
+
+def _pairwise(rule: Callable[[np.ndarray, np.ndarray], Any], probes: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+    """P×G values of a recogniser's row-wise ``rule`` (similarity, is_match) for every pair."""
+    a = np.repeat(probes, len(gallery), axis=0)
+    b = np.tile(gallery, (len(probes), 1))
+    return np.asarray(rule(a, b)).reshape(len(probes), len(gallery))
+
+
+def _verifies(recogniser: Any, probes: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+    """P×G: does probe p verify as gallery entry g (the recogniser's own rule)?"""
+    if not len(probes) or not len(gallery):
+        return np.zeros((len(probes), len(gallery)), bool)
+    return _pairwise(recogniser.is_match, probes, gallery).astype(bool)
+
+
+def donor_check(
+    originals: tuple[np.ndarray, np.ndarray],
+    released: tuple[np.ndarray, np.ndarray],
+    identities: Sequence[str],
+    donors: dict[str, list[str]],
+    recogniser: Any,
+) -> dict[str, Any]:
+    """Faces of nobody (module doc, 4.): ``donors`` maps each photo's identity to the people its
+    released face was made from (empty: none)."""
+    orig_emb, orig_found = originals
+    rel_emb, rel_found = released
+    ids = np.asarray([str(i) for i in identities])
+    means, names = _identity_means(orig_emb, orig_found, ids)
+    probes = np.flatnonzero(rel_found & np.isin(ids, names))
+    out: dict[str, Any] = {"gallery_identities": len(names), "probes": len(probes)}
+    if len(names) < 2 or not len(probes):
+        return out
+    sims = _pairwise(recogniser.similarity, rel_emb[probes], means).astype(np.float64)
+    own = names[None, :] == ids[probes][:, None]
+    first = np.where(own, -np.inf, sims).argmax(1)
+    is_donor = np.array([names[f] in set(donors.get(ids[p], [])) for p, f in zip(probes, first, strict=True)])
+    n_donors = np.array([len(set(donors.get(ids[p], [])) & (set(names) - {ids[p]})) for p in probes])
+    chance = float(np.mean(n_donors / (len(names) - 1)))
+    ver = _verifies(recogniser, rel_emb[probes], means) & ~own
+    donor_cols = np.array([[n in set(donors.get(ids[p], [])) for n in names] for p in probes], bool)
+    o_probes = np.flatnonzero(orig_found & np.isin(ids, names))
+    o_own = names[None, :] == ids[o_probes][:, None]
+    o_ver = _verifies(recogniser, orig_emb[o_probes], means) & ~o_own
+    first_share = privacy.proportion(float(is_donor.sum()), len(probes))
+    return out | {
+        "first_ranked_is_donor": first_share.to_dict(),
+        "chance": chance,
+        "ratio_to_chance": float(first_share.value / chance) if chance > 0 else None,
+        "verifies_as_donor": privacy.proportion(float((ver & donor_cols).any(1).sum()), len(probes)).to_dict(),
+        "verifies_as_other": {
+            "released": privacy.proportion(float(ver.any(1).sum()), len(probes)).to_dict(),
+            "originals": privacy.proportion(float(o_ver.any(1).sum()), len(o_probes)).to_dict(),
+        },
+        "note": "gallery: each identity's mean original embedding; the source itself is left out",
+    }
+
+
+def kept_fraction(originals: Sequence[np.ndarray], released: Sequence[np.ndarray | None], detector: Any) -> float:
+    """Mean share of the head region kept unchanged (≤ 2 grey levels in every channel) in the
+    released photos: the original's detection box doubled about its centre (face, hair, ears, neck),
+    clipped to the photo. What is left of the source there is what an attacker may use."""
+    from kssgan.faces.detect import select_face
+
+    shares = []
+    for orig, rel in zip(originals, released, strict=True):
+        if rel is None:
+            continue
+        face = select_face(detector.detect(orig), orig.shape)[0]
+        if face is None:
+            continue
+        x, y, w, h = (float(v) for v in face.box)
+        cx, cy = x + w / 2, y + h / 2
+        x0, y0 = max(0, int(cx - w)), max(0, int(cy - h))
+        x1, y1 = min(orig.shape[1], int(cx + w)), min(orig.shape[0], int(cy + h))
+        diff = np.abs(orig[y0:y1, x0:x1].astype(np.int16) - rel[y0:y1, x0:x1].astype(np.int16))
+        shares.append(float(np.mean(diff.max(axis=2) <= 2)))
+    return float(np.mean(shares)) if shares else float("nan")
+
+
 def figures(
     originals: tuple[np.ndarray, np.ndarray],
     released: tuple[np.ndarray, np.ndarray],
@@ -161,4 +287,90 @@ def release_level_privacy(
     return figures(orig, rel, mask, identities, clusters, recogniser, max_rank)
 
 
-__all__ = ["attacker_faces", "embed_faces", "figures", "full_photos", "release_level_privacy", "release_photos"]
+def headline(entry_of: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of one mask's release, per recogniser (plain and after the attack)."""
+    out: dict[str, Any] = {}
+    for rname, e in entry_of.items():
+        cell: dict[str, Any] = {}
+        for kind, fig in (("plain", e), ("after_attack", e.get("after_attack"))):
+            if fig:
+                cell[kind] = {
+                    "parrot_rank1": fig.get("parrot", {}).get("rank1", {}).get("value"),
+                    "parrot_upper": fig.get("parrot", {}).get("rank1_clustered", {}).get("ci_high"),
+                    "protection_rate": fig["verification"]["protection_rate"],
+                }
+        out[rname] = cell
+    return out
+
+
+def release_summary(
+    ckpt: str | Path,
+    prepared_root: str | Path,
+    recognisers: dict[str, Any],
+    jpeg_quality: int = 75,
+    scale: float = 0.5,
+) -> dict[str, Any]:
+    """The headline release-level figures of one checkpoint on its own prepared dataset's full
+    photos (the closed set; strangers left out), with deidentify's default options: per recogniser
+    the parrot rank-1 and its clustered upper bound, rank-1 against the originals and protection,
+    plain and after the attacker's JPEG/resize. ``{"not_run": why}`` where the photos are not here."""
+    from kssgan.data.prepared import PreparedDataset
+    from kssgan.data.readers import STRANGER_SPLIT
+    from kssgan.deidentify.options import DeidentifyOptions
+    from kssgan.deidentify.pipeline import Deidentifier
+    from kssgan.evaluate.attacks import degrade
+    from kssgan.faces.detect import YuNetDetector
+
+    data = PreparedDataset.open(prepared_root)
+    man = data.manifest[data.manifest["split"].astype(str) != STRANGER_SPLIT]
+    photos, why = full_photos(Path(prepared_root), man["source"].astype(str).tolist())
+    if photos is None:
+        return {"not_run": why}
+    ids = man["identity"].astype(str).tolist()
+    clusters = [data.groups.identity_to_group.get(i, f"person:{i}") for i in ids]
+    deid = Deidentifier.from_checkpoint(ckpt, DeidentifyOptions())
+    released, _ = release_photos(deid, photos, ids)
+    detector = YuNetDetector()
+    mask = np.array([r is not None for r in released])
+    views = {"plain": released}
+    if jpeg_quality:
+
+        def attacked(bgr: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(degrade(bgr[None, :, :, ::-1].copy(), jpeg_quality, scale)[0][:, :, ::-1])
+
+        views["after_attack"] = [None if r is None else attacked(r) for r in released]
+    faces = {kind: attacker_faces(v, detector) for kind, v in views.items()}
+    originals = attacker_faces(photos, detector)
+    out: dict[str, Any] = {
+        "photos": len(photos),
+        "withheld": int((~mask).sum()),
+        "kept_head_fraction": round(kept_fraction(photos, released, detector), 4),
+        "mask": deid.options.mask.__dict__,
+    }
+    for rname, rec in recognisers.items():
+        orig = embed_faces(originals, rec)
+        for kind, f in faces.items():
+            fig = figures(orig, embed_faces(f, rec), mask, ids, clusters, rec)
+            out.setdefault(rname, {})[kind] = {
+                "parrot_rank1": fig.get("parrot", {}).get("rank1", {}).get("value"),
+                "parrot_upper": fig.get("parrot", {}).get("rank1_clustered", {}).get("ci_high"),
+                "rank1": fig.get("identification", {}).get("rank1", {}).get("value"),
+                "protection": fig["verification"]["protection_rate"],
+            }
+    return out
+
+
+__all__ = [
+    "attacker_faces",
+    "donor_check",
+    "donors_by_group",
+    "embed_faces",
+    "figures",
+    "full_photos",
+    "headline",
+    "kept_fraction",
+    "parrot_on",
+    "release_level_privacy",
+    "release_photos",
+    "release_summary",
+]

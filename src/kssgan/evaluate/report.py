@@ -219,11 +219,13 @@ def release_level_table(metrics: dict) -> list[str]:
         "Crop-level figures are above; these are what a data holder's release gives.",
         "",
         "| method | k | recogniser | attacker | 1/k | parrot rank-1 | clustered upper | rank-1 (originals) "
-        "| protection | attacker found a face | withheld |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| protection | attacker found a face | withheld | head kept | mask |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         for rec, level in r["privacy_release"].items():
+            kept, mask = level.get("kept_head_fraction"), level.get("mask") or {}
+            where = f"{mask.get('region', '?')} {mask.get('reach', '') if mask.get('region') == 'head' else ''}"
             for name, entry in (("plain", level), ("JPEG + resize", level.get("after_attack"))):
                 if not entry:
                     continue
@@ -233,9 +235,174 @@ def release_level_table(metrics: dict) -> list[str]:
                     f"| {r['method']} | {r['k'] or '—'} | {rec} | {name} | {1 / r['k']:.3f} | "
                     f"{_fmt(parrot['rank1']) if parrot else '—'} | {clustered_upper(parrot) if parrot else '—'} | "
                     f"{_fmt(ident['rank1']) if ident else '—'} | {entry['verification']['protection_rate']:.3f} | "
-                    f"{_fmt(entry['attacker_found_face'])} | {entry['withheld']} |"
+                    f"{_fmt(entry['attacker_found_face'])} | {entry['withheld']} | "
+                    f"{'—' if kept is None else f'{kept:.3f}'} | {where.strip()} |"
                 )
+    lines += _donor_table(rows)
+    lines += _open_set_table(metrics)
+    lines += _sweep_table(metrics)
     return lines
+
+
+def _donor_table(rows: list[dict]) -> list[str]:
+    """Faces of nobody: does a released face look like one of the people it was made from?"""
+    lines = [
+        "",
+        "### Faces of nobody (donors)",
+        "",
+        "Gallery: each real identity's mean original embedding, the source left out. *First-ranked is "
+        "a donor*: the identity the recogniser ranks first for a released face is one of the people its "
+        "surrogate was made from (against chance = donors / other identities); *verifies as a donor* / "
+        "*as anyone*: the released face passes the recogniser's match rule against a donor / any identity "
+        "other than its source, beside the same share for the original photos (the recogniser's own "
+        "false-match rate on this gallery).",
+        "",
+        "| method | recogniser | attacker | first-ranked is a donor | chance | × chance | verifies as a donor "
+        "| verifies as anyone (released) | (originals) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    n = len(lines)
+    for r in rows:
+        for rec, level in r["privacy_release"].items():
+            for name, entry in (("plain", level), ("JPEG + resize", level.get("after_attack"))):
+                d = (entry or {}).get("donor") or {}
+                if "first_ranked_is_donor" not in d:
+                    continue
+                ratio = d.get("ratio_to_chance")
+                lines.append(
+                    f"| {r['method']} | {rec} | {name} | {_fmt(d['first_ranked_is_donor'])} | {d['chance']:.3f} | "
+                    f"{'—' if ratio is None else f'{ratio:.2f}'} | {_fmt(d['verifies_as_donor'])} | "
+                    f"{_fmt(d['verifies_as_other']['released'])} | {_fmt(d['verifies_as_other']['originals'])} |"
+                )
+    return lines if len(lines) > n else []
+
+
+def _open_set_table(metrics: dict) -> list[str]:
+    """Strangers: identities held out of training and grouping, released as deidentify would."""
+    rows = [r for r in _rows(metrics) if r.get("privacy_release_open_set")]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "### Open set: strangers released",
+        "",
+        "Identities `kssgan prepare --open-set-fraction` held out of training and grouping, released "
+        "without an identity (the nearest group centroid, as `deidentify` does for a face it does not "
+        "know). Rank-1 and protection against every original photo; parrot with the whole released "
+        "population in the gallery (judged against 1/k: a stranger shares its released face with a "
+        "group), and among strangers alone (judged against the mean of 1 / the strangers sharing a "
+        "probe's group).",
+        "",
+        "| method | recogniser | strangers | groups used | parrot (population) | clustered upper | 1/k "
+        "| parrot (strangers only) | its bound | rank-1 (originals) | protection | first-ranked is a donor "
+        "| chance |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        o = r["privacy_release_open_set"]
+        for rec, e in o.items():
+            if not isinstance(e, dict) or "verification" not in e:
+                continue
+            parrot, alone, ident, d = (
+                e.get("parrot", {}),
+                e.get("parrot_strangers_only", {}),
+                e.get("identification"),
+                e.get("donor", {}),
+            )
+            bound = alone.get("bound")
+            p_cell = _fmt(parrot["rank1"]) if "rank1" in parrot else "—"
+            p_upper = clustered_upper(parrot) if "rank1" in parrot else "—"
+            lines.append(
+                f"| {r['method']} | {rec} | {o['identities']} ({o['photos']} photos) | {o['groups_used']} | "
+                f"{p_cell} | {p_upper} | "
+                f"{1 / r['k']:.3f} | {_fmt(alone['rank1']) if 'rank1' in alone else '—'} | "
+                f"{'—' if bound is None else f'{bound:.3f}'} | {_fmt(ident['rank1']) if ident else '—'} | "
+                f"{e['verification']['protection_rate']:.3f} | "
+                f"{_fmt(d['first_ranked_is_donor']) if 'first_ranked_is_donor' in d else '—'} | "
+                f"{d.get('chance', float('nan')):.3f} |"
+            )  # fmt: skip
+    return lines
+
+
+def _sweep_table(metrics: dict) -> list[str]:
+    """Privacy against how much of the head the release keeps (``--release-sweep``)."""
+    rows = [r for r in _rows(metrics) if r.get("privacy_release_sweep")]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "### What the release keeps, against privacy",
+        "",
+        "The same checkpoint released with other masks (`deidentify --mask`). *Head kept*: the share of "
+        "the head region (the original's detection box doubled) left unchanged. Plot: "
+        "`privacy_vs_kept.png`.",
+        "",
+        "| method | mask | head kept | recogniser | parrot rank-1 | clustered upper | protection "
+        "| parrot after JPEG + resize | protection after |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        entries = [{"mask": "default", "kept_head_fraction": _default_kept(r)} | _cells(r)] + r["privacy_release_sweep"]
+        for e in entries:
+            for rec in metrics["recognisers"]:
+                c = e.get(rec)
+                if not c:
+                    continue
+                p, a = c.get("plain", {}), c.get("after_attack", {})
+                lines.append(
+                    f"| {r['method']} | {e['mask']} | {e['kept_head_fraction']:.3f} | {rec} | "
+                    f"{_num(p.get('parrot_rank1'))} | {_num(p.get('parrot_upper'))} | "
+                    f"{_num(p.get('protection_rate'))} | "
+                    f"{_num(a.get('parrot_rank1'))} | {_num(a.get('protection_rate'))} |"
+                )  # fmt: skip
+    return lines
+
+
+def _num(v: float | None) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+def _default_kept(row: dict) -> float:
+    return next(iter(row["privacy_release"].values())).get("kept_head_fraction", float("nan"))
+
+
+def _cells(row: dict) -> dict:
+    """The default release's headline figures in the shape of a sweep entry."""
+    from kssgan.evaluate.release_level import headline
+
+    return headline(row["privacy_release"])
+
+
+def plot_privacy_vs_kept(metrics: dict, path: Path) -> Path | None:
+    """Parrot rank-1 and protection (after the attacker's JPEG/resize) against the share of the head
+    the release keeps, one point per mask of ``--release-sweep`` and the default."""
+    rows = [r for r in _rows(metrics) if r.get("privacy_release_sweep")]
+    if not rows:
+        return None
+    plt = _plt()
+    recs = list(metrics["recognisers"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for r in rows:
+        entries = [{"mask": "default", "kept_head_fraction": _default_kept(r)} | _cells(r)] + r["privacy_release_sweep"]
+        entries = sorted(entries, key=lambda e: e["kept_head_fraction"])
+        for rec in recs:
+            xs = [e["kept_head_fraction"] for e in entries if rec in e]
+            for ax, key in zip(axes, ("parrot_rank1", "protection_rate"), strict=True):
+                ys = [(e[rec].get("after_attack") or e[rec]["plain"])[key] for e in entries if rec in e]
+                ax.plot(xs, ys, marker="o", label=f"{r['method']} ({rec})")
+                for x, y, e in zip(xs, ys, [e for e in entries if rec in e], strict=True):
+                    ax.annotate(e["mask"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        axes[0].axhline(1 / r["k"], color="grey", ls="--", lw=1)
+    axes[0].set_ylabel("parrot rank-1 (after JPEG + resize)")
+    axes[1].set_ylabel("protection rate (after JPEG + resize)")
+    for ax in axes:
+        ax.set_xlabel("share of the head region kept from the source")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
 
 
 def markdown(metrics: dict, files: list[str]) -> str:
@@ -399,6 +566,9 @@ def write_report(
         "sharpness_vs_k.png": plot_sharpness_vs_k(metrics, out / "sharpness_vs_k.png"),
         "cmc.png": plot_cmc(metrics, out / "cmc.png", sample_k),
     }
+    kept_plot = plot_privacy_vs_kept(metrics, out / "privacy_vs_kept.png")
+    if kept_plot is not None:
+        files["privacy_vs_kept.png"] = kept_plot
     if settings.sample_rows > 0:
         grid, labels = sample_grid(
             outputs, sample_k, release.identities, settings.sample_rows, settings.originals_in_grid

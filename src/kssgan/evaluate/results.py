@@ -43,6 +43,13 @@ class EvalSettings:
     # attack the full photos `deidentify` writes for each checkpoint (evaluate/release_level.py); it
     # runs where the dataset's raw photos are on this machine, and is noted as not run elsewhere
     release_level: bool = True
+    # the release's mask (deidentify's --mask): None keeps deidentify's defaults (DeidentifyOptions)
+    release_region: str | None = None  # head | inner
+    release_reach: float | None = None
+    # further masks whose release is attacked too, for the privacy-vs-kept plot: "inner" or "head:REACH"
+    release_sweep: list[str] = field(default_factory=list)
+    # release and attack the identities `kssgan prepare --open-set-fraction` held out (split stranger)
+    open_set: bool = True
 
 
 @dataclass

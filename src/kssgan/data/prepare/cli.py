@@ -23,7 +23,16 @@ from kssgan.data.prepare.store import PrepareConfigMismatch
 from kssgan.data.prepare.workers import WorkersFailed
 
 # recipe keys that go to the reader (kssgan.data.readers); None leaves the reader's default
-READER_KEYS = ("labels_csv", "protocol", "angles", "gazes", "expressions", "attributes", "max_identities")
+READER_KEYS = (
+    "labels_csv",
+    "protocol",
+    "angles",
+    "gazes",
+    "expressions",
+    "attributes",
+    "max_identities",
+    "open_set_fraction",
+)
 EPILOG = (
     "--dataset NAME reads the recipe data_modules/NAME.yaml before every other option;\n"
     "--grouping METHOD is short for --grouping.method METHOD.\n\n"
@@ -55,6 +64,12 @@ def build_parser() -> Any:
     p.add_argument("--labels-csv", type=str | None, help="folder reader: labels.csv relative to the data dir")
     p.add_argument("--protocol", type=Literal["closed_set", "identity_disjoint"] | None, help="split protocol")
     p.add_argument("--max-identities", type=int | None, help="keep only the first N identities (subsets)")
+    p.add_argument(
+        "--open-set-fraction",
+        type=float | None,
+        help="hold this share of the identities out of training and grouping (split 'stranger'): "
+        "kssgan evaluate releases and attacks them as strangers",
+    )
     p.add_argument("--angles", type=list[int] | None, help="rafd reader: camera angles kept")
     p.add_argument("--gazes", type=list[str] | None, help="rafd reader: gazes kept (null: all)")
     p.add_argument("--expressions", type=list[str] | None, help="rafd reader: expressions kept (null: all)")

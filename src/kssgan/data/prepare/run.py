@@ -68,7 +68,8 @@ def prepare_dataset(
     """Prepare ``raw_root`` into ``out_dir`` and return the summary (also saved in prepare.json).
 
     ``reader_options`` go to the reader (e.g. ``labels_csv``, ``angles``, ``protocol``,
-    ``max_identities``); ``limit`` keeps the first n reader rows (for benchmarks and tests).
+    ``max_identities``, ``open_set_fraction``: that share of the identities held out of training and
+    grouping as strangers, split ``stranger``); ``limit`` keeps the first n reader rows (for benchmarks and tests).
     ``margin`` > 0 zooms the crops out (``0`` = exact ArcFace framing, what the recognisers want).
     ``workers`` processes do the per-photo work (default: this machine's cores; 1 = in this
     process); ``ray`` (default: whether ``RAY_ADDRESS`` or ``ray_address`` is set) runs it as Ray
@@ -80,7 +81,7 @@ def prepare_dataset(
     than k identities have a usable image (the manifest, crops and embeddings are kept; use
     :func:`regroup` with a smaller k).
     """
-    from kssgan.data.readers import get_reader
+    from kssgan.data.readers import get_reader, hold_out_strangers
     from kssgan.faces.align import template
 
     raw_root = Path(raw_root).expanduser()
@@ -92,7 +93,11 @@ def prepare_dataset(
     settings = crop.to_dict()
     opts = dict(reader_options or {})
     opts.setdefault("seed", seed)
+    open_set_fraction = float(opts.pop("open_set_fraction", 0.0) or 0.0)
     table = get_reader(reader)(raw_root, **opts)  # DatasetLayoutError before touching out/
+    table = hold_out_strangers(table, open_set_fraction, int(opts["seed"]))
+    if open_set_fraction:
+        opts["open_set_fraction"] = open_set_fraction  # part of what defines the prepared folder
     reader_skipped = list(table.attrs.get("skipped", []))
     if limit is not None:
         table = table.head(int(limit)).reset_index(drop=True)

@@ -14,7 +14,13 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from kssgan.data.readers._common import PROTOCOLS, DatasetLayoutError, assign_splits
+from kssgan.data.readers._common import (
+    PROTOCOLS,
+    STRANGER_SPLIT,
+    DatasetLayoutError,
+    assign_splits,
+    hold_out_strangers,
+)
 from kssgan.data.readers.celeba import CELEBA_ATTRIBUTES, read_celeba
 from kssgan.data.readers.folder import read_folder
 from kssgan.data.readers.image_io import ImageLoadError, is_image_file, load_image
@@ -34,10 +40,12 @@ __all__ = [
     "PROTOCOLS",
     "RAFD_EXPRESSIONS",
     "READERS",
+    "STRANGER_SPLIT",
     "DatasetLayoutError",
     "ImageLoadError",
     "assign_splits",
     "get_reader",
+    "hold_out_strangers",
     "is_image_file",
     "load_image",
     "parse_rafd_name",

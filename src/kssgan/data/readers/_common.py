@@ -32,6 +32,32 @@ def _key(seed: int, text: str) -> str:
     return hashlib.sha1(f"{seed}:{text}".encode()).hexdigest()
 
 
+#: The split of identities held out of training and grouping altogether (``open_set_fraction``):
+#: their photos are released the way a stranger's would be, and ``kssgan evaluate --open-set``
+#: attacks them.
+STRANGER_SPLIT = "stranger"
+
+
+def hold_out_strangers(df: pd.DataFrame, fraction: float, seed: int = 0) -> pd.DataFrame:
+    """Move ``round(n · fraction)`` whole identities (a seeded hash order, independent of the
+    train/val/test split) to the split :data:`STRANGER_SPLIT`; the rest keep their split.
+
+    Strangers never train and are never grouped: the open-set evaluation releases and attacks them.
+    """
+    if not 0.0 <= float(fraction) < 1.0:
+        raise ValueError(f"open_set_fraction must be in [0, 1), got {fraction}")
+    if df.empty or fraction == 0:
+        return df
+    ids = sorted(df["identity"].astype(str).unique(), key=lambda i: _key(seed, f"stranger:{i}"))
+    n = round(len(ids) * float(fraction))
+    if n and len(ids) - n < 1:
+        raise ValueError(f"open_set_fraction {fraction} leaves no identity to train on ({len(ids)} identities)")
+    strangers = set(ids[:n])
+    out = df.copy()
+    out.loc[out["identity"].astype(str).isin(strangers), "split"] = STRANGER_SPLIT
+    return out
+
+
 def assign_splits(
     df: pd.DataFrame,
     protocol: str = "closed_set",
