@@ -144,3 +144,25 @@ def test_options_from_dict_rejects_unknown_keys() -> None:
     assert opts.margin == 0.2 and opts.mask.feather == 0.5
     with pytest.raises(DeidentifyError, match="unknown deidentify option"):
         DeidentifyOptions.from_dict({"marginn": 0.2})
+
+
+def test_paste_jitter_moves_the_face_a_little_about_the_crop_centre() -> None:
+    from kssgan.deidentify.blend import jitter_transform
+    from kssgan.faces.align import transform_points
+
+    _, _, m = _face_frame()
+    assert np.allclose(jitter_transform(m, 32, np.zeros(4)), m)
+    centre = transform_points(cv2_invert(m), np.array([[16.0, 16.0]]))
+    moved = jitter_transform(m, 32, np.array([0.0, 0.0, 0.05, 0.0]))  # shift by 5 % of the crop side
+    # the frame point that lands on the crop centre moves by 0.05 * 32 crop px = 1.6 crop px
+    shift = transform_points(moved, centre) - np.array([[16.0, 16.0]])
+    assert np.allclose(shift, [[1.6, 0.0]], atol=1e-6)
+    turned = jitter_transform(m, 32, np.array([0.1, 0.1, 0.0, 0.0]))
+    assert np.allclose(transform_points(turned, centre), [[16.0, 16.0]], atol=1e-6)  # about the centre
+    assert np.linalg.det(turned[:, :2]) == pytest.approx(np.linalg.det(m[:, :2]) * 1.1**2)
+
+
+def cv2_invert(m: np.ndarray) -> np.ndarray:
+    from kssgan.faces.align import inverse_transform
+
+    return inverse_transform(m)

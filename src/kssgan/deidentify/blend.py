@@ -18,7 +18,7 @@ import numpy as np
 from kssgan.deidentify.options import MaskShape
 from kssgan.faces.align import inverse_transform, transform_points
 
-__all__ = ["crop_ellipse", "face_mask", "head_canvas", "paste_face"]
+__all__ = ["crop_ellipse", "face_mask", "head_canvas", "jitter_transform", "paste_face"]
 
 #: The superellipse power of the ``head`` region: a square with rounded corners.
 HEAD_POWER = 4.0
@@ -98,6 +98,22 @@ def head_canvas(crop: np.ndarray, pad: int) -> np.ndarray:
     inside = np.minimum(idx + 0.5, size - 0.5 - idx)  # distance to the crop edge, > 0 inside
     w = np.clip(np.minimum.outer(inside, inside) / band, 0.0, 1.0)[:, :, None]
     return np.clip(np.rint(blurred + w * (big - blurred)), 0, 255).astype(np.uint8)
+
+
+def jitter_transform(matrix: np.ndarray, size: int, draw: np.ndarray) -> np.ndarray:
+    """``matrix`` (frame → crop) followed by a small similarity about the crop centre: ``draw`` =
+    (rotation in radians, relative scale change, x and y shift in crop sides), e.g. normal draws of
+    standard deviation ``paste_jitter``. Where the generated face lands then varies a little from
+    photo to photo independently of the source, so that how the source was framed (its size and
+    roll, the same in one person's photos) does not shape what the attacker's recogniser sees."""
+    angle, scale, dx, dy = (float(v) for v in draw)
+    c = size / 2.0
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) * (1.0 + scale)
+    jit = np.zeros((3, 3))
+    jit[:2, :2] = rot
+    jit[:2, 2] = np.array([c, c]) - rot @ np.array([c, c]) + np.array([dx, dy]) * size
+    jit[2, 2] = 1.0
+    return (jit @ np.vstack([np.asarray(matrix, np.float64), [0.0, 0.0, 1.0]]))[:2]
 
 
 def paste_face(frame: np.ndarray, crop: np.ndarray, matrix: np.ndarray, margin: float, shape: MaskShape) -> np.ndarray:

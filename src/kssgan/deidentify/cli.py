@@ -153,6 +153,13 @@ def build_parser() -> ArgumentParser:
         default=d.mask,
         help="what is replaced: region head (crop + ring, reach) | inner (ellipse); feather",
     )
+    p.add_argument(
+        "--paste-jitter",
+        type=float,
+        default=d.paste_jitter,
+        help="std of where the face lands (radians, relative scale, crop sides); 0: exactly on the source",
+    )
+    p.add_argument("--jitter-seed", type=int | None, default=d.jitter_seed, help="seed of the jitter (default: fresh)")
     p.add_argument("--tracker", type=TrackerSettings, default=d.tracker, help="video face tracking")
     p.add_argument(
         "--video-codec", type=dict[str, str], default=d.video_codec, help="output extension -> video encoder"
@@ -189,6 +196,8 @@ def options_from_args(args: Namespace) -> DeidentifyOptions:
         on_still_matching=args.on_still_matching,
         audio=args.audio,
         mask=MaskShape(**_fields(args.mask)),
+        paste_jitter=args.paste_jitter,
+        jitter_seed=args.jitter_seed,
         tracker=TrackerSettings(**_fields(args.tracker)),
         video_codec=dict(args.video_codec),
     )

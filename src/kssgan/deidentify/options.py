@@ -89,6 +89,11 @@ class DeidentifyOptions:
     on_still_matching: str = "withhold"  # withhold | keep
     audio: str = "drop"  # a video's sound: drop (a voice identifies a person) | keep (warned)
     mask: MaskShape = field(default_factory=MaskShape)
+    # where the generated face lands varies by this much (std of rotation in radians, of relative
+    # scale and of shift in crop sides), drawn once per face of a photo and once per video track:
+    # it keeps the source's framing from shaping what a recogniser sees (blend.jitter_transform)
+    paste_jitter: float = 0.06
+    jitter_seed: int | None = None  # None: fresh randomness each run (an attacker cannot replay it)
     tracker: TrackerSettings = field(default_factory=TrackerSettings)
     # output extension -> video encoder: an OpenCV fourcc (mp4v, MJPG, avc1, …) or an FFmpeg encoder name
     # (mpeg4, mjpeg, libx264, libvpx-vp9); other extensions get mpeg4 (.webm: libvpx-vp9). See videoio.py

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from kssgan.data.labels import LabelSpec
-from kssgan.deidentify.blend import paste_face
+from kssgan.deidentify.blend import jitter_transform, paste_face
 from kssgan.deidentify.groups import FACE_RECOGNISERS, GROUP_SOURCE_NOTES, GroupChooser, LabelBuilder
 from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions, apply_checkpoint_framing
 from kssgan.deidentify.policy import obscure, obscure_box, whole_frame_mode
@@ -141,6 +141,10 @@ class Deidentifier:
 
             recogniser = get_recognizer(self.recogniser_name, opts.model_dir)
         self.recogniser = recogniser
+        if opts.paste_jitter < 0:
+            raise DeidentifyError(f"--paste-jitter must be >= 0, got {opts.paste_jitter}")
+        self._jitter_rng = np.random.default_rng(opts.jitter_seed)
+        self._track_jitter: dict[int, np.ndarray] = {}
 
     # -- construction from files ---------------------------------------------------------------
     @classmethod
@@ -248,6 +252,8 @@ class Deidentifier:
                 res.estimated = [n for n in estimates[j] if n not in fr.attributes and n not in opts.attributes]
                 results[fi].append(res)
                 matrix = similarity_transform(lms[j], size, opts.margin)
+                if opts.paste_jitter > 0:
+                    matrix = jitter_transform(matrix, size, self._jitter(tid))
                 jobs.append(_Job(fi, matrix, crops[j][:, :, ::-1], self.spec.encode(record), res))
         self._generate_and_paste(jobs, frames, outputs)
         if opts.similarity and self.recogniser is not None:
@@ -260,6 +266,15 @@ class Deidentifier:
             for fi in bare:
                 outputs[fi] = obscure(outputs[fi], mode)
         return list(zip(outputs, results, strict=True))
+
+    def _jitter(self, track: int | None) -> np.ndarray:
+        """This face's paste jitter draw: a new one per face, one per video track."""
+        if track is not None and track in self._track_jitter:
+            return self._track_jitter[track]
+        draw = self._jitter_rng.normal(0.0, self.options.paste_jitter, 4)
+        if track is not None:
+            self._track_jitter[track] = draw
+        return draw
 
     def _estimate(self, crops_bgr: Sequence[np.ndarray], known: dict[str, Any]) -> list[dict[str, Any]]:
         """Attributes read off each face, for the label fields neither the CSV nor --set gives."""

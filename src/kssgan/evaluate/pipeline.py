@@ -264,28 +264,34 @@ def run_evaluation(
     return metrics
 
 
-def release_masks(settings: EvalSettings) -> list[tuple[str, Any]]:
-    """``(name, MaskShape)`` of the release attacked for each checkpoint: the default (deidentify's
-    mask, or ``release_region``/``release_reach``) first, then each ``release_sweep`` entry
-    (``inner`` or ``head:REACH``)."""
+def release_masks(settings: EvalSettings) -> list[tuple[str, dict[str, Any]]]:
+    """``(name, DeidentifyOptions fields)`` of each release attacked per checkpoint: the default
+    (deidentify's own defaults, or ``release_region``/``release_reach``/``release_jitter``) first,
+    then each ``release_sweep`` entry ``REGION[:REACH[:JITTER]]`` (``inner``, ``head:1.3``,
+    ``head:1.3:0``)."""
     from dataclasses import replace
 
-    from kssgan.deidentify.options import DeidentifyError, MaskShape
+    from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions, MaskShape
 
-    base = MaskShape()
+    base = DeidentifyOptions()
+    shape, jitter = base.mask, base.paste_jitter
     if settings.release_region is not None:
-        base = replace(base, region=settings.release_region)
+        shape = replace(shape, region=settings.release_region)
     if settings.release_reach is not None:
-        base = replace(base, reach=float(settings.release_reach))
-    masks = [("default", base)]
+        shape = replace(shape, reach=float(settings.release_reach))
+    if settings.release_jitter is not None:
+        jitter = float(settings.release_jitter)
+    out = [("default", {"mask": shape, "paste_jitter": jitter, "jitter_seed": settings.seed})]
     for entry in settings.release_sweep:
-        region, _, reach = str(entry).partition(":")
+        region, _, rest = str(entry).partition(":")
+        reach, _, jit = rest.partition(":")
         try:
-            shape = replace(MaskShape(), region=region, **({"reach": float(reach)} if reach else {}))
+            mask = replace(MaskShape(), region=region, **({"reach": float(reach)} if reach else {}))
+            j = float(jit) if jit else base.paste_jitter
         except (DeidentifyError, ValueError) as err:
-            raise ValueError(f"--release-sweep entry {entry!r}: use inner or head:REACH ({err})") from err
-        masks.append((str(entry), shape))
-    return masks
+            raise ValueError(f"--release-sweep entry {entry!r}: use REGION[:REACH[:JITTER]] ({err})") from err
+        out.append((str(entry), {"mask": mask, "paste_jitter": j, "jitter_seed": settings.seed}))
+    return out
 
 
 def _release_level(
@@ -336,8 +342,8 @@ def _release_level(
         row = results[(lm.label, lm.k)]
         by_group = release_level.donors_by_group(lm.model, lm.groups.identity_to_group)
         clusters = [lm.groups.identity_to_group.get(i, f"person:{i}") for i in ids]
-        for mask_name, shape in masks:
-            deid = Deidentifier.from_checkpoint(lm.path, DeidentifyOptions(mask=shape))
+        for mask_name, how in masks:
+            deid = Deidentifier.from_checkpoint(lm.path, DeidentifyOptions(**how))
             released, groups = release_level.release_photos(deid, photos, ids)
             kept = release_level.kept_fraction(photos, released, detector)
             donors = {i: by_group.get(g, []) if g is not None else [] for i, g in zip(ids, groups, strict=True)}
@@ -354,7 +360,11 @@ def _release_level(
                     emb = release_level.embed_faces(f, rec)
                     found[kind] = release_level.figures(orig, emb, mask, ids, clusters, rec, settings.max_rank)
                     found[kind]["donor"] = release_level.donor_check(orig, emb, ids, donors, rec)
-                entry = found["plain"] | {"kept_head_fraction": kept, "mask": asdict(shape)}
+                entry = found["plain"] | {
+                    "kept_head_fraction": kept,
+                    "mask": asdict(how["mask"]),
+                    "paste_jitter": how["paste_jitter"],
+                }
                 if "after_attack" in found:
                     entry["after_attack"] = found["after_attack"] | {"preprocessing": how}
                 entry_of[rname] = entry

@@ -345,7 +345,8 @@ def release_summary(
         "photos": len(photos),
         "withheld": int((~mask).sum()),
         "kept_head_fraction": round(kept_fraction(photos, released, detector), 4),
-        "mask": deid.options.mask.__dict__,
+        "mask": dict(deid.options.mask.__dict__),
+        "paste_jitter": deid.options.paste_jitter,
     }
     for rname, rec in recognisers.items():
         orig = embed_faces(originals, rec)

@@ -46,7 +46,9 @@ class EvalSettings:
     # the release's mask (deidentify's --mask): None keeps deidentify's defaults (DeidentifyOptions)
     release_region: str | None = None  # head | inner
     release_reach: float | None = None
-    # further masks whose release is attacked too, for the privacy-vs-kept plot: "inner" or "head:REACH"
+    release_jitter: float | None = None  # deidentify's --paste-jitter
+    # further releases attacked too, for the privacy-vs-kept plot: "REGION[:REACH[:JITTER]]", e.g. "inner",
+    # "head:1.3", "head:1.3:0"
     release_sweep: list[str] = field(default_factory=list)
     # release and attack the identities `kssgan prepare --open-set-fraction` held out (split stranger)
     open_set: bool = True
