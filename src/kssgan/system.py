@@ -140,7 +140,7 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         surrogate_match: str | None = None,
         surrogate_bank_share: float = 0.5,
         surrogate_images: Literal["all", "medoid", "synthetic"] = "all",
-        synthetic_pool: int = 4,
+        synthetic_pool: int = 8,
         synthetic_seed: int = 0,
         lambda_fid: float = 10.0,
         fidelity_size: int = 16,

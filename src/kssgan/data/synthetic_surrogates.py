@@ -15,8 +15,9 @@ How the faces are chosen (all deterministic for a seed):
 3. Faces are taken in order of YuNet's score (a confidently detected face is a natural-looking one),
    keeping only those that the dataset's recogniser does **not** match to any real identity of the
    dataset (its own published rule, e.g. SFace cosine < 0.363 to every identity mean) nor to a face
-   already taken, until every group has one. Too few such faces is an error that says to raise
-   ``pool``.
+   already taken, and that SFace and dlib (the reports' attackers, where the dataset's recogniser
+   is another) do not match to any identity either, until every group has one. Too few such faces
+   is an error that says to raise ``pool``.
 4. For a grey dataset the faces are made grey. Every kept attribute value of a group gets the same
    face; the generator renders the attribute (expression) from the label.
 
@@ -26,6 +27,7 @@ nothing of training.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -77,13 +79,26 @@ def align_candidates(
     return np.asarray(keep), np.asarray(scores), crops, rec_crops
 
 
-def choose_faces(scores: np.ndarray, embeddings: np.ndarray, real: np.ndarray, recogniser: Any, num: int) -> list[int]:
+def choose_faces(
+    scores: np.ndarray,
+    embeddings: np.ndarray,
+    real: np.ndarray,
+    recogniser: Any,
+    num: int,
+    also: Sequence[tuple[Any, np.ndarray, np.ndarray]] = (),
+) -> list[int]:
     """Rows of the ``num`` highest-scoring candidates that the recogniser matches neither to a real
-    identity (``real``: one embedding per identity) nor to a face already chosen."""
+    identity (``real``: one embedding per identity) nor to a face already chosen; ``also``: further
+    ``(recogniser, candidate embeddings, real embeddings)`` that must not match a real identity either."""
     chosen: list[int] = []
     for row in np.argsort(-np.asarray(scores), kind="stable"):
         e = embeddings[row : row + 1]
         if len(real) and np.any(recogniser.is_match(np.repeat(e, len(real), 0), real)):
+            continue
+        if any(
+            len(r_real) and np.any(rec.is_match(np.repeat(emb[row : row + 1], len(r_real), 0), r_real))
+            for rec, emb, r_real in also
+        ):
             continue
         if chosen and np.any(recogniser.is_match(np.repeat(e, len(chosen), 0), embeddings[chosen])):
             continue
@@ -94,7 +109,7 @@ def choose_faces(scores: np.ndarray, embeddings: np.ndarray, real: np.ndarray, r
 
 
 def synthetic_surrogates(
-    data: Any, num_groups: int, num_values: int, image_size: int, seed: int = 0, pool: int = 4
+    data: Any, num_groups: int, num_values: int, image_size: int, seed: int = 0, pool: int = 8
 ) -> tuple[Tensor, dict[str, Any]]:
     """(G, V, 3, S, S) surrogate faces in [-1, 1] for the prepared dataset ``data``; and a record."""
     import cv2
@@ -111,7 +126,8 @@ def synthetic_surrogates(
     embeddings = recogniser.embed(rec_crops) if len(index) else np.zeros((0, 1), np.float32)
     means = data.identity_means()
     real = np.stack(list(means.values())) if means else np.zeros((0, embeddings.shape[1]), np.float32)
-    chosen = choose_faces(scores, embeddings, real, recogniser, num_groups)
+    also = _second_opinions(data, rec_crops, recogniser)
+    chosen = choose_faces(scores, embeddings, real, recogniser, num_groups, also)
     if len(chosen) < num_groups:
         raise ValueError(
             f"surrogate_images=synthetic: only {len(chosen)} of {pool * num_groups} drawn faces were detected and "
@@ -135,6 +151,35 @@ def synthetic_surrogates(
         "grey": grey,
     }
     return faces, record
+
+
+#: Recognisers that must also find a drawn face unlike every identity (besides the dataset's own).
+SECOND_OPINIONS = ("sface", "dlib")
+#: Photos per identity embedded for a second opinion (the dataset's own recogniser uses every photo).
+SECOND_OPINION_PHOTOS = 2
+
+
+def _second_opinions(data: Any, rec_crops: np.ndarray, own: Any) -> list[tuple[Any, np.ndarray, np.ndarray]]:
+    """``(recogniser, candidate embeddings, per-identity mean embeddings)`` of each recogniser of
+    :data:`SECOND_OPINIONS` other than the dataset's own, over up to :data:`SECOND_OPINION_PHOTOS`
+    photos per identity: a drawn face must be nobody for both attackers the reports use."""
+    from kssgan.evaluate.release import recogniser_crops
+    from kssgan.faces.recognize import get_recognizer
+
+    out: list[tuple[Any, np.ndarray, np.ndarray]] = []
+    if not len(rec_crops):
+        return out
+    rows = data.manifest.groupby("identity", sort=True, group_keys=False).head(SECOND_OPINION_PHOTOS)
+    ids = rows["identity"].astype(str).to_numpy()
+    for name in SECOND_OPINIONS:
+        if getattr(own, "name", "") == name:
+            continue
+        rec = get_recognizer(name)
+        crops = data.read_crops(rows["crop"].tolist(), None)
+        emb = rec.embed(recogniser_crops(crops, data.margin))
+        real = np.stack([emb[ids == i].mean(0) for i in np.unique(ids)])
+        out.append((rec, rec.embed(rec_crops), real))
+    return out
 
 
 def _is_grey(data: Any, sample: int = 16) -> bool:
