@@ -29,6 +29,19 @@ def test_choose_faces_skips_look_alikes_of_real_people_and_of_each_other() -> No
     assert choose_faces(scores, cands, real, CosineRule(), 1) == [2]
 
 
+def test_choose_faces_gives_each_slot_a_face_of_its_kind() -> None:
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    cands = np.eye(4, dtype=np.float32)  # four faces unlike each other
+    kinds = ["male", "male", "female", "female"]
+    none = np.zeros((0, 4), np.float32)
+    assert choose_faces(scores, cands, none, CosineRule(), 3, want=["female", "male", "female"], kinds=kinds) == [
+        2,
+        0,
+        3,
+    ]
+    assert choose_faces(scores, cands, none, CosineRule(), 3, want=["female"] * 3, kinds=kinds) == [2, 3]  # short
+
+
 def test_candidates_are_deterministic_and_not_the_demo_peoples_latents() -> None:
     a, b = draw_candidates(3, seed=0), draw_candidates(3, seed=0)
     assert a.shape == (3, 64, 64, 3) and a.dtype == np.uint8

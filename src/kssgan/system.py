@@ -170,10 +170,10 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         _check_choice("generator_input", generator_input, ("image", "surrogate"))
         _check_choice("surrogate_assignment", surrogate_assignment, ("farthest", "nearest", "own"))
         _check_choice("surrogate_images", surrogate_images, ("all", "medoid", "synthetic"))
-        if surrogate_images == "synthetic" and surrogate_match:
+        if surrogate_images == "synthetic" and surrogate_match not in (None, "gender"):
             raise ValueError(
-                "surrogate_images=synthetic draws a face per group; it cannot match surrogate_match "
-                f"({surrogate_match!r}): leave one of them out"
+                "surrogate_images=synthetic draws a face per group and can match its gender only "
+                f"(surrogate_match: gender, read off the drawn face), not {surrogate_match!r}"
             )
         if synthetic_pool < 1:
             raise ValueError(f"synthetic_pool must be >= 1, got {synthetic_pool}")

