@@ -74,7 +74,9 @@ def test_the_release_level_attack_runs_on_the_default_recipe(surrogate_ckpt: Pat
     """`kssgan evaluate` attacks the full photos the default recipe releases, next to its crop."""
     from kssgan.evaluate.pipeline import EvalSettings, run_evaluation
 
-    settings = EvalSettings(ks=[2], recognisers=["sface"], progress=False, gender=False, detection=False)
+    settings = EvalSettings(
+        ks=[2], recognisers=["sface"], progress=False, gender=False, detection=False, release_sweep=["inner"]
+    )
     metrics = run_evaluation(str(yale_prepared), tmp_path / "eval", [str(surrogate_ckpt)], settings=settings)
     (row,) = [r for r in metrics["results"] if r["method"] == "kss-gan"]
     crop, level = row["privacy"]["sface"], row["privacy_release"]["sface"]
@@ -83,3 +85,25 @@ def test_the_release_level_attack_runs_on_the_default_recipe(surrogate_ckpt: Pat
     assert level["withheld"] + level["attacker_found_face"]["n"] == 66
     assert 0.0 <= level["verification"]["protection_rate"] <= 1.0
     assert "after_attack" in level and "preprocessing" in level["after_attack"]
+    # the default release regenerates the head; the earlier inner ellipse keeps far more of it
+    (inner,) = row["privacy_release_sweep"]
+    assert inner["mask"] == "inner" and level["mask"]["region"] == "head"
+    assert level["kept_head_fraction"] < 0.25 < inner["kept_head_fraction"]
+    # donors: the people whose photos made each group's surrogate (medoid mean of another group)
+    donor = level["donor"]
+    assert donor["gallery_identities"] >= 4 and 0 < donor["chance"] < 1
+    assert 0 <= donor["first_ranked_is_donor"]["value"] <= 1
+    assert (tmp_path / "eval" / "privacy_vs_kept.png").is_file()
+    assert "Faces of nobody" in (tmp_path / "eval" / "report.md").read_text()
+
+
+def test_the_training_summary_attacks_the_release(surrogate_ckpt: Path, yale_prepared: Path) -> None:
+    """What `make train` adds to summary.json: the release-level figures of the final checkpoint."""
+    from kssgan.evaluate.release_level import release_summary
+    from kssgan.faces.recognize import SFaceRecognizer
+
+    out = release_summary(surrogate_ckpt, yale_prepared, {"sface": SFaceRecognizer()})
+    assert out["photos"] == 66 and out["mask"]["region"] == "head" and out["paste_jitter"] > 0
+    for kind in ("plain", "after_attack"):
+        cell = out["sface"][kind]
+        assert 0 <= cell["parrot_rank1"] <= cell["parrot_upper"] <= 1 and 0 <= cell["protection"] <= 1

@@ -185,6 +185,8 @@ def trial_experiment(
     for cb in callbacks:
         if isinstance(cb, dict) and "dirpath" in cb.get("init_args", {}):
             cb["init_args"]["dirpath"] = str(out)
+        if isinstance(cb, dict) and _short_name(cb) == "PrivacyMonitor":  # a trial's end: no full-photo release
+            cb["init_args"] = {**(cb.get("init_args") or {}), "release_level": False}
     metric = settings["metric"]
     workers = int(settings.get("resources", {}).get("workers", 1))
     callbacks.append(
