@@ -91,3 +91,14 @@ def test_the_donor_check_flags_a_surrogate_made_from_one_real_face(london, model
     clean = donor_check(originals, nobody, ids, donors, rec)
     assert clean["verifies_as_donor"]["value"] == 0.0
     assert clean["verifies_as_other"]["released"]["value"] == 0.0
+
+
+def test_the_strangers_bound_counts_people_not_photos() -> None:
+    from kssgan.evaluate.release_level import strangers_bound, strangers_per_group
+
+    groups = np.array([0, 0, 1, 1, -1])
+    ids = ["a", "a", "b", "c", "d"]
+    assert strangers_per_group(groups, ids) == {0: 1, 1: 2}
+    # a is alone in group 0 (bound 1 for both photos), b and c share group 1 (1/2 each); d has no group
+    assert strangers_bound(groups, ids, np.ones(5, bool)) == pytest.approx((1 + 1 + 0.5 + 0.5) / 4)
+    assert strangers_bound(groups, ids, np.array([False, False, True, False, True])) == pytest.approx(0.5)

@@ -408,7 +408,7 @@ def _open_set(
     all_ids = np.asarray(list(ids) + list(s_ids))
     stranger_rows = np.r_[np.zeros(n, bool), np.ones(len(s_ids), bool)]
     groups_arr = np.array([-1 if g is None else g for g in groups])
-    share = {g: int((groups_arr == g).sum()) for g in set(groups_arr.tolist()) if g >= 0}
+    share = release_level.strangers_per_group(groups_arr, s_ids)
     out: dict[str, Any] = {
         "identities": len(set(s_ids)),
         "photos": len(s_ids),
@@ -427,8 +427,7 @@ def _open_set(
         found = np.r_[c_found, s_found]
         entry["parrot"] = release_level.parrot_on(emb, found, all_ids, stranger_rows, settings.max_rank)
         alone = release_level.parrot_on(s_emb, s_found, np.asarray(s_ids), np.ones(len(s_ids), bool), settings.max_rank)
-        bound = [1.0 / share[g] for g, f in zip(groups_arr, s_found, strict=True) if f and g >= 0]
-        entry["parrot_strangers_only"] = alone | {"bound": float(np.mean(bound)) if bound else None}
+        entry["parrot_strangers_only"] = alone | {"bound": release_level.strangers_bound(groups_arr, s_ids, s_found)}
         donors = {s: by_group.get(int(g), []) for s, g in zip(s_ids, groups_arr, strict=True) if g >= 0}
         entry["donor"] = release_level.donor_check((o_emb, o_found), _pad(s_emb, s_found, n), all_ids, donors, rec)
         out[rname] = entry

@@ -120,6 +120,24 @@ def parrot_on(
     return ident.to_dict()
 
 
+def strangers_per_group(groups: np.ndarray, identities: Sequence[str]) -> dict[int, int]:
+    """How many distinct strangers have a photo released as each group (``groups``: one per photo,
+    -1 where none was chosen)."""
+    people: dict[int, set[str]] = {}
+    for g, ident in zip(groups.tolist(), identities, strict=True):
+        if g >= 0:
+            people.setdefault(int(g), set()).add(str(ident))
+    return {g: len(p) for g, p in people.items()}
+
+
+def strangers_bound(groups: np.ndarray, identities: Sequence[str], found: np.ndarray) -> float | None:
+    """What the parrot attack among strangers alone gives at best for a release that is one face per
+    group: the mean, over probes, of 1 / the strangers whose photos share the probe's group."""
+    share = strangers_per_group(groups, identities)
+    bound = [1.0 / share[int(g)] for g, f in zip(groups.tolist(), found, strict=True) if f and g >= 0]
+    return float(np.mean(bound)) if bound else None
+
+
 def donors_by_group(model: Any, identity_to_group: dict[str, int]) -> dict[int, list[str]]:
     """The real people whose photos each group's released face is made from: the members of the
     group whose mean it receives (``surrogate_images`` ``all``/``medoid``; ``own`` is the group
@@ -374,4 +392,6 @@ __all__ = [
     "release_level_privacy",
     "release_photos",
     "release_summary",
+    "strangers_bound",
+    "strangers_per_group",
 ]
