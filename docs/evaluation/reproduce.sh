@@ -76,3 +76,26 @@ $K evaluate --dataset orl --k 3 --no-samples --out outputs/eval/orl \
 for d in london orl demo; do
   cp outputs/eval/$d/{metrics.json,report.md,reid_vs_k.png,sharpness_vs_k.png,cmc.png} docs/evaluation/$d/
 done
+
+# -- this round: private as released (docs/evaluation.md, "Private as released") ------------
+# The recipes now hold 20 % of the people out as strangers (open_set_fraction: 0.2), so prepare again.
+$K prepare --config data_modules/london.yaml --overwrite
+$K prepare --config data_modules/orl.yaml --overwrite
+# two runs at a time, one thread each (London 55 min, ORL 40 min)
+$K fit --config experiments/base.yaml --config experiments/london.yaml          # -> outputs/london/
+$K fit --config experiments/base.yaml --config experiments/orl.yaml             # -> outputs/orl/
+$K fit --config experiments/base.yaml --config experiments/london.yaml \
+  --config experiments/recipes/synthetic-surrogates.yaml --trainer.default_root_dir outputs/london-synthetic
+$K fit --config experiments/base.yaml --config experiments/orl.yaml \
+  --config experiments/recipes/synthetic-surrogates.yaml --trainer.default_root_dir outputs/orl-synthetic
+$K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london-release \
+  --ckpt outputs/london/checkpoints/final.ckpt \
+  --method synthetic-surrogates=outputs/london-synthetic/checkpoints/final.ckpt \
+  --release-sweep '[inner, "head:1.15:0", "head:1.4"]'
+$K evaluate --dataset orl --k 3 --no-samples --out outputs/eval/orl-release \
+  --ckpt outputs/orl/checkpoints/final.ckpt \
+  --method synthetic-surrogates=outputs/orl-synthetic/checkpoints/final.ckpt \
+  --release-sweep '[inner, "head:1.15:0"]'
+for d in london orl; do
+  cp outputs/eval/$d-release/{metrics.json,report.md,privacy_vs_kept.png,reid_vs_k.png,cmc.png} docs/evaluation/$d/release/
+done
