@@ -47,6 +47,7 @@ def first_run(deid_ckpt: Path, photo_dir: Path, shared_datasets: Path, tmp_path_
     rc = _run(
         "--ckpt", str(deid_ckpt), "--input", str(photo_dir), "--output", str(out),
         "--attributes", str(shared_datasets / "yale" / "labels.csv"), "--identity-column", "subject",
+        "--paste-jitter", "0",  # on the source exactly, so that the mask is checked pixel by pixel below
     )  # fmt: skip
     report = json.loads((out / "deidentify-report.json").read_text())
     return rc, out, report
