@@ -21,7 +21,7 @@ from kssgan.deidentify.groups import FACE_RECOGNISERS, GROUP_SOURCE_NOTES, Group
 from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions, apply_checkpoint_framing
 from kssgan.deidentify.policy import obscure, obscure_box, whole_frame_mode
 from kssgan.deidentify.tracker import FaceTracker
-from kssgan.faces.align import align_faces, similarity_transform
+from kssgan.faces.align import align_faces, inverse_transform, similarity_transform, transform_points
 
 RECOGNISER_CROP = 112
 Backend = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -216,6 +216,7 @@ class Deidentifier:
         results: list[list[FaceResult]] = [[] for _ in frames]
         jobs: list[_Job] = []
         landmarks: list[list[np.ndarray]] = [[] for _ in frames]
+        landed: list[list[np.ndarray]] = [[] for _ in frames]  # where each face's landmarks are in the output
         covered: list[list[tuple[float, float, float, float]]] = [[] for _ in frames]
         bare: list[int] = []  # frames of a video with no face and no live track
         for fi, fr in enumerate(frames):
@@ -252,12 +253,16 @@ class Deidentifier:
                 res.estimated = [n for n in estimates[j] if n not in fr.attributes and n not in opts.attributes]
                 results[fi].append(res)
                 matrix = similarity_transform(lms[j], size, opts.margin)
+                moved = lms[j]
                 if opts.paste_jitter > 0:
-                    matrix = jitter_transform(matrix, size, self._jitter(tid))
+                    pasted = jitter_transform(matrix, size, self._jitter(tid))
+                    moved = transform_points(inverse_transform(pasted), transform_points(matrix, lms[j]))
+                    matrix = pasted
+                landed[fi].append(moved)
                 jobs.append(_Job(fi, matrix, crops[j][:, :, ::-1], self.spec.encode(record), res))
         self._generate_and_paste(jobs, frames, outputs)
         if opts.similarity and self.recogniser is not None:
-            self._measure(frames, outputs, landmarks, results, tracker)
+            self._measure(frames, outputs, landmarks, landed, results, tracker)
         for out, boxes in zip(outputs, covered, strict=True):
             for box in boxes:  # a tracked face the detector missed here: its last box is obscured
                 obscure_box(out, box)
@@ -312,14 +317,16 @@ class Deidentifier:
         frames: Sequence[Frame],
         outputs: list[np.ndarray],
         landmarks: list[list[np.ndarray]],
+        landed: list[list[np.ndarray]],
         results: list[list[FaceResult]],
         tracker: FaceTracker | None,
     ) -> None:
         tracks = {t.id: t for t in tracker.all_tracks()} if tracker is not None else {}
-        for fr, out, lms, res in zip(frames, outputs, landmarks, results, strict=True):
+        for fr, out, lms, moved, res in zip(frames, outputs, landmarks, landed, results, strict=True):
             if not lms:
                 continue
-            before, after = self._embed(fr.image, lms), self._embed(out, lms)
+            # the output is embedded where the face was pasted (with --paste-jitter, a little off the source)
+            before, after = self._embed(fr.image, lms), self._embed(out, moved)
             sims = self.recogniser.similarity(before, after)
             matches = self.recogniser.is_match(before, after)
             for r, s, m in zip(res, np.atleast_1d(sims), np.atleast_1d(matches), strict=True):
