@@ -43,7 +43,7 @@ def test_print_config_round_trip(capsys, tmp_path, monkeypatch):
     assert job == cli._job(direct)
     assert job["raw_root"] == Path("/data/shared/orl") and job["out_dir"] == "outputs/prepared/orl"
     assert (job["name"], job["k"], job["grouping_method"], job["grouping_stratify"]) == ("orl", 4, "random", "gender")
-    assert job["reader_options"] == {"labels_csv": "labels.csv", "protocol": "closed_set"}
+    assert job["reader_options"] == {"labels_csv": "labels.csv", "protocol": "closed_set", "open_set_fraction": 0.2}
     assert job["labels"] == {"onehot": [], "binary": []}
     # and the printed config prints itself unchanged
     assert _printed(capsys, ["--config", str(tmp_path / "merged.yaml")]) == text
