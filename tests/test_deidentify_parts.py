@@ -166,3 +166,16 @@ def cv2_invert(m: np.ndarray) -> np.ndarray:
     from kssgan.faces.align import inverse_transform
 
     return inverse_transform(m)
+
+
+def test_jitter_is_drawn_once_per_video_track_and_afresh_for_every_still_face() -> None:
+    """A tracked face keeps its draw in every frame (it does not shake); still faces each get their own."""
+    from kssgan.deidentify.pipeline import Deidentifier
+
+    deid = Deidentifier.__new__(Deidentifier)  # only the jitter state is exercised
+    deid.options = DeidentifyOptions(paste_jitter=0.06, jitter_seed=0)
+    deid._jitter_rng, deid._track_jitter = np.random.default_rng(0), {}
+    first = deid._jitter(7)
+    assert np.array_equal(deid._jitter(7), first) and not np.array_equal(deid._jitter(8), first)
+    a, b = deid._jitter(None), deid._jitter(None)
+    assert not np.array_equal(a, b) and 0.0 < np.abs(np.r_[a, b]).mean() < 0.2
