@@ -106,4 +106,4 @@ def test_the_training_summary_attacks_the_release(surrogate_ckpt: Path, yale_pre
     assert out["photos"] == 66 and out["mask"]["region"] == "head" and out["paste_jitter"] > 0
     for kind in ("plain", "after_attack"):
         cell = out["sface"][kind]
-        assert 0 <= cell["parrot_rank1"] <= cell["parrot_upper"] <= 1 and 0 <= cell["protection"] <= 1
+        assert 0 <= cell["parrot_rank1"] <= cell["parrot_upper"] <= 1 and 0 <= cell["protection_rate"] <= 1

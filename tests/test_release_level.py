@@ -75,7 +75,7 @@ def test_the_donor_check_flags_a_surrogate_made_from_one_real_face(london, model
     photos, ids = london
     rec, det = models
     donor_of = {"001": "004", "002": "004", "003": "004", "004": "001", "005": "001", "006": "001"}
-    donors = {i: [d] for i, d in donor_of.items()}
+    donors = [[donor_of[i]] for i in ids]  # per photo: the people its released face was made from
     originals = embed_faces(attacker_faces(photos, det), rec)
     by_person = {i: photos[ids.index(i)] for i in PEOPLE}
     from_donor = embed_faces(attacker_faces([by_person[donor_of[i]] for i in ids], det), rec)

@@ -99,7 +99,7 @@ class PrivacyMonitor(L.Callback):
         if "not_run" not in out:
             cells = [v for r in self.recognisers for v in out.get(r, {}).values()]
             out["meets"] = bool(cells) and all(
-                (c["parrot_rank1"] or 0.0) <= 1.0 / k + 0.05 and c["protection"] >= 0.9 for c in cells
+                (c["parrot_rank1"] or 0.0) <= 1.0 / k + 0.05 and c["protection_rate"] >= 0.9 for c in cells
             )
         return out
 
@@ -229,7 +229,7 @@ class PrivacyMonitor(L.Callback):
                 "  released photos (release level, after the attacker's JPEG/resize too): "
                 + "  ".join(
                     f"{r}: parrot {max(v['parrot_rank1'] for v in rel[r].values()):.3f}, "
-                    f"protection {min(v['protection'] for v in rel[r].values()):.3f}"
+                    f"protection {min(v['protection_rate'] for v in rel[r].values()):.3f}"
                     for r in self.recognisers
                 )
                 + f"  -> {'meets' if rel['meets'] else 'MISSES'} parrot <= 1/k+0.05, protection >= 0.9"

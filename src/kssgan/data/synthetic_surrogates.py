@@ -197,12 +197,12 @@ def _second_opinions(data: Any, rec_crops: np.ndarray, own: Any) -> list[tuple[A
         return out
     rows = data.manifest.groupby("identity", sort=True, group_keys=False).head(SECOND_OPINION_PHOTOS)
     ids = rows["identity"].astype(str).to_numpy()
+    real_crops = recogniser_crops(data.read_crops(rows["crop"].tolist(), None), data.margin)  # read once
     for name in SECOND_OPINIONS:
         if getattr(own, "name", "") == name:
             continue
         rec = get_recognizer(name)
-        crops = data.read_crops(rows["crop"].tolist(), None)
-        emb = rec.embed(recogniser_crops(crops, data.margin))
+        emb = rec.embed(real_crops)
         real = np.stack([emb[ids == i].mean(0) for i in np.unique(ids)])
         out.append((rec, rec.embed(rec_crops), real))
     return out

@@ -309,7 +309,6 @@ def _release_level(
     from kssgan.deidentify.options import DeidentifyOptions
     from kssgan.deidentify.pipeline import Deidentifier
     from kssgan.evaluate import release_level
-    from kssgan.evaluate.attacks import degrade
     from kssgan.evaluate.release import stranger_photos
     from kssgan.faces.detect import YuNetDetector
 
@@ -329,52 +328,35 @@ def _release_level(
             s_photos, s_ids = got, strangers["identity"].astype(str).tolist()
     detector = YuNetDetector()  # the attacker's own detector, whatever the checkpoint was prepared with
     q, scale = settings.attacker_jpeg_quality, settings.attacker_scale
-    masks = release_masks(settings)
-
-    def attacked(image_bgr: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(degrade(image_bgr[None, :, :, ::-1].copy(), q, scale)[0][:, :, ::-1])
-
     originals = release_level.attacker_faces(photos + s_photos, detector)  # detected and embedded once
     original_emb = {rname: release_level.embed_faces(originals, rec) for rname, rec in recognisers.items()}
     n = len(photos)
-    how = f"JPEG quality {q}, resized to {scale:g}x and back"
+    closed_emb = {rname: tuple(a[:n] for a in emb) for rname, emb in original_emb.items()}
+    boxes = release_level.head_boxes(photos, detector)
     for lm in tqdm(models, desc="release-level attack", disable=not settings.progress):
         row = results[(lm.label, lm.k)]
         by_group = release_level.donors_by_group(lm.model, lm.groups.identity_to_group)
         clusters = [lm.groups.identity_to_group.get(i, f"person:{i}") for i in ids]
-        for mask_name, how in masks:
-            deid = Deidentifier.from_checkpoint(lm.path, DeidentifyOptions(**how))
+        for mask_name, options in release_masks(settings):
+            deid = Deidentifier.from_checkpoint(lm.path, DeidentifyOptions(**options))
             released, groups = release_level.release_photos(deid, photos, ids)
-            kept = release_level.kept_fraction(photos, released, detector)
-            donors = {i: by_group.get(g, []) if g is not None else [] for i, g in zip(ids, groups, strict=True)}
-            mask = np.array([r is not None for r in released])
-            faces = {"plain": release_level.attacker_faces(released, detector)}
-            if q:
-                shown = [None if r is None else attacked(r) for r in released]
-                faces["after_attack"] = release_level.attacker_faces(shown, detector)
-            entry_of: dict[str, Any] = {}
-            for rname, rec in recognisers.items():
-                orig = tuple(a[:n] for a in original_emb[rname])
-                found = {}
-                for kind, f in faces.items():
-                    emb = release_level.embed_faces(f, rec)
-                    found[kind] = release_level.figures(orig, emb, mask, ids, clusters, rec, settings.max_rank)
-                    found[kind]["donor"] = release_level.donor_check(orig, emb, ids, donors, rec)
-                entry = found["plain"] | {
+            kept = release_level.kept_fraction(photos, released, boxes)
+            donors = [by_group.get(g, []) if g is not None else [] for g in groups]
+            entry_of, plain = release_level.attack_release(
+                released, closed_emb, ids, clusters, recognisers, detector, q, scale, settings.max_rank, donors
+            )
+            for entry in entry_of.values():
+                entry |= {
                     "kept_head_fraction": kept,
-                    "mask": asdict(how["mask"]),
-                    "paste_jitter": how["paste_jitter"],
+                    "mask": asdict(options["mask"]),
+                    "paste_jitter": options["paste_jitter"],
                 }
-                if "after_attack" in found:
-                    entry["after_attack"] = found["after_attack"] | {"preprocessing": how}
-                entry_of[rname] = entry
             if mask_name == "default":
                 row["privacy_release"] = entry_of
                 if s_photos:
                     row["privacy_release_open_set"] = _open_set(
-                        deid, s_photos, s_ids, faces["plain"], ids, original_emb, n, recognisers, by_group, lm,
-                        settings, detector,
-                    )  # fmt: skip
+                        deid, s_photos, s_ids, plain, ids, original_emb, recognisers, by_group, lm, settings, detector
+                    )
             else:
                 row.setdefault("privacy_release_sweep", []).append(
                     {"mask": mask_name, "kept_head_fraction": kept} | release_level.headline(entry_of)
@@ -385,10 +367,9 @@ def _open_set(
     deid: Any,
     s_photos: list[np.ndarray],
     s_ids: list[str],
-    c_faces: list[np.ndarray | None],
+    closed_released: dict[str, tuple[np.ndarray, np.ndarray]],
     ids: list[str],
     original_emb: dict[str, tuple[np.ndarray, np.ndarray]],
-    n: int,
     recognisers: dict[str, Any],
     by_group: dict[int, list[str]],
     lm: LoadedModel,
@@ -402,6 +383,7 @@ def _open_set(
     alone (judged against ``strangers_only.bound``: 1 / the strangers that share a probe's group)."""
     from kssgan.evaluate import release_level
 
+    n = len(ids)
     released, groups = release_level.release_photos(deid, s_photos, [None] * len(s_photos))
     s_faces = release_level.attacker_faces(released, detector)
     mask = np.array([r is not None for r in released])
@@ -417,7 +399,7 @@ def _open_set(
     }
     for rname, rec in recognisers.items():
         s_emb, s_found = release_level.embed_faces(s_faces, rec)
-        c_emb, c_found = release_level.embed_faces(c_faces, rec)
+        c_emb, c_found = closed_released[rname]  # the closed set's release, embedded once
         o_emb, o_found = original_emb[rname]
         entry = release_level.figures((o_emb, o_found), _pad(s_emb, s_found, n), np.r_[np.zeros(n, bool), mask],
                                       all_ids, all_ids, rec, settings.max_rank)  # fmt: skip
@@ -428,7 +410,7 @@ def _open_set(
         entry["parrot"] = release_level.parrot_on(emb, found, all_ids, stranger_rows, settings.max_rank)
         alone = release_level.parrot_on(s_emb, s_found, np.asarray(s_ids), np.ones(len(s_ids), bool), settings.max_rank)
         entry["parrot_strangers_only"] = alone | {"bound": release_level.strangers_bound(groups_arr, s_ids, s_found)}
-        donors = {s: by_group.get(int(g), []) for s, g in zip(s_ids, groups_arr, strict=True) if g >= 0}
+        donors = [[]] * n + [by_group.get(int(g), []) if g >= 0 else [] for g in groups_arr]
         entry["donor"] = release_level.donor_check((o_emb, o_found), _pad(s_emb, s_found, n), all_ids, donors, rec)
         out[rname] = entry
     return out

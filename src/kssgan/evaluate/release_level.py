@@ -178,11 +178,11 @@ def donor_check(
     originals: tuple[np.ndarray, np.ndarray],
     released: tuple[np.ndarray, np.ndarray],
     identities: Sequence[str],
-    donors: dict[str, list[str]],
+    donors: Sequence[Sequence[str]],
     recogniser: Any,
 ) -> dict[str, Any]:
-    """Faces of nobody (module doc, 4.): ``donors`` maps each photo's identity to the people its
-    released face was made from (empty: none)."""
+    """Faces of nobody (module doc, 4.): ``donors[i]``: the people photo i's released face was made
+    from (empty: none)."""
     orig_emb, orig_found = originals
     rel_emb, rel_found = released
     ids = np.asarray([str(i) for i in identities])
@@ -194,11 +194,11 @@ def donor_check(
     sims = _pairwise(recogniser.similarity, rel_emb[probes], means).astype(np.float64)
     own = names[None, :] == ids[probes][:, None]
     first = np.where(own, -np.inf, sims).argmax(1)
-    is_donor = np.array([names[f] in set(donors.get(ids[p], [])) for p, f in zip(probes, first, strict=True)])
-    n_donors = np.array([len(set(donors.get(ids[p], [])) & (set(names) - {ids[p]})) for p in probes])
+    is_donor = np.array([names[f] in set(donors[p]) for p, f in zip(probes, first, strict=True)])
+    n_donors = np.array([len(set(donors[p]) & (set(names) - {ids[p]})) for p in probes])
     chance = float(np.mean(n_donors / (len(names) - 1)))
     ver = _verifies(recogniser, rel_emb[probes], means) & ~own
-    donor_cols = np.array([[n in set(donors.get(ids[p], [])) for n in names] for p in probes], bool)
+    donor_cols = np.array([[n in set(donors[p]) for n in names] for p in probes], bool)
     o_probes = np.flatnonzero(orig_found & np.isin(ids, names))
     o_own = names[None, :] == ids[o_probes][:, None]
     o_ver = _verifies(recogniser, orig_emb[o_probes], means) & ~o_own
@@ -216,26 +216,87 @@ def donor_check(
     }
 
 
-def kept_fraction(originals: Sequence[np.ndarray], released: Sequence[np.ndarray | None], detector: Any) -> float:
-    """Mean share of the head region kept unchanged (≤ 2 grey levels in every channel) in the
-    released photos: the original's detection box doubled about its centre (face, hair, ears, neck),
-    clipped to the photo. What is left of the source there is what an attacker may use."""
+def head_boxes(photos: Sequence[np.ndarray], detector: Any) -> list[tuple[int, int, int, int] | None]:
+    """Each original photo's head region ``(x0, y0, x1, y1)``: the largest face's detection box
+    doubled about its centre (face, hair, ears, neck), clipped to the photo; None without a face."""
     from kssgan.faces.detect import select_face
 
-    shares = []
-    for orig, rel in zip(originals, released, strict=True):
-        if rel is None:
-            continue
-        face = select_face(detector.detect(orig), orig.shape)[0]
+    boxes: list[tuple[int, int, int, int] | None] = []
+    for photo in photos:
+        face = select_face(detector.detect(photo), photo.shape)[0]
         if face is None:
+            boxes.append(None)
             continue
         x, y, w, h = (float(v) for v in face.box)
         cx, cy = x + w / 2, y + h / 2
-        x0, y0 = max(0, int(cx - w)), max(0, int(cy - h))
-        x1, y1 = min(orig.shape[1], int(cx + w)), min(orig.shape[0], int(cy + h))
+        height, width = photo.shape[:2]
+        boxes.append((max(0, int(cx - w)), max(0, int(cy - h)), min(width, int(cx + w)), min(height, int(cy + h))))
+    return boxes
+
+
+def kept_fraction(
+    originals: Sequence[np.ndarray],
+    released: Sequence[np.ndarray | None],
+    boxes: Sequence[tuple[int, int, int, int] | None],
+) -> float:
+    """Mean share of the head region (:func:`head_boxes`) kept unchanged (≤ 2 grey levels in every
+    channel) in the released photos: what is left of the source there is what an attacker may use."""
+    shares = []
+    for orig, rel, box in zip(originals, released, boxes, strict=True):
+        if rel is None or box is None:
+            continue
+        x0, y0, x1, y1 = box
         diff = np.abs(orig[y0:y1, x0:x1].astype(np.int16) - rel[y0:y1, x0:x1].astype(np.int16))
         shares.append(float(np.mean(diff.max(axis=2) <= 2)))
     return float(np.mean(shares)) if shares else float("nan")
+
+
+def attacker_view(image_bgr: np.ndarray, quality: int, scale: float) -> np.ndarray:
+    """A released photo as the attacker re-encodes it: JPEG ``quality`` and resized by ``scale`` and
+    back (:func:`kssgan.evaluate.attacks.degrade`)."""
+    from kssgan.evaluate.attacks import degrade
+
+    return np.ascontiguousarray(degrade(image_bgr[None, :, :, ::-1].copy(), quality, scale)[0][:, :, ::-1])
+
+
+def attack_release(
+    released: Sequence[np.ndarray | None],
+    originals: dict[str, tuple[np.ndarray, np.ndarray]],
+    identities: Sequence[str],
+    clusters: Sequence[object],
+    recognisers: dict[str, Any],
+    detector: Any,
+    quality: int = 75,
+    scale: float = 0.5,
+    max_rank: int = 10,
+    donors: Sequence[Sequence[str]] | None = None,
+) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Every recogniser's :func:`figures` (and :func:`donor_check` with ``donors``) of one release,
+    plain and, with ``quality``, after :func:`attacker_view` (``entry["after_attack"]``);
+    ``originals``: each recogniser's :func:`embed_faces` of the original photos. Also returns the
+    plain release's embeddings, for attacks that reuse them."""
+    mask = np.array([r is not None for r in released])
+    faces = {"plain": attacker_faces(released, detector)}
+    if quality:
+        shown = [None if r is None else attacker_view(r, quality, scale) for r in released]
+        faces["after_attack"] = attacker_faces(shown, detector)
+    entries: dict[str, Any] = {}
+    plain: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for rname, rec in recognisers.items():
+        found = {}
+        for kind, f in faces.items():
+            emb = embed_faces(f, rec)
+            plain.setdefault(rname, emb)
+            found[kind] = figures(originals[rname], emb, mask, identities, clusters, rec, max_rank)
+            if donors is not None:
+                found[kind]["donor"] = donor_check(originals[rname], emb, identities, donors, rec)
+        entry = found["plain"]
+        if "after_attack" in found:
+            entry["after_attack"] = found["after_attack"] | {
+                "preprocessing": f"JPEG quality {quality}, resized to {scale:g}x and back"
+            }
+        entries[rname] = entry
+    return entries, plain
 
 
 def figures(
@@ -315,6 +376,7 @@ def headline(entry_of: dict[str, Any]) -> dict[str, Any]:
                 cell[kind] = {
                     "parrot_rank1": fig.get("parrot", {}).get("rank1", {}).get("value"),
                     "parrot_upper": fig.get("parrot", {}).get("rank1_clustered", {}).get("ci_high"),
+                    "rank1": fig.get("identification", {}).get("rank1", {}).get("value"),
                     "protection_rate": fig["verification"]["protection_rate"],
                 }
         out[rname] = cell
@@ -331,12 +393,14 @@ def release_summary(
     """The headline release-level figures of one checkpoint on its own prepared dataset's full
     photos (the closed set; strangers left out), with deidentify's default options: per recogniser
     the parrot rank-1 and its clustered upper bound, rank-1 against the originals and protection,
-    plain and after the attacker's JPEG/resize. ``{"not_run": why}`` where the photos are not here."""
+    plain and after the attacker's JPEG/resize (:func:`headline`). ``{"not_run": why}`` where the
+    photos are not here."""
+    from dataclasses import asdict
+
     from kssgan.data.prepared import PreparedDataset
     from kssgan.data.readers import STRANGER_SPLIT
     from kssgan.deidentify.options import DeidentifyOptions
     from kssgan.deidentify.pipeline import Deidentifier
-    from kssgan.evaluate.attacks import degrade
     from kssgan.faces.detect import YuNetDetector
 
     data = PreparedDataset.open(prepared_root)
@@ -349,43 +413,28 @@ def release_summary(
     deid = Deidentifier.from_checkpoint(ckpt, DeidentifyOptions())
     released, _ = release_photos(deid, photos, ids)
     detector = YuNetDetector()
-    mask = np.array([r is not None for r in released])
-    views = {"plain": released}
-    if jpeg_quality:
-
-        def attacked(bgr: np.ndarray) -> np.ndarray:
-            return np.ascontiguousarray(degrade(bgr[None, :, :, ::-1].copy(), jpeg_quality, scale)[0][:, :, ::-1])
-
-        views["after_attack"] = [None if r is None else attacked(r) for r in released]
-    faces = {kind: attacker_faces(v, detector) for kind, v in views.items()}
     originals = attacker_faces(photos, detector)
-    out: dict[str, Any] = {
+    orig = {rname: embed_faces(originals, rec) for rname, rec in recognisers.items()}
+    entries, _ = attack_release(released, orig, ids, clusters, recognisers, detector, jpeg_quality, scale)
+    return {
         "photos": len(photos),
-        "withheld": int((~mask).sum()),
-        "kept_head_fraction": round(kept_fraction(photos, released, detector), 4),
-        "mask": dict(deid.options.mask.__dict__),
+        "withheld": int(sum(r is None for r in released)),
+        "kept_head_fraction": round(kept_fraction(photos, released, head_boxes(photos, detector)), 4),
+        "mask": asdict(deid.options.mask),
         "paste_jitter": deid.options.paste_jitter,
-    }
-    for rname, rec in recognisers.items():
-        orig = embed_faces(originals, rec)
-        for kind, f in faces.items():
-            fig = figures(orig, embed_faces(f, rec), mask, ids, clusters, rec)
-            out.setdefault(rname, {})[kind] = {
-                "parrot_rank1": fig.get("parrot", {}).get("rank1", {}).get("value"),
-                "parrot_upper": fig.get("parrot", {}).get("rank1_clustered", {}).get("ci_high"),
-                "rank1": fig.get("identification", {}).get("rank1", {}).get("value"),
-                "protection": fig["verification"]["protection_rate"],
-            }
-    return out
+    } | headline(entries)
 
 
 __all__ = [
+    "attack_release",
     "attacker_faces",
+    "attacker_view",
     "donor_check",
     "donors_by_group",
     "embed_faces",
     "figures",
     "full_photos",
+    "head_boxes",
     "headline",
     "kept_fraction",
     "parrot_on",

@@ -542,10 +542,6 @@ def markdown(metrics: dict, files: list[str]) -> str:
 
 
 def _jsonable(x: Any) -> Any:
-    import dataclasses
-
-    if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return _jsonable(dataclasses.asdict(x))
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
