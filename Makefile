@@ -27,8 +27,9 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# one resolver run: torch pinned to the CPU wheel (or $(TORCH)) together with the package
 	$(BIN)/python -m pip install $(TORCH) -e ".[$(EXTRAS)]"
-	# these two declare dependencies that would pull a CUDA torch / the non-headless OpenCV
-	$(BIN)/python -m pip install --no-deps gan-face-generate insightface
+	# these declare dependencies that would pull a CUDA torch / the non-headless OpenCV; mediapipe's
+	# wheel is there only for its face-mesh model file (kssgan.faces.mesh; never imported)
+	$(BIN)/python -m pip install --no-deps gan-face-generate insightface mediapipe==0.10.14
 	touch $(STAMP)
 
 install: $(STAMP)

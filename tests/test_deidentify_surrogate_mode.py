@@ -101,9 +101,18 @@ def test_the_training_summary_attacks_the_release(surrogate_ckpt: Path, yale_pre
     """What `make train` adds to summary.json: the release-level figures of the final checkpoint."""
     from kssgan.evaluate.release_level import release_summary
     from kssgan.faces.recognize import SFaceRecognizer
+    from kssgan.privacy_monitor import fidelity_meets
 
     out = release_summary(surrogate_ckpt, yale_prepared, {"sface": SFaceRecognizer()})
     assert out["photos"] == 66 and out["mask"]["region"] == "head" and out["paste_jitter"] > 0
     for kind in ("plain", "after_attack"):
         cell = out["sface"][kind]
         assert 0 <= cell["parrot_rank1"] <= cell["parrot_upper"] <= 1 and 0 <= cell["protection_rate"] <= 1
+    # what the release keeps of its sources, on the same photos (Yale: grey, three lights, expressions)
+    fid = out["fidelity"]
+    assert fid["utility"]["pairs"] >= 50
+    assert set(fid["utility"]["geometry"]) == {"yaw", "pitch", "mouth", "smile", "eyes"}
+    assert fid["quality"]["face_found"] >= 0.9 and fid["quality"]["inner_sharpness_ratio"] > 0
+    assert fid["utility"]["skin_tone"]["delta_e_median"] >= 0  # grey photos: lightness only
+    meets = fidelity_meets(fid)
+    assert set(meets) == {"yaw_r", "mouth_r", "delta_e_median", "inner_sharpness_ratio", "all"}

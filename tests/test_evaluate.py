@@ -394,8 +394,14 @@ def test_kssgan_evaluate_end_to_end_on_a_briefly_trained_model(
             if "parrot" in entry:
                 assert 0.0 <= entry["parrot"]["rank1"]["value"] <= 1.0
     assert all("privacy_release" not in r for key, r in rows.items() if key[0] in ("original", "k-same-pixel"))
+    # what the release keeps of its source, on the same released photos
+    kept = rows[("kss-gan", 3)]
+    assert set(kept["utility"]["geometry"]) == {"yaw", "pitch", "mouth", "smile", "eyes"}
+    assert kept["utility"]["measured_on"] == "released full photos"
+    assert 0.0 <= kept["quality"]["face_found"] <= 1.0 and kept["release_options"]["follow"] == "expression"
     report = (out / "report.md").read_text()
     assert "## Release targets" in report and "## Privacy of the released photos (release level)" in report
+    assert "## The release follows its source (release level)" in report
     # a second run reads every embedding from the cache
     assert kssgan_main(argv) == 0
     again = json.loads((out / "metrics.json").read_text())

@@ -55,6 +55,28 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+#: What ``make train``'s summary is judged against (issue "A released face that follows its source").
+FIDELITY_TARGETS = {"yaw_r": 0.8, "mouth_r": 0.6, "delta_e_median": 8.0, "inner_sharpness_ratio": 0.5}
+FIDELITY_TARGETS_TEXT = "yaw r >= 0.8, mouth r >= 0.6, skin ΔE median <= 8, inner sharpness >= 0.5x"
+
+
+def _fmt(v: Any) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+def fidelity_meets(fid: dict[str, Any]) -> dict[str, bool]:
+    """Each :data:`FIDELITY_TARGETS` met or not (a missing figure misses), and ``all``."""
+    geo, t = fid["utility"]["geometry"], FIDELITY_TARGETS
+    got = {
+        "yaw_r": geo["yaw"]["pearson"],
+        "mouth_r": geo["mouth"]["pearson"],
+        "delta_e_median": fid["utility"]["skin_tone"]["delta_e_median"],
+        "inner_sharpness_ratio": fid["quality"]["inner_sharpness_ratio"],
+    }
+    out = {k: v is not None and (v <= t[k] if k == "delta_e_median" else v >= t[k]) for k, v in got.items()}
+    return out | {"all": all(out.values())}
+
+
 class PrivacyMonitor(L.Callback):
     """See the module doc.
 
@@ -101,6 +123,8 @@ class PrivacyMonitor(L.Callback):
             out["meets"] = bool(cells) and all(
                 (c["parrot_rank1"] or 0.0) <= 1.0 / k + 0.05 and c["protection_rate"] >= 0.9 for c in cells
             )
+        if "fidelity" in out:
+            out["fidelity_meets"] = fidelity_meets(out["fidelity"])
         return out
 
     # -- data and attackers, loaded once ---------------------------------------------------------
@@ -236,4 +260,15 @@ class PrivacyMonitor(L.Callback):
             )
         elif rel:
             rows.append(f"  release level not measured: {rel.get('not_run')}")
+        if "fidelity" in rel:
+            fid, ok = rel["fidelity"], rel["fidelity_meets"]
+            geo = fid["utility"]["geometry"]
+            rows.append(
+                "  the release follows its source: "
+                + ", ".join(f"{n} r {_fmt(geo[n]['pearson'])}" for n in geo)
+                + f"; skin ΔE median {_fmt(fid['utility']['skin_tone']['delta_e_median'])}"
+                + f"; inner sharpness {_fmt(fid['quality']['inner_sharpness_ratio'])}x"
+                + f"; seam {_fmt(fid['quality'].get('seam_ratio'))}x"
+                + f"  -> {'meets' if ok['all'] else 'MISSES'} {FIDELITY_TARGETS_TEXT}"
+            )
         print("\n".join(rows))

@@ -18,7 +18,7 @@ import numpy as np
 from kssgan.deidentify.options import MaskShape
 from kssgan.faces.align import inverse_transform, transform_points
 
-__all__ = ["crop_ellipse", "face_mask", "head_canvas", "jitter_transform", "paste_face"]
+__all__ = ["crop_ellipse", "face_mask", "harmonise", "head_canvas", "jitter_transform", "paste_face", "seamless"]
 
 #: The superellipse power of the ``head`` region: a square with rounded corners.
 HEAD_POWER = 4.0
@@ -116,10 +116,65 @@ def jitter_transform(matrix: np.ndarray, size: int, draw: np.ndarray) -> np.ndar
     return (jit @ np.vstack([np.asarray(matrix, np.float64), [0.0, 0.0, 1.0]]))[:2]
 
 
-def paste_face(frame: np.ndarray, crop: np.ndarray, matrix: np.ndarray, margin: float, shape: MaskShape) -> np.ndarray:
+def seamless(warped: np.ndarray, region: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``warped`` cloned into ``region`` where ``mask`` > 0 by OpenCV's Poisson (gradient-domain)
+    blending: inside the mask the gradients are the generated face's, the boundary values the
+    photo's, so the face takes the light and colour of its surroundings at its edge and no step
+    shows there. Both arrays are padded so that the mask never touches their border."""
+    m = (mask > 0.01).astype(np.uint8) * 255
+    if not m.any():
+        return warped
+    pad = 4
+    src = cv2.copyMakeBorder(warped, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    dst = cv2.copyMakeBorder(region, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    m = cv2.copyMakeBorder(m, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    x, y, w, h = cv2.boundingRect(m)
+    cloned = cv2.seamlessClone(src, dst, m, (x + w // 2, y + h // 2), cv2.NORMAL_CLONE)
+    return cloned[pad:-pad, pad:-pad]
+
+
+#: ``blend: harmonise``: how deep into the replaced region (in crop sides) the photo's colour at the
+#: boundary still corrects the generated one, and how wide (σ, in crop sides) that correction is smoothed.
+HARMONISE_DEPTH = 0.25
+HARMONISE_SIGMA = 0.08
+
+
+def harmonise(warped: np.ndarray, region: np.ndarray, mask: np.ndarray, crop_side: float) -> np.ndarray:
+    """``warped`` with a smooth colour correction that makes it equal the photo (``region``) along
+    the mask's feather and fades to nothing ``HARMONISE_DEPTH`` crop sides inside the fully replaced
+    part, so the face keeps its own (or ``--colour match``'s) colours and no step shows at the
+    boundary. The correction is the photo-minus-face difference over the feather, spread by
+    normalised Gaussian convolution: a low-frequency field, so no texture of the photo enters."""
+    feather = (mask > 0.02) & (mask < 0.98)
+    if not feather.any():
+        return warped
+    w = feather.astype(np.float32)
+    diff = (region.astype(np.float32) - warped.astype(np.float32)) * w[:, :, None]
+    sigma = max(1.0, HARMONISE_SIGMA * crop_side)
+    num = cv2.GaussianBlur(diff, (0, 0), sigma)
+    den = cv2.GaussianBlur(w, (0, 0), sigma)[:, :, None]
+    field = num / np.maximum(den, 1e-3)
+    depth = cv2.distanceTransform((mask >= 0.98).astype(np.uint8), cv2.DIST_L2, 5)
+    reach = np.clip(1.0 - depth / max(1.0, HARMONISE_DEPTH * crop_side), 0.0, 1.0)
+    weight = (_smoothstep(reach) * (den[:, :, 0] > 1e-3))[:, :, None]
+    return np.clip(warped.astype(np.float32) + weight * field, 0, 255).astype(np.uint8)
+
+
+def paste_face(
+    frame: np.ndarray,
+    crop: np.ndarray,
+    matrix: np.ndarray,
+    margin: float,
+    shape: MaskShape,
+    blend: str = "alpha",
+    alpha_out: np.ndarray | None = None,
+) -> np.ndarray:
     """Blend ``crop`` (S×S×3 uint8, same channel order as ``frame``) into ``frame`` in place; returns it.
 
-    ``matrix`` is the 2×3 frame → crop alignment matrix the crop was made with.
+    ``matrix`` is the 2×3 frame → crop alignment matrix the crop was made with. ``blend: poisson``
+    clones the face in first (:func:`seamless`), ``harmonise`` corrects its colour near the boundary
+    (:func:`harmonise`); both then feather as ``alpha`` does. ``alpha_out`` (H×W
+    float32), when given, receives the paste mask (the maximum over faces), e.g. for seam figures.
     """
     size = crop.shape[0]
     h, w = frame.shape[:2]
@@ -137,6 +192,13 @@ def paste_face(frame: np.ndarray, crop: np.ndarray, matrix: np.ndarray, margin: 
         inv[:, 2] -= inv[:, :2] @ np.array([pad, pad], np.float64)
     warped = cv2.warpAffine(crop, inv, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     mask = face_mask(matrix, size, margin, shape, box)[:, :, None]
+    if blend == "poisson":
+        warped = seamless(warped, frame[y0:y1, x0:x1], mask[:, :, 0])
+    elif blend == "harmonise":
+        side = size / np.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:, :2])))
+        warped = harmonise(warped, frame[y0:y1, x0:x1], mask[:, :, 0], side)
+    if alpha_out is not None:
+        np.maximum(alpha_out[y0:y1, x0:x1], mask[:, :, 0], out=alpha_out[y0:y1, x0:x1])
     region = frame[y0:y1, x0:x1].astype(np.float32)
     blended = region + mask * (warped.astype(np.float32) - region)
     inside = mask[:, :, 0] > 0

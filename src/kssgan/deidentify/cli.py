@@ -45,8 +45,16 @@ from jsonargparse import ArgumentParser, Namespace
 
 from kssgan.deidentify.encode import ENCODE_EXTENSION, IMAGE_EXTENSIONS, encode_image
 from kssgan.deidentify.files import CHUNK_MAX_PIXELS, deidentify_files
+from kssgan.deidentify.follow import FOLLOW_MODES
 from kssgan.deidentify.inputs import check_paths, collect_inputs, read_attributes, scan_inputs
-from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions, MaskShape, TrackerSettings
+from kssgan.deidentify.options import (
+    BLEND_MODES,
+    COLOUR_MODES,
+    DeidentifyError,
+    DeidentifyOptions,
+    MaskShape,
+    TrackerSettings,
+)
 from kssgan.deidentify.policy import NO_FACE_CHOICES, STILL_MATCHING_CHOICES
 from kssgan.deidentify.report import REPORT_NAME, build_report, count_entries, exit_status, summary_line
 from kssgan.deidentify.run import LOG_NAME, run
@@ -160,6 +168,31 @@ def build_parser() -> ArgumentParser:
         help="std of where the face lands (radians, relative scale, crop sides); 0: exactly on the source",
     )
     p.add_argument("--jitter-seed", type=int | None, default=d.jitter_seed, help="seed of the jitter (default: fresh)")
+    p.add_argument(
+        "--follow",
+        choices=FOLLOW_MODES,
+        default=d.follow,
+        help="what the face follows of the source: none (frozen) | expression (mouth, smile) | pose (+ yaw, pitch)"
+        " | all (+ eyes, brows) | shape (the source's 68 points)",
+    )
+    p.add_argument("--follow-strength", type=float, default=d.follow_strength, help="0-1: how far to follow")
+    p.add_argument("--colour-strength", type=float, default=d.colour_strength, help="0-1: how far to match colour")
+    p.add_argument(
+        "--colour", "--color", choices=COLOUR_MODES, default=d.colour, help="none | match (source skin tone, light)"
+    )
+    p.add_argument(
+        "--blend",
+        choices=BLEND_MODES,
+        default=d.blend,
+        help="alpha (feathered) | harmonise (boundary colour) | poisson (seamless clone)",
+    )
+    p.add_argument("--upscale", type=bool, default=d.upscale, help="enlarge G's crop to the face's size (bicubic)")
+    p.add_argument(
+        "--sharpen",
+        type=float | None,
+        default=d.sharpen,
+        help="unsharp amount on released faces (default 0: off; null: the checkpoint's release_sharpen)",
+    )
     p.add_argument("--tracker", type=TrackerSettings, default=d.tracker, help="video face tracking")
     p.add_argument(
         "--video-codec", type=dict[str, str], default=d.video_codec, help="output extension -> video encoder"
@@ -198,6 +231,13 @@ def options_from_args(args: Namespace) -> DeidentifyOptions:
         mask=MaskShape(**_fields(args.mask)),
         paste_jitter=args.paste_jitter,
         jitter_seed=args.jitter_seed,
+        follow=args.follow,
+        follow_strength=args.follow_strength,
+        colour=args.colour,
+        colour_strength=args.colour_strength,
+        blend=args.blend,
+        upscale=args.upscale,
+        sharpen=args.sharpen,
         tracker=TrackerSettings(**_fields(args.tracker)),
         video_codec=dict(args.video_codec),
     )

@@ -13,6 +13,10 @@ class DeidentifyError(ValueError):
 
 #: The regions a release can regenerate (:class:`MaskShape`.region).
 MASK_REGIONS = ("head", "inner")
+#: How the generated face meets the photo (:func:`kssgan.deidentify.blend.paste_face`).
+BLEND_MODES = ("alpha", "harmonise", "poisson")
+#: Whether the generated face takes the source's skin tone and light (:mod:`.appearance`).
+COLOUR_MODES = ("none", "match")
 
 
 @dataclass
@@ -94,6 +98,20 @@ class DeidentifyOptions:
     # it keeps the source's framing from shaping what a recogniser sees (blend.jitter_transform)
     paste_jitter: float = 0.06
     jitter_seed: int | None = None  # None: fresh randomness each run (an attacker cannot replay it)
+    # what of the source the generated face follows (deidentify.follow): none (the group's frozen
+    # face), expression (the source's pose and expression as ratios on the group's face shape) or
+    # shape (the source's own 68 landmarks, face shape included)
+    follow: str = "none"
+    follow_strength: float = 1.0  # how far (0–1) the followed ratios (or, for shape, points) move to the source's
+    colour: str = "none"  # none | match: the source's inner-face CIELAB mean and spread (deidentify.appearance)
+    colour_strength: float = 1.0  # how far (0–1) the colour moves to the source's
+    # alpha (feathered mask) | harmonise (the photo's colour at the boundary, fading inwards) | poisson
+    # (cv2.seamlessClone inside the mask); the last two then feather as alpha does
+    blend: str = "alpha"
+    upscale: bool = True  # enlarge G's crop to the face's size in the photo (bicubic) before pasting
+    # the unsharp mask on released faces: off by default (figures are judged without it); None: the
+    # checkpoint's release_sharpen
+    sharpen: float | None = 0.0
     tracker: TrackerSettings = field(default_factory=TrackerSettings)
     # output extension -> video encoder: an OpenCV fourcc (mp4v, MJPG, avc1, …) or an FFmpeg encoder name
     # (mpeg4, mjpeg, libx264, libvpx-vp9); other extensions get mpeg4 (.webm: libvpx-vp9). See videoio.py
@@ -116,6 +134,19 @@ class DeidentifyOptions:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def check(self) -> None:
+        """A :class:`DeidentifyError` for a value outside its choices."""
+        from kssgan.deidentify.follow import FOLLOW_MODES
+
+        for name, choices in (("follow", FOLLOW_MODES), ("colour", COLOUR_MODES), ("blend", BLEND_MODES)):
+            if getattr(self, name) not in choices:
+                raise DeidentifyError(f"--{name} {getattr(self, name)!r} is not one of {choices}")
+        for name in ("follow_strength", "colour_strength"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise DeidentifyError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
+        if self.sharpen is not None and self.sharpen < 0:
+            raise DeidentifyError(f"--sharpen must be >= 0, got {self.sharpen}")
 
 
 FRAMING_DEFAULTS = {"margin": 0.0, "detector": "yunet"}

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from kssgan.data.labels import LabelSpec
+from kssgan.deidentify.appearance import match_colour
 from kssgan.deidentify.blend import jitter_transform, paste_face
 from kssgan.deidentify.groups import FACE_RECOGNISERS, GROUP_SOURCE_NOTES, GroupChooser, LabelBuilder
 from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions, apply_checkpoint_framing
@@ -74,10 +75,16 @@ class FaceResult:
 @dataclass
 class _Job:
     frame: int
-    matrix: np.ndarray
+    matrix: np.ndarray  # frame -> crop, where the face is pasted (jittered)
     crop_rgb: np.ndarray
     label: np.ndarray
     result: FaceResult
+    aligned: np.ndarray | None = None  # frame -> crop the source was aligned with (unjittered)
+    box: tuple[float, float, float, float] | None = None  # the detection box (x0, y0, x1, y1)
+
+
+#: The largest enlargement of G's crop before pasting (``upscale``).
+MAX_UPSCALE = 8
 
 
 class Deidentifier:
@@ -105,8 +112,10 @@ class Deidentifier:
         recogniser: Any = None,
         attribute_estimator: Any = None,
         prepare: dict[str, Any] | None = None,
+        record_alpha: bool = False,
     ) -> None:
         self.options = opts = apply_checkpoint_framing(options or DeidentifyOptions(), prepare)
+        opts.check()
         self.prepare = prepare
         if opts.batch_size < 1:
             raise DeidentifyError(f"--batch-size must be >= 1, got {opts.batch_size}")
@@ -145,6 +154,19 @@ class Deidentifier:
             raise DeidentifyError(f"--paste-jitter must be >= 0, got {opts.paste_jitter}")
         self._jitter_rng = np.random.default_rng(opts.jitter_seed)
         self._track_jitter: dict[int, np.ndarray] = {}
+        self.follower = None
+        if opts.follow != "none":
+            from kssgan.deidentify.follow import GeometryFollower
+
+            self.follower = GeometryFollower(opts.follow, opts.follow_strength)
+        self._skin = None
+        if opts.colour == "match":
+            from kssgan.deidentify.appearance import skin_region
+
+            self._skin = skin_region(self.image_size, float(opts.margin))
+        #: with ``record_alpha``, the paste mask of each frame of the last :meth:`process` (H×W float32)
+        self.record_alpha = record_alpha
+        self.alphas: list[np.ndarray | None] = []
 
     # -- construction from files ---------------------------------------------------------------
     @classmethod
@@ -155,6 +177,7 @@ class Deidentifier:
         backend: str = "torch",
         onnx_path: str | Path | None = None,
         image_size: int | None = None,
+        record_alpha: bool = False,
     ) -> Deidentifier:
         """Load ``ckpt`` (``weights_only=True``) and build the chosen back end; checks ``image_size``."""
         from kssgan.deidentify.backends import OnnxGenerator, TorchGenerator
@@ -166,6 +189,8 @@ class Deidentifier:
             model = load_model(path)
         except CheckpointError as err:
             raise DeidentifyError(str(err)) from err
+        if options.sharpen is not None:
+            model.hparams["release_sharpen"] = float(options.sharpen)
         size = int(model.hparams.image_size)
         if image_size is not None and int(image_size) != size:
             raise DeidentifyError(
@@ -188,7 +213,14 @@ class Deidentifier:
 
         estimator = CriticAttributeEstimator(model.critic, model.spec, options.device)
         return cls(
-            gen, spec_dict, model.groups, size, options, attribute_estimator=estimator, prepare=model.prepare_info
+            gen,
+            spec_dict,
+            model.groups,
+            size,
+            options,
+            attribute_estimator=estimator,
+            prepare=model.prepare_info,
+            record_alpha=record_alpha,
         )
 
     def make_tracker(self) -> FaceTracker:
@@ -252,14 +284,16 @@ class Deidentifier:
                 res = FaceResult([float(v) for v in det.box], float(det.score), group, source, record, defaulted, tid)
                 res.estimated = [n for n in estimates[j] if n not in fr.attributes and n not in opts.attributes]
                 results[fi].append(res)
-                matrix = similarity_transform(lms[j], size, opts.margin)
+                matrix = aligned = similarity_transform(lms[j], size, opts.margin)
                 moved = lms[j]
                 if opts.paste_jitter > 0:
                     pasted = jitter_transform(matrix, size, self._jitter(tid))
                     moved = transform_points(inverse_transform(pasted), transform_points(matrix, lms[j]))
                     matrix = pasted
                 landed[fi].append(moved)
-                jobs.append(_Job(fi, matrix, crops[j][:, :, ::-1], self.spec.encode(record), res))
+                jobs.append(
+                    _Job(fi, matrix, crops[j][:, :, ::-1], self.spec.encode(record), res, aligned, _corners(det.box))
+                )
         self._generate_and_paste(jobs, frames, outputs)
         if opts.similarity and self.recogniser is not None:
             self._measure(frames, outputs, landmarks, landed, results, tracker)
@@ -297,6 +331,7 @@ class Deidentifier:
 
     def _generate_and_paste(self, jobs: list[_Job], frames: Sequence[Frame], outputs: list[np.ndarray]) -> None:
         bs = self.options.batch_size
+        self.alphas = [np.zeros(o.shape[:2], np.float32) if self.record_alpha else None for o in outputs]
         for start in range(0, len(jobs), bs):
             chunk = jobs[start : start + bs]
             x = np.stack([j.crop_rgb for j in chunk]).astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0
@@ -307,10 +342,42 @@ class Deidentifier:
                 bgr = np.ascontiguousarray(fake[:, :, ::-1])
                 fr = frames[job.frame]
                 grey = fr.grey if fr.grey is not None else _is_grey(fr.image)
+                if self._skin is not None:  # the source's skin tone and light (--colour match)
+                    source = np.ascontiguousarray(job.crop_rgb[:, :, ::-1])
+                    bgr = match_colour(bgr, source, self._skin, self.options.colour_strength)
                 if grey:  # keep grey photos grey: G may tint them
                     g = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
                     bgr = cv2.merge([g, g, g])
-                paste_face(outputs[job.frame], bgr, job.matrix, self.options.margin, self.options.mask)
+                bgr, matrix = self._render(bgr, job, fr.image)
+                paste_face(
+                    outputs[job.frame],
+                    bgr,
+                    matrix,
+                    self.options.margin,
+                    self.options.mask,
+                    self.options.blend,
+                    self.alphas[job.frame],
+                )
+
+    def _render(self, crop: np.ndarray, job: _Job, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """G's crop at the face's size in the photo (``upscale``, bicubic) and moved to follow the
+        source (``follow``); returns it with its frame → crop matrix."""
+        size = crop.shape[0]
+        aligned = job.aligned if job.aligned is not None else job.matrix
+        factor = 1
+        if self.options.upscale:
+            on_frame = size / np.sqrt(abs(np.linalg.det(np.asarray(aligned)[:, :2])))
+            factor = int(np.clip(np.ceil(on_frame / size), 1, MAX_UPSCALE))
+        if factor > 1:
+            crop = cv2.resize(crop, (size * factor, size * factor), interpolation=cv2.INTER_CUBIC)
+        if self.follower is not None and job.box is not None:
+            to_canvas = np.asarray(aligned, np.float64) * factor
+            x0, y0, x1, y1 = job.box
+            points = transform_points(to_canvas, self.follower.landmarks(image, job.box))
+            corners = transform_points(to_canvas, np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64))
+            box = (*corners.min(0), *corners.max(0))
+            crop = self.follower(crop, points, box)
+        return crop, np.asarray(job.matrix, np.float64) * factor
 
     def _measure(
         self,
@@ -333,6 +400,12 @@ class Deidentifier:
                 r.similarity, r.match = float(s), bool(m)
                 if r.track is not None and r.track in tracks:
                     tracks[r.track].similarities.append(float(s))
+
+
+def _corners(box: Sequence[float]) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) of a detection's (x, y, w, h) box."""
+    x, y, w, h = (float(v) for v in box)
+    return x, y, x + w, y + h
 
 
 def cosine_threshold(recogniser: Any) -> float:

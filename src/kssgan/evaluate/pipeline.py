@@ -257,6 +257,11 @@ def run_evaluation(
     if settings.release_level and models:
         _release_level(release, models, recognisers, results, settings, notes)
     _utility(release, outputs, results, settings, root)
+    for row in results.values():  # the release's fidelity, measured on its full photos
+        fid = row.pop("release_fidelity", None)
+        if fid is not None:
+            row.setdefault("utility", {}).update(fid["utility"] | {"measured_on": "released full photos"})
+            row["quality"] = row.get("quality", {}) | fid["quality"]
     metrics["results"] = list(results.values())
     metrics["cache"] = {"dir": str(cache.dir), "hits": cache.hits, "misses": cache.misses}
     sample_k = settings.sample_k or (models[0].k if models else (min(groupings) if groupings else None))
@@ -266,9 +271,10 @@ def run_evaluation(
 
 def release_masks(settings: EvalSettings) -> list[tuple[str, dict[str, Any]]]:
     """``(name, DeidentifyOptions fields)`` of each release attacked per checkpoint: the default
-    (deidentify's own defaults, or ``release_region``/``release_reach``/``release_jitter``) first,
-    then each ``release_sweep`` entry ``REGION[:REACH[:JITTER]]`` (``inner``, ``head:1.3``,
-    ``head:1.3:0``)."""
+    (deidentify's own defaults, or ``release_region``/``_reach``/``_jitter``/``_follow``/``_colour``/
+    ``_blend``/``_sharpen``) first, then each ``release_sweep`` entry: ``REGION[:REACH[:JITTER]]``
+    (``inner``, ``head:1.3``, ``head:1.3:0``) or ``name=value,...`` over the default
+    (``follow=shape``, ``colour=none,blend=alpha``)."""
     from dataclasses import replace
 
     from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions, MaskShape
@@ -281,16 +287,50 @@ def release_masks(settings: EvalSettings) -> list[tuple[str, dict[str, Any]]]:
         shape = replace(shape, reach=float(settings.release_reach))
     if settings.release_jitter is not None:
         jitter = float(settings.release_jitter)
-    out = [("default", {"mask": shape, "paste_jitter": jitter, "jitter_seed": settings.seed})]
+    default: dict[str, Any] = {"mask": shape, "paste_jitter": jitter, "jitter_seed": settings.seed}
+    for name in ("follow", "colour", "blend", "sharpen"):
+        value = getattr(settings, f"release_{name}")
+        default[name] = getattr(base, name) if value is None else value
+    out = [("default", default)]
     for entry in settings.release_sweep:
-        region, _, rest = str(entry).partition(":")
-        reach, _, jit = rest.partition(":")
         try:
+            if "=" in str(entry):
+                out.append((str(entry), _sweep_options(str(entry), default)))
+                continue
+            region, _, rest = str(entry).partition(":")
+            reach, _, jit = rest.partition(":")
             mask = replace(MaskShape(), region=region, **({"reach": float(reach)} if reach else {}))
             j = float(jit) if jit else base.paste_jitter
         except (DeidentifyError, ValueError) as err:
-            raise ValueError(f"--release-sweep entry {entry!r}: use REGION[:REACH[:JITTER]] ({err})") from err
-        out.append((str(entry), {"mask": mask, "paste_jitter": j, "jitter_seed": settings.seed}))
+            raise ValueError(
+                f"--release-sweep entry {entry!r}: use REGION[:REACH[:JITTER]] or name=value,... ({err})"
+            ) from err
+        out.append((str(entry), default | {"mask": mask, "paste_jitter": j}))
+    return out
+
+
+def _sweep_options(entry: str, default: dict[str, Any]) -> dict[str, Any]:
+    """``name=value,...`` over the default release: ``follow``, ``colour``, ``blend``, ``sharpen``,
+    ``region``, ``reach``, ``jitter``."""
+    from dataclasses import replace
+
+    from kssgan.deidentify.options import DeidentifyOptions
+
+    out = dict(default)
+    for pair in entry.split(","):
+        name, _, value = pair.partition("=")
+        name = name.strip()
+        if name in ("region", "reach"):
+            out["mask"] = replace(out["mask"], **{name: value if name == "region" else float(value)})
+        elif name == "jitter":
+            out["paste_jitter"] = float(value)
+        elif name in ("sharpen", "follow_strength", "colour_strength"):
+            out[name] = float(value)
+        elif name in ("follow", "colour", "blend"):
+            out[name] = value
+        else:
+            raise ValueError(f"unknown release option {name!r}")
+    DeidentifyOptions(**out).check()
     return out
 
 
@@ -333,13 +373,16 @@ def _release_level(
     n = len(photos)
     closed_emb = {rname: tuple(a[:n] for a in emb) for rname, emb in original_emb.items()}
     boxes = release_level.head_boxes(photos, detector)
+    measure = _fidelity_setup(photos, detector, settings) if settings.fidelity else None
     for lm in tqdm(models, desc="release-level attack", disable=not settings.progress):
         row = results[(lm.label, lm.k)]
         by_group = release_level.donors_by_group(lm.model, lm.groups.identity_to_group)
         clusters = [lm.groups.identity_to_group.get(i, f"person:{i}") for i in ids]
         for mask_name, options in release_masks(settings):
-            deid = Deidentifier.from_checkpoint(lm.path, DeidentifyOptions(**options))
-            released, groups = release_level.release_photos(deid, photos, ids)
+            deid = Deidentifier.from_checkpoint(lm.path, DeidentifyOptions(**options), record_alpha=measure is not None)
+            alphas: list[np.ndarray | None] = []
+            released, groups = release_level.release_photos(deid, photos, ids, alphas)
+            fid = measure(released, alphas) if measure is not None else None
             kept = release_level.kept_fraction(photos, released, boxes)
             donors = [by_group.get(g, []) if g is not None else [] for g in groups]
             entry_of, plain = release_level.attack_release(
@@ -351,16 +394,52 @@ def _release_level(
                     "mask": asdict(options["mask"]),
                     "paste_jitter": options["paste_jitter"],
                 }
+            options_record = {k: asdict(v) if k == "mask" else v for k, v in options.items() if k != "jitter_seed"}
             if mask_name == "default":
                 row["privacy_release"] = entry_of
+                row["release_options"] = options_record
+                if fid is not None:
+                    row["release_fidelity"] = fid
                 if s_photos:
                     row["privacy_release_open_set"] = _open_set(
                         deid, s_photos, s_ids, plain, ids, original_emb, recognisers, by_group, lm, settings, detector
                     )
             else:
                 row.setdefault("privacy_release_sweep", []).append(
-                    {"mask": mask_name, "kept_head_fraction": kept} | release_level.headline(entry_of)
+                    {"mask": mask_name, "kept_head_fraction": kept, "options": options_record}
+                    | release_level.headline(entry_of)
+                    | ({"fidelity": _fidelity_headline(fid)} if fid is not None else {})
                 )
+
+
+def _fidelity_setup(photos: list[np.ndarray], detector: Any, settings: EvalSettings) -> Any:
+    """A function of (released photos, paste masks) giving :func:`~kssgan.evaluate.fidelity.
+    release_fidelity` against ``photos``, whose own measures are taken once here."""
+    from kssgan.evaluate import fidelity
+    from kssgan.faces.mesh import FaceMesh
+
+    mesh = FaceMesh()
+    kind = fidelity.KindReader() if settings.gender else None
+    sources = [
+        fidelity.measure_face(p, detector, mesh, kind)
+        for p in tqdm(photos, desc="source geometry", disable=not settings.progress, dynamic_ncols=True)
+    ]
+
+    def measure(released: list[np.ndarray | None], alphas: list[np.ndarray | None]) -> dict[str, Any]:
+        return fidelity.release_fidelity(sources, photos, released, alphas, detector, mesh, kind)
+
+    return measure
+
+
+def _fidelity_headline(fid: dict[str, Any]) -> dict[str, Any]:
+    """The sweep table's fidelity columns."""
+    geo = fid["utility"]["geometry"]
+    return {
+        **{f"{n}_r": geo[n]["pearson"] for n in geo},
+        "delta_e_median": fid["utility"]["skin_tone"]["delta_e_median"],
+        "sharpness_ratio": fid["quality"]["inner_sharpness_ratio"],
+        "seam_ratio": fid["quality"].get("seam_ratio"),
+    }
 
 
 def _open_set(

@@ -62,10 +62,14 @@ def full_photos(root: Path, sources: Sequence[str]) -> tuple[list[np.ndarray] | 
 
 
 def release_photos(
-    deidentifier: Any, photos: Sequence[np.ndarray], identities: Sequence[str]
+    deidentifier: Any,
+    photos: Sequence[np.ndarray],
+    identities: Sequence[str],
+    alphas: list[np.ndarray | None] | None = None,
 ) -> tuple[list[np.ndarray | None], list[int | None]]:
     """What ``deidentify`` releases for each photo and the group it used; None where it withholds the
-    photo (no face found, or, with its similarity check on, an output still matching its source)."""
+    photo (no face found, or, with its similarity check on, an output still matching its source).
+    ``alphas``: receives each photo's paste mask (a deidentifier built with ``record_alpha``)."""
     from kssgan.deidentify.pipeline import Frame
 
     released: list[np.ndarray | None] = []
@@ -77,6 +81,8 @@ def release_photos(
         still_matching = any(f.match for f in faces)
         released.append(image if faces and not still_matching else None)
         groups.append(faces[0].group if faces else None)
+        if alphas is not None:
+            alphas.append(deidentifier.alphas[0] if getattr(deidentifier, "alphas", None) else None)
     return released, groups
 
 
@@ -389,12 +395,14 @@ def release_summary(
     recognisers: dict[str, Any],
     jpeg_quality: int = 75,
     scale: float = 0.5,
+    fidelity: bool = True,
 ) -> dict[str, Any]:
     """The headline release-level figures of one checkpoint on its own prepared dataset's full
     photos (the closed set; strangers left out), with deidentify's default options: per recogniser
     the parrot rank-1 and its clustered upper bound, rank-1 against the originals and protection,
-    plain and after the attacker's JPEG/resize (:func:`headline`). ``{"not_run": why}`` where the
-    photos are not here."""
+    plain and after the attacker's JPEG/resize (:func:`headline`); with ``fidelity``, what the
+    release keeps of its sources (:func:`kssgan.evaluate.fidelity.release_fidelity`).
+    ``{"not_run": why}`` where the photos are not here."""
     from dataclasses import asdict
 
     from kssgan.data.prepared import PreparedDataset
@@ -410,19 +418,29 @@ def release_summary(
         return {"not_run": why}
     ids = man["identity"].astype(str).tolist()
     clusters = [data.groups.identity_to_group.get(i, f"person:{i}") for i in ids]
-    deid = Deidentifier.from_checkpoint(ckpt, DeidentifyOptions())
-    released, _ = release_photos(deid, photos, ids)
+    deid = Deidentifier.from_checkpoint(ckpt, DeidentifyOptions(), record_alpha=fidelity)
+    alphas: list[np.ndarray | None] = []
+    released, _ = release_photos(deid, photos, ids, alphas)
     detector = YuNetDetector()
     originals = attacker_faces(photos, detector)
     orig = {rname: embed_faces(originals, rec) for rname, rec in recognisers.items()}
     entries, _ = attack_release(released, orig, ids, clusters, recognisers, detector, jpeg_quality, scale)
-    return {
+    out = {
         "photos": len(photos),
         "withheld": int(sum(r is None for r in released)),
         "kept_head_fraction": round(kept_fraction(photos, released, head_boxes(photos, detector)), 4),
         "mask": asdict(deid.options.mask),
         "paste_jitter": deid.options.paste_jitter,
+        "release_options": {n: getattr(deid.options, n) for n in ("follow", "colour", "blend", "upscale", "sharpen")},
     } | headline(entries)
+    if fidelity:
+        from kssgan.evaluate import fidelity as fid
+        from kssgan.faces.mesh import FaceMesh
+
+        mesh, kind = FaceMesh(), fid.KindReader()
+        sources = [fid.measure_face(p, detector, mesh, kind) for p in photos]
+        out["fidelity"] = fid.release_fidelity(sources, photos, released, alphas, detector, mesh, kind)
+    return out
 
 
 __all__ = [

@@ -47,11 +47,17 @@ class EvalSettings:
     release_region: str | None = None  # head | inner
     release_reach: float | None = None
     release_jitter: float | None = None  # deidentify's --paste-jitter
+    release_follow: str | None = None  # deidentify's --follow: none | expression | shape
+    release_colour: str | None = None  # deidentify's --colour: none | match
+    release_blend: str | None = None  # deidentify's --blend: alpha | poisson
+    release_sharpen: float | None = None  # deidentify's --sharpen (None: the checkpoint's release_sharpen)
     # further releases attacked too, for the privacy-vs-kept plot: "REGION[:REACH[:JITTER]]", e.g. "inner",
-    # "head:1.3", "head:1.3:0"
+    # "head:1.3", "head:1.3:0", or deidentify options as "name=value,...", e.g. "follow=shape,colour=match"
     release_sweep: list[str] = field(default_factory=list)
     # release and attack the identities `kssgan prepare --open-set-fraction` held out (split stranger)
     open_set: bool = True
+    # how the release follows its source (evaluate/fidelity.py): geometry, skin tone, kind, sharpness, seam
+    fidelity: bool = True
 
 
 @dataclass

