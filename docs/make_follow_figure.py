@@ -1,10 +1,10 @@
-"""Build docs/release_follows.png: whole photos and what `kssgan deidentify` releases for them, frozen
+"""Build docs/release_follows.jpg: whole photos and what `kssgan deidentify` releases for them, frozen
 (`--follow none`) and following the source (`--follow pose --colour match --blend harmonise`).
 
 Top row: two synthetic demo people (DCGAN, people who do not exist). Bottom row: one person of the
 Face Research Lab London Set (CC BY 4.0; DeBruine & Jones 2017), neutral and smiling.
 
-    python docs/make_follow_figure.py DEMO_CKPT LONDON_CKPT LONDON_DIR docs/release_follows.png
+    python docs/make_follow_figure.py DEMO_CKPT LONDON_CKPT LONDON_DIR docs/release_follows.jpg
 """
 
 from __future__ import annotations
