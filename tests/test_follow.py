@@ -188,3 +188,31 @@ def test_a_followed_clip_keeps_one_identity_and_moves_its_mouth(shared_datasets:
     src = [measure_face(f, det, mesh).geometry["mouth"] for f in frames]
     rel = [measure_face(o, det, mesh).geometry["mouth"] for o in released]
     assert pearson(src, rel) >= 0.7
+
+
+@pytest.mark.shared_data
+def test_the_registered_mean_of_warped_copies_of_one_face_is_that_face(shared_datasets: Path) -> None:
+    """k copies of a London face, each warped by a different smooth deformation of its 68 points:
+    their registered mean is the face again, their pixel mean is ghosted."""
+    from kssgan.data.readers.image_io import load_image
+    from kssgan.deidentify.follow import registered_mean
+    from kssgan.faces.detect import YuNetDetector, select_face
+    from kssgan.faces.landmarks68 import Landmarks68
+
+    photo = load_image(shared_datasets / "london" / "neutral_front" / "002_03.jpg")[0]
+    x, y, w, h = select_face(YuNetDetector().detect(photo), photo.shape)[0].box
+    pts = Landmarks68()(photo, (x, y, x + w, y + h))
+    rng = np.random.default_rng(3)
+    copies, moved = [], []
+    offsets = rng.normal(0, 0.04 * w, (4, 2))
+    offsets -= offsets.mean(0)  # the copies' mean shape is the face's own
+    for d in offsets:
+        q = pts + d * np.clip((pts[:, 1:] - y) / h, 0, 1)  # a shear growing towards the chin
+        copies.append(piecewise_affine(photo, pts, q))
+        moved.append(q)
+    mean, shape = registered_mean(copies, moved)
+    assert np.abs(shape - pts).max() < 1e-6
+    face = (slice(int(y), int(y + h)), slice(int(x), int(x + w)))
+    err = np.abs(mean[face].astype(float) - photo[face]).mean()
+    ghost = np.abs(np.mean(copies, axis=0)[face] - photo[face]).mean()
+    assert err < 4.0 and err < ghost / 2
