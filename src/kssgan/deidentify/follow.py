@@ -148,6 +148,36 @@ def piecewise_affine(image: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.
     return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+#: A mouth opened by the warp by more than this share of the face's height gets a dark interior.
+MOUTH_OPENED = 0.015
+
+
+def open_mouth(image: np.ndarray, own: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Where the warp opened a closed mouth (``own`` → ``target`` inner-lip gap grown by more than
+    ``MOUTH_OPENED`` of the face's height), the stretched lip between the inner lips is painted as
+    a mouth's dark interior (the lips' own colour, darkened, feathered), so that an opened mouth is
+    not a band of lip."""
+    height = _axes(np.asarray(target, np.float64))[2]
+    grown = _ratios(target)["mouth"] - _ratios(own)["mouth"]
+    if grown <= MOUTH_OPENED:
+        return image
+    inner = np.rint(target[60:68]).astype(np.int32)
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [inner], 255)
+    if not mask.any():
+        return image
+    lips = np.zeros_like(mask)
+    cv2.fillPoly(lips, [np.rint(target[48:60]).astype(np.int32)], 255)
+    lip_colour = (
+        image[(lips > 0) & (mask == 0)].mean(0) if ((lips > 0) & (mask == 0)).any() else image[mask > 0].mean(0)
+    )
+    soft = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), max(1.0, 0.01 * height))[:, :, None]
+    shade = min(1.0, grown / (3 * MOUTH_OPENED))  # a mouth just opened is only a little dark
+    dark = np.asarray(lip_colour, np.float32) * 0.3
+    out = image.astype(np.float32) * (1 - shade * soft) + dark * shade * soft
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
 def registered_mean(images: list[np.ndarray], points: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """The mean of ``images`` after each is warped (:func:`piecewise_affine`) from its own landmarks
     to their mean shape, and that shape: a mean face without the double brows, glasses frames and
@@ -180,4 +210,4 @@ class GeometryFollower:
             target = own + self.strength * (source_points - own)
         else:
             target = expression_target(own, source_points, FOLLOWED[self.mode], self.strength)
-        return piecewise_affine(canvas, own, target)
+        return open_mouth(piecewise_affine(canvas, own, target), own, target)
