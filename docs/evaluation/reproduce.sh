@@ -99,3 +99,17 @@ $K evaluate --dataset orl --k 3 --no-samples --out outputs/eval/orl-release \
 for d in london orl; do
   cp outputs/eval/$d-release/{metrics.json,report.md,privacy_vs_kept.png,reid_vs_k.png,cmc.png} docs/evaluation/$d/release/
 done
+
+# -- this round: a face that follows its source (docs/evaluation.md, "A face that follows its source") --
+# the same checkpoints; the default release and deidentify's following options, attacked and measured
+$K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london-follow \
+  --ckpt outputs/london/checkpoints/final.ckpt \
+  --release-sweep '["follow=expression", "follow=pose", "follow=all", "follow=shape", "colour=match", "colour=match,blend=harmonise", "follow=pose,colour=match,blend=harmonise", "blend=poisson"]'
+$K evaluate --dataset orl --k 3 --no-samples --out outputs/eval/orl-follow \
+  --ckpt outputs/orl/checkpoints/final.ckpt \
+  --release-sweep '["follow=expression", "follow=pose", "follow=shape", "colour=match,blend=harmonise", "follow=pose,colour=match,blend=harmonise"]'
+for d in london orl; do
+  cp outputs/eval/$d-follow/{metrics.json,report.md,privacy_vs_kept.png} docs/evaluation/$d/follow/
+done
+python docs/make_follow_figure.py outputs/demo/checkpoints/final.ckpt outputs/london/checkpoints/final.ckpt \
+  ../shared/datasets/london docs/release_follows.jpg
