@@ -288,7 +288,7 @@ def release_masks(settings: EvalSettings) -> list[tuple[str, dict[str, Any]]]:
     if settings.release_jitter is not None:
         jitter = float(settings.release_jitter)
     default: dict[str, Any] = {"mask": shape, "paste_jitter": jitter, "jitter_seed": settings.seed}
-    for name in ("follow", "colour", "blend", "sharpen"):
+    for name in ("follow", "colour", "blend", "sharpen", "upscale"):
         value = getattr(settings, f"release_{name}")
         default[name] = getattr(base, name) if value is None else value
     out = [("default", default)]
@@ -310,8 +310,9 @@ def release_masks(settings: EvalSettings) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _sweep_options(entry: str, default: dict[str, Any]) -> dict[str, Any]:
-    """``name=value,...`` over the default release: ``follow``, ``colour``, ``blend``, ``sharpen``,
-    ``region``, ``reach``, ``jitter``."""
+    """``name=value,...`` over the default release: ``follow``, ``colour``, ``blend``, ``sharpen``
+    (a number, or ``null``: the checkpoint's), ``upscale`` (true/false), ``follow_strength``,
+    ``colour_strength``, ``region``, ``reach``, ``jitter``."""
     from dataclasses import replace
 
     from kssgan.deidentify.options import DeidentifyOptions
@@ -324,8 +325,14 @@ def _sweep_options(entry: str, default: dict[str, Any]) -> dict[str, Any]:
             out["mask"] = replace(out["mask"], **{name: value if name == "region" else float(value)})
         elif name == "jitter":
             out["paste_jitter"] = float(value)
+        elif name == "sharpen" and value.strip().lower() in ("null", "none"):
+            out[name] = None
         elif name in ("sharpen", "follow_strength", "colour_strength"):
             out[name] = float(value)
+        elif name == "upscale":
+            if value.strip().lower() not in ("true", "false"):
+                raise ValueError(f"upscale={value!r}: use true or false")
+            out[name] = value.strip().lower() == "true"
         elif name in ("follow", "colour", "blend"):
             out[name] = value
         else:

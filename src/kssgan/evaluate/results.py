@@ -50,7 +50,8 @@ class EvalSettings:
     release_follow: str | None = None  # deidentify's --follow: none | expression | shape
     release_colour: str | None = None  # deidentify's --colour: none | match
     release_blend: str | None = None  # deidentify's --blend: alpha | poisson
-    release_sharpen: float | None = None  # deidentify's --sharpen (None: the checkpoint's release_sharpen)
+    release_sharpen: float | None = None  # deidentify's --sharpen (None: deidentify's default)
+    release_upscale: bool | None = None  # deidentify's --upscale (None: deidentify's default)
     # further releases attacked too, for the privacy-vs-kept plot: "REGION[:REACH[:JITTER]]", e.g. "inner",
     # "head:1.3", "head:1.3:0", or deidentify options as "name=value,...", e.g. "follow=shape,colour=match"
     release_sweep: list[str] = field(default_factory=list)
