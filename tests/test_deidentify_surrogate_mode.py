@@ -113,6 +113,9 @@ def test_the_training_summary_attacks_the_release(surrogate_ckpt: Path, yale_pre
     assert fid["utility"]["pairs"] >= 50
     assert set(fid["utility"]["geometry"]) == {"yaw", "pitch", "mouth", "smile", "eyes"}
     assert fid["quality"]["face_found"] >= 0.9 and fid["quality"]["inner_sharpness_ratio"] > 0
-    assert fid["utility"]["skin_tone"]["delta_e_median"] >= 0  # grey photos: lightness only
     meets = fidelity_meets(fid)
     assert set(meets) == {"yaw_r", "mouth_r", "delta_e_median", "inner_sharpness_ratio", "all"}
+    # the summary judges the figures it measured (grey photos: ΔE is the lightness difference)
+    assert meets["delta_e_median"] == (fid["utility"]["skin_tone"]["delta_e_median"] <= 8.0)
+    assert meets["inner_sharpness_ratio"] == (fid["quality"]["inner_sharpness_ratio"] >= 0.5)
+    assert meets["all"] == all(v for k, v in meets.items() if k != "all")

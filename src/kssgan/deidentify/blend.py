@@ -18,7 +18,16 @@ import numpy as np
 from kssgan.deidentify.options import MaskShape
 from kssgan.faces.align import inverse_transform, transform_points
 
-__all__ = ["crop_ellipse", "face_mask", "harmonise", "head_canvas", "jitter_transform", "paste_face", "seamless"]
+__all__ = [
+    "crop_ellipse",
+    "crop_side_on_frame",
+    "face_mask",
+    "harmonise",
+    "head_canvas",
+    "jitter_transform",
+    "paste_face",
+    "seamless",
+]
 
 #: The superellipse power of the ``head`` region: a square with rounded corners.
 HEAD_POWER = 4.0
@@ -133,6 +142,12 @@ def seamless(warped: np.ndarray, region: np.ndarray, mask: np.ndarray) -> np.nda
     return cloned[pad:-pad, pad:-pad]
 
 
+def crop_side_on_frame(matrix: np.ndarray, size: int) -> float:
+    """How many frame pixels the side of a ``size``-pixel crop made with ``matrix`` (frame → crop,
+    a similarity) spans."""
+    return float(size / np.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:, :2]))))
+
+
 #: ``blend: harmonise``: how deep into the replaced region (in crop sides) the photo's colour at the
 #: boundary still corrects the generated one, and how wide (σ, in crop sides) that correction is smoothed.
 HARMONISE_DEPTH = 0.25
@@ -195,8 +210,7 @@ def paste_face(
     if blend == "poisson":
         warped = seamless(warped, frame[y0:y1, x0:x1], mask[:, :, 0])
     elif blend == "harmonise":
-        side = size / np.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:, :2])))
-        warped = harmonise(warped, frame[y0:y1, x0:x1], mask[:, :, 0], side)
+        warped = harmonise(warped, frame[y0:y1, x0:x1], mask[:, :, 0], crop_side_on_frame(matrix, size))
     if alpha_out is not None:
         np.maximum(alpha_out[y0:y1, x0:x1], mask[:, :, 0], out=alpha_out[y0:y1, x0:x1])
     region = frame[y0:y1, x0:x1].astype(np.float32)

@@ -39,6 +39,7 @@ module is the parser; :mod:`.run` runs the job, :mod:`.files` is the file loop, 
 from __future__ import annotations
 
 import sys
+from dataclasses import fields
 from typing import Any
 
 from jsonargparse import ArgumentParser, Namespace
@@ -208,39 +209,18 @@ def build_parser() -> ArgumentParser:
 
 
 def options_from_args(args: Namespace) -> DeidentifyOptions:
-    """The :class:`DeidentifyOptions` of parsed ``kssgan deidentify`` arguments (flags and ``--config``)."""
-    attributes = _pairs(args.set, "--set")
-    defaults = _pairs(args.default_attribute, "--default-attribute")
-    return DeidentifyOptions(
-        detector=args.detector,
-        detector_score=args.detector_score,
-        recogniser=args.recogniser,
-        model_dir=args.model_dir,
-        margin=args.margin,
-        batch_size=args.batch_size,
-        device=args.device,
-        precision=args.precision,
-        channels_last=args.channels_last,
-        attributes=attributes,
-        default_attributes=defaults,
-        identity=args.identity,
-        similarity=not args.no_similarity,
-        on_no_face=args.on_no_face,
-        on_still_matching=args.on_still_matching,
-        audio=args.audio,
-        mask=MaskShape(**_fields(args.mask)),
-        paste_jitter=args.paste_jitter,
-        jitter_seed=args.jitter_seed,
-        follow=args.follow,
-        follow_strength=args.follow_strength,
-        colour=args.colour,
-        colour_strength=args.colour_strength,
-        blend=args.blend,
-        upscale=args.upscale,
-        sharpen=args.sharpen,
-        tracker=TrackerSettings(**_fields(args.tracker)),
-        video_codec=dict(args.video_codec),
-    )
+    """The :class:`DeidentifyOptions` of parsed ``kssgan deidentify`` arguments (flags and ``--config``):
+    every option whose flag has its name is taken as parsed; the rest are converted here."""
+    special = {
+        "attributes": _pairs(args.set, "--set"),
+        "default_attributes": _pairs(args.default_attribute, "--default-attribute"),
+        "similarity": not args.no_similarity,
+        "mask": MaskShape(**_fields(args.mask)),
+        "tracker": TrackerSettings(**_fields(args.tracker)),
+        "video_codec": dict(args.video_codec),
+    }
+    plain = {f.name: getattr(args, f.name) for f in fields(DeidentifyOptions) if f.name not in special}
+    return DeidentifyOptions(**plain, **special)
 
 
 def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:

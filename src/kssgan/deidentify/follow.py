@@ -39,7 +39,6 @@ FOLLOWED = {
     "all": ("mouth", "smile", "lift", "yaw", "pitch", "eye0", "eye1", "brow"),
 }
 
-JAW = np.arange(0, 17)
 INNER = np.arange(17, 68)
 BROWS = np.arange(17, 27)
 UPPER_LIP = np.array([49, 50, 51, 52, 53, 61, 62, 63])
@@ -194,8 +193,8 @@ class GeometryFollower:
     def __init__(self, mode: str = "expression", strength: float = 1.0, predictor: str | Path | None = None) -> None:
         from kssgan.faces.landmarks68 import Landmarks68
 
-        if mode not in FOLLOW_MODES:
-            raise ValueError(f"follow mode {mode!r} is not one of {FOLLOW_MODES}")
+        if mode not in FOLLOW_MODES or mode == "none":
+            raise ValueError(f"follow mode {mode!r} is not one of {FOLLOW_MODES[1:]}")
         self.mode, self.strength = mode, float(strength)
         #: 68×2 points of the face in a box (x0, y0, x1, y1) of an image
         self.landmarks = Landmarks68(predictor)
@@ -203,8 +202,6 @@ class GeometryFollower:
     def __call__(self, canvas: np.ndarray, source_points: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
         """``canvas`` (the generated face, upscaled) warped to follow ``source_points`` (the source's
         68 points in the canvas's coordinates); ``box``: where the face is in the canvas."""
-        if self.mode == "none":
-            return canvas
         own = self.landmarks(canvas, box)
         if self.mode == "shape":
             target = own + self.strength * (source_points - own)

@@ -136,9 +136,13 @@ class DeidentifyOptions:
         return asdict(self)
 
     def check(self) -> None:
-        """A :class:`DeidentifyError` for a value outside its choices."""
+        """A :class:`DeidentifyError` for a value outside its range or choices."""
         from kssgan.deidentify.follow import FOLLOW_MODES
 
+        if self.batch_size < 1:
+            raise DeidentifyError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.paste_jitter < 0:
+            raise DeidentifyError(f"--paste-jitter must be >= 0, got {self.paste_jitter}")
         for name, choices in (("follow", FOLLOW_MODES), ("colour", COLOUR_MODES), ("blend", BLEND_MODES)):
             if getattr(self, name) not in choices:
                 raise DeidentifyError(f"--{name} {getattr(self, name)!r} is not one of {choices}")

@@ -17,7 +17,7 @@ import numpy as np
 
 from kssgan.data.labels import LabelSpec
 from kssgan.deidentify.appearance import match_colour
-from kssgan.deidentify.blend import jitter_transform, paste_face
+from kssgan.deidentify.blend import crop_side_on_frame, jitter_transform, paste_face
 from kssgan.deidentify.groups import FACE_RECOGNISERS, GROUP_SOURCE_NOTES, GroupChooser, LabelBuilder
 from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions, apply_checkpoint_framing
 from kssgan.deidentify.policy import obscure, obscure_box, whole_frame_mode
@@ -79,8 +79,8 @@ class _Job:
     crop_rgb: np.ndarray
     label: np.ndarray
     result: FaceResult
-    aligned: np.ndarray | None = None  # frame -> crop the source was aligned with (unjittered)
-    box: tuple[float, float, float, float] | None = None  # the detection box (x0, y0, x1, y1)
+    aligned: np.ndarray  # frame -> crop the source was aligned with (unjittered)
+    box: tuple[float, float, float, float]  # the detection box (x0, y0, x1, y1)
 
 
 #: The largest enlargement of G's crop before pasting (``upscale``).
@@ -122,8 +122,6 @@ class Deidentifier:
         self.options = opts = apply_checkpoint_framing(options or DeidentifyOptions(), prepare)
         opts.check()
         self.prepare = prepare
-        if opts.batch_size < 1:
-            raise DeidentifyError(f"--batch-size must be >= 1, got {opts.batch_size}")
         self.backend, self.image_size = backend, int(image_size)
         self.spec = LabelSpec.from_dict(label_spec)
         if not groups:
@@ -155,8 +153,6 @@ class Deidentifier:
 
             recogniser = get_recognizer(self.recogniser_name, opts.model_dir)
         self.recogniser = recogniser
-        if opts.paste_jitter < 0:
-            raise DeidentifyError(f"--paste-jitter must be >= 0, got {opts.paste_jitter}")
         self._jitter_rng = np.random.default_rng(opts.jitter_seed)
         self._track_jitter: dict[int, np.ndarray] = {}
         self._track_points: dict[int, np.ndarray] = {}  # --follow: each video track's smoothed source points
@@ -391,15 +387,13 @@ class Deidentifier:
         """G's crop at the face's size in the photo (``upscale``, bicubic) and moved to follow the
         source (``follow``); returns it with its frame → crop matrix."""
         size = crop.shape[0]
-        aligned = job.aligned if job.aligned is not None else job.matrix
         factor = 1
         if self.options.upscale:
-            on_frame = size / np.sqrt(abs(np.linalg.det(np.asarray(aligned)[:, :2])))
-            factor = int(np.clip(np.ceil(on_frame / size), 1, MAX_UPSCALE))
+            factor = int(np.clip(np.ceil(crop_side_on_frame(job.aligned, size) / size), 1, MAX_UPSCALE))
         if factor > 1:
             crop = cv2.resize(crop, (size * factor, size * factor), interpolation=cv2.INTER_CUBIC)
-        if self.follower is not None and job.box is not None:
-            to_canvas = np.asarray(aligned, np.float64) * factor
+        if self.follower is not None:
+            to_canvas = np.asarray(job.aligned, np.float64) * factor
             x0, y0, x1, y1 = job.box
             points = transform_points(to_canvas, self.follower.landmarks(image, job.box)) / factor
             track = job.result.track

