@@ -113,3 +113,12 @@ for d in london orl; do
 done
 python docs/make_follow_figure.py outputs/demo/checkpoints/final.ckpt outputs/london/checkpoints/final.ckpt \
   ../shared/datasets/london docs/release_follows.jpg
+# the previous round's release settings beside the new defaults (London), and the demo's following release
+$K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london-settings \
+  --ckpt outputs/london/checkpoints/final.ckpt \
+  --release-sweep '["upscale=false", "sharpen=null,upscale=false"]' --open-set false --no-gender --no-detection
+$K evaluate --dataset demo --k 3 --no-samples --out outputs/eval/demo-follow \
+  --ckpt outputs/demo-r16/checkpoints/final.ckpt \
+  --release-sweep '["follow=pose,colour=match,blend=harmonise"]' --no-gender --no-detection
+cp outputs/eval/london-settings/{metrics.json,report.md} docs/evaluation/london/settings/
+cp outputs/eval/demo-follow/{metrics.json,report.md} docs/evaluation/demo/follow/
