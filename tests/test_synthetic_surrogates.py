@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from kssgan.data.synthetic_surrogates import choose_faces, draw_candidates, synthetic_surrogates
+from kssgan.data.synthetic_surrogates import (
+    choose_faces,
+    draw_candidates,
+    kind_cost,
+    skin_tones,
+    synthetic_surrogates,
+    tone_to,
+)
 
 
 class CosineRule:
@@ -42,6 +49,32 @@ def test_choose_faces_gives_each_slot_a_face_of_its_kind() -> None:
     assert choose_faces(scores, cands, none, CosineRule(), 3, want=["female"] * 3, kinds=kinds) == [2, 3]  # short
 
 
+def test_kind_choice_serves_the_hardest_group_first_and_each_its_nearest_face() -> None:
+    scores = np.array([0.9, 0.8, 0.7])
+    cands = np.eye(3, dtype=np.float32)
+    none = np.zeros((0, 3), np.float32)
+    # group 0 is near faces 0 and 1; group 1 only near face 0: group 1 (dearest best) chooses first
+    cost = np.array([[1.0, 2.0, 9.0], [3.0, 8.0, 9.0]])
+    assert choose_faces(scores, cands, none, CosineRule(), 2, cost=cost) == [1, 0]
+    assert choose_faces(scores, cands, none, CosineRule(), 2) == [0, 1]  # without cost: by score
+
+
+def test_kind_cost_is_delta_e_plus_age_and_toning_reaches_the_target() -> None:
+    import cv2
+
+    face = np.full((64, 64, 3), (60, 110, 170), np.uint8)  # a uniform skin-like BGR
+    tone = skin_tones(face[None], 0.0)[0]
+    assert np.allclose(skin_tones(face[None], 0.0), tone) and 0 < tone[0] < 100
+    target = tone + np.array([-12.0, 4.0, 6.0])
+    toned = tone_to(face, target - tone)
+    assert np.linalg.norm(skin_tones(toned[None], 0.0)[0] - target) < 1.0
+    assert np.array_equal(tone_to(face, np.zeros(3)), face)
+    cost = kind_cost(np.stack([tone, target]), np.stack([tone, target]), [30.0, None], [30.0, 40.0])
+    assert cost[0, 0] == 0 and np.isclose(cost[0, 1], np.linalg.norm(target - tone) + 10 / 2.0)
+    assert np.isclose(cost[1, 0], np.linalg.norm(target - tone)) and cost[1, 1] == 0  # no age: tone only
+    assert cv2.cvtColor(toned, cv2.COLOR_BGR2GRAY).mean() < cv2.cvtColor(face, cv2.COLOR_BGR2GRAY).mean()
+
+
 def test_candidates_are_deterministic_and_not_the_demo_peoples_latents() -> None:
     a, b = draw_candidates(3, seed=0), draw_candidates(3, seed=0)
     assert a.shape == (3, 64, 64, 3) and a.dtype == np.uint8
@@ -68,6 +101,8 @@ def test_synthetic_surrogates_of_the_demo_are_unlike_every_member(demo_dir: Path
 
     drawn = draw_candidates(record["drawn"], 0)[record["latent_rows"]]
     _, _, _, rec_crops = align_candidates(drawn, get_detector("yunet"), 32, data.margin)
+    assert record["choice"] == "kind" and len(record["tone_shift"]) == groups
+    rec_crops = [tone_to(c, shift) for c, shift in zip(rec_crops, record["tone_shift"], strict=True)]  # as used
     real_crops = recogniser_crops(data.read_crops(data.manifest["crop"].tolist(), None), data.margin)
     ids = data.manifest["identity"].astype(str).to_numpy()
     for name in ("sface", "dlib"):
@@ -88,7 +123,7 @@ def test_too_small_a_pool_is_one_clear_error(demo_dir: Path, monkeypatch: pytest
     monkeypatch.setattr(synthetic, "draw_candidates", lambda num, seed: np.repeat(one_face, num, axis=0))
     data = PreparedDataset.open(demo_dir)
     with pytest.raises(ValueError, match=r"only 1 of 16 drawn faces .* raise model\.synthetic_pool"):
-        synthetic_surrogates(data, 2, 1, 32)  # 16 copies of one face: the first is taken, the rest match it
+        synthetic_surrogates(data, 2, 1, 32, choice="detection")  # 16 copies of one face: the first is taken, the rest match it
 
 
 def test_a_model_trained_with_synthetic_surrogates_releases_the_drawn_faces(demo_dir: Path) -> None:

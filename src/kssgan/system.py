@@ -77,6 +77,9 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
             group; :mod:`kssgan.data.synthetic_surrogates`).
         synthetic_pool, synthetic_seed: faces drawn per group to choose from, and their seed
             (``surrogate_images: synthetic`` only).
+        synthetic_choice: ``kind`` (each group the qualifying drawn face nearest its skin tone and
+            age, then toned to the group's mean skin colour) or ``detection`` (YuNet's score order,
+            no toning); ``surrogate_images: synthetic`` only.
         lambda_fid, fidelity_size: weight and block grid of the low-frequency L1 that keeps the
             surrogate's identity in G's output (surrogate mode).
         lambda_detail: weight of a paired de-ghosting prior on real crops, L1(G(ghost(x)), x) where
@@ -142,6 +145,7 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         surrogate_images: Literal["all", "medoid", "synthetic"] = "all",
         synthetic_pool: int = 8,
         synthetic_seed: int = 0,
+        synthetic_choice: Literal["kind", "detection"] = "kind",
         lambda_fid: float = 10.0,
         fidelity_size: int = 16,
         lambda_detail: float = 0.0,
@@ -175,6 +179,7 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
                 "surrogate_images=synthetic draws a face per group and can match its gender only "
                 f"(surrogate_match: gender, read off the drawn face), not {surrogate_match!r}"
             )
+        _check_choice("synthetic_choice", synthetic_choice, ("kind", "detection"))
         if synthetic_pool < 1:
             raise ValueError(f"synthetic_pool must be >= 1, got {synthetic_pool}")
         _check_choice("target_sampler", target_sampler, ("permute", "release"))

@@ -45,7 +45,7 @@ def build_surrogate_bank(model: Any, datamodule: Any) -> dict[str, Any]:
         strata = group_strata(manifest, groups.identity_to_group, spec.num_groups, match) if match else None
         faces, record = synthetic_surrogates(
             data, spec.num_groups, len(values), size, model.hparams.synthetic_seed, model.hparams.synthetic_pool,
-            strata,
+            strata, model.hparams.get("synthetic_choice", "kind"), groups.identity_to_group,
         )  # fmt: skip
         identity = torch.arange(spec.num_groups)
         model.surrogates.fill(faces.to(model.surrogates.faces.device), identity.to(model.device))

