@@ -123,7 +123,8 @@ def test_too_small_a_pool_is_one_clear_error(demo_dir: Path, monkeypatch: pytest
     monkeypatch.setattr(synthetic, "draw_candidates", lambda num, seed: np.repeat(one_face, num, axis=0))
     data = PreparedDataset.open(demo_dir)
     with pytest.raises(ValueError, match=r"only 1 of 16 drawn faces .* raise model\.synthetic_pool"):
-        synthetic_surrogates(data, 2, 1, 32, choice="detection")  # 16 copies of one face: the first is taken, the rest match it
+        # 16 copies of one face: the first is taken, the rest match it
+        synthetic_surrogates(data, 2, 1, 32, choice="detection")
 
 
 def test_a_model_trained_with_synthetic_surrogates_releases_the_drawn_faces(demo_dir: Path) -> None:

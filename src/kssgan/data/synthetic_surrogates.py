@@ -265,9 +265,8 @@ def synthetic_surrogates(
             toned = [tone_to(rec_crops[row], shifts[slot, row])]
             return recogniser.embed(toned), [rec.embed(toned) for rec, _, _ in also]
 
-    chosen = choose_faces(
-        scores, embeddings, real, recogniser, num_groups, also, genders, kinds, cost, adapt if cost is not None else None
-    )
+    toning = adapt if cost is not None else None
+    chosen = choose_faces(scores, embeddings, real, recogniser, num_groups, also, genders, kinds, cost, toning)
     if len(chosen) < num_groups:
         kind = " of each group's gender," if genders is not None else ""
         raise ValueError(
