@@ -352,6 +352,8 @@ def test_kssgan_evaluate_end_to_end_on_a_briefly_trained_model(
         "--no-progress",
         "--no-gender",
         "--no-detection",
+        "--release-draws",
+        "2",
     ]
     twice = ["evaluate", "--ckpt", str(ckpts[0]), "--ckpt", str(ckpts[0]), "--dataset", str(demo_dir)]
     assert kssgan_main([*twice, "--recognisers", "sface", "--out", str(tmp_path / "x")]) == 2  # same method and k
@@ -393,6 +395,10 @@ def test_kssgan_evaluate_end_to_end_on_a_briefly_trained_model(
             assert 0.0 <= entry["verification"]["protection_rate"] <= 1.0
             if "parrot" in entry:
                 assert 0.0 <= entry["parrot"]["rank1"]["value"] <= 1.0
+                # --release-draws 2: the parrot attack again over two releases, each of every probe photo
+                draws = entry["parrot_draws"]
+                assert draws["draws"] == 2 and draws["rank1"]["n"] <= 2 * draws["probe_photos"]
+                assert 0.0 <= draws["rank1"]["value"] <= 1.0
     assert all("privacy_release" not in r for key, r in rows.items() if key[0] in ("original", "k-same-pixel"))
     # what the release keeps of its source, on the same released photos
     kept = rows[("kss-gan", 3)]
@@ -402,6 +408,7 @@ def test_kssgan_evaluate_end_to_end_on_a_briefly_trained_model(
     report = (out / "report.md").read_text()
     assert "## Release targets" in report and "## Privacy of the released photos (release level)" in report
     assert "## The release follows its source (release level)" in report
+    assert "parrot over draws" in report
     # a second run reads every embedding from the cache
     assert kssgan_main(argv) == 0
     again = json.loads((out / "metrics.json").read_text())

@@ -149,6 +149,8 @@ def run_evaluation(
     from kssgan.faces import get_recognizer
 
     settings = settings or EvalSettings()
+    if settings.release_draws < 1:
+        raise ValueError(f"--release-draws must be >= 1, got {settings.release_draws}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
@@ -406,6 +408,8 @@ def _release_level(
                     "paste_jitter": options["paste_jitter"],
                 }
             options_record = {k: asdict(v) if k == "mask" else v for k, v in options.items() if k != "jitter_seed"}
+            if mask_name == "default" and settings.release_draws > 1:
+                _parrot_draws(entry_of, photos, released, lm, options, ids, clusters, recognisers, detector, settings)
             if mask_name == "default":
                 row["privacy_release"] = entry_of
                 row["release_options"] = options_record
@@ -420,6 +424,41 @@ def _release_level(
                     {"mask": mask_name, "kept_head_fraction": kept, "options": options_record}
                     | release_level.headline(entry_of)
                     | ({"fidelity": _fidelity_headline(fid)} if fid is not None else {})
+                )
+
+
+def _parrot_draws(
+    entry_of: dict[str, Any],
+    photos: list[np.ndarray],
+    released: list[np.ndarray | None],
+    lm: LoadedModel,
+    options: dict[str, Any],
+    ids: list[str],
+    clusters: list[object],
+    recognisers: dict[str, Any],
+    detector: Any,
+    settings: EvalSettings,
+) -> None:
+    """``parrot_draws`` (:func:`~kssgan.evaluate.release_level.parrot_over_draws`) beside each
+    recogniser's ``parrot``, plain and after the attack: ``released`` (the release of ``photos``) and
+    ``settings.release_draws`` − 1 further releases of the same photos, each with its own jitter seed."""
+    from kssgan.deidentify.options import DeidentifyOptions
+    from kssgan.deidentify.pipeline import Deidentifier
+    from kssgan.evaluate import release_level
+
+    q, scale = settings.attacker_jpeg_quality, settings.attacker_scale
+    draws = [release_level.release_embeddings(released, recognisers, detector, q, scale)]
+    for r in tqdm(range(1, settings.release_draws), desc="release draws", disable=not settings.progress):
+        redraw = DeidentifyOptions(**(options | {"jitter_seed": settings.seed + r}))
+        deid = Deidentifier.from_checkpoint(lm.path, redraw)
+        again, _ = release_level.release_photos(deid, photos, ids)
+        draws.append(release_level.release_embeddings(again, recognisers, detector, q, scale))
+    for rname, entry in entry_of.items():
+        for kind in draws[0][rname]:
+            fig = entry if kind == "plain" else entry.get(kind)
+            if fig is not None:
+                fig["parrot_draws"] = release_level.parrot_over_draws(
+                    [d[rname][kind] for d in draws], ids, clusters, settings.max_rank
                 )
 
 

@@ -126,6 +126,68 @@ def parrot_on(
     return ident.to_dict()
 
 
+def release_embeddings(
+    released: Sequence[np.ndarray | None],
+    recognisers: dict[str, Any],
+    detector: Any,
+    quality: int = 75,
+    scale: float = 0.5,
+) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The attacker's :func:`embed_faces` of one release, per recogniser: ``plain`` and, with
+    ``quality``, ``after_attack`` (:func:`attacker_view`)."""
+    views = {"plain": attacker_faces(released, detector)}
+    if quality:
+        shown = [None if r is None else attacker_view(r, quality, scale) for r in released]
+        views["after_attack"] = attacker_faces(shown, detector)
+    return {rname: {kind: embed_faces(f, rec) for kind, f in views.items()} for rname, rec in recognisers.items()}
+
+
+def parrot_over_draws(
+    draws: Sequence[tuple[np.ndarray, np.ndarray]],
+    identities: Sequence[str],
+    clusters: Sequence[object],
+    max_rank: int = 10,
+) -> dict[str, Any]:
+    """The parrot attack over several releases of the same photos (``draws``: each release's
+    :func:`embed_faces`; they differ in the release's own randomness, the paste jitter).
+
+    What it estimates is the probability that the parrot attack re-identifies a released photo,
+    averaged over the release's randomness: one release draws that once per photo, so its rank-1
+    carries the noise of which group member a tie falls to; here every draw of each probe photo is a
+    probe (its clustered interval still by group, so the draws of one group count as one cluster).
+    The attacker is stronger than with one draw: it releases its gallery photos every time and
+    averages each photo's (L2-normalised) embeddings over the draws, cancelling the jitter on its
+    own side. The split into gallery and probe photos is :func:`~kssgan.evaluate.privacy.parrot_split`
+    over the photos with a face in at least one draw."""
+    ids = np.asarray([str(i) for i in identities])
+    groups = np.asarray([str(c) for c in clusters])
+    found = np.stack([f for _, f in draws])  # R x N
+    embs = np.stack([privacy._l2n(e) for e, _ in draws])  # R x N x D
+    any_found = found.any(0)
+    rows = np.flatnonzero(any_found)
+    if len(rows) < 2:
+        return {"n_probes": 0, "draws": len(draws)}
+    gallery, probe = privacy.parrot_split(ids[rows])
+    gal, prb = rows[gallery], rows[probe]
+    gal_emb = np.stack([(embs[:, i][found[:, i]]).mean(0) for i in gal])
+    prb = prb[np.isin(ids[prb], ids[gal])]
+    p_emb, p_ids, p_groups = [], [], []
+    for r in range(len(draws)):
+        for i in prb:
+            if found[r, i]:
+                p_emb.append(embs[r, i])
+                p_ids.append(ids[i])
+                p_groups.append(groups[i])
+    if not p_emb:
+        return {"n_probes": 0, "draws": len(draws)}
+    ident = privacy.identify(gal_emb, ids[gal], np.stack(p_emb), p_ids, max_rank, p_groups)
+    return ident.to_dict() | {
+        "draws": len(draws),
+        "probe_photos": len(prb),
+        "note": "every draw of each probe photo is a probe; gallery: each photo's embedding averaged over the draws",
+    }
+
+
 def strangers_per_group(groups: np.ndarray, identities: Sequence[str]) -> dict[int, int]:
     """How many distinct strangers have a photo released as each group (``groups``: one per photo,
     -1 where none was chosen)."""
@@ -385,6 +447,10 @@ def headline(entry_of: dict[str, Any]) -> dict[str, Any]:
                     "rank1": fig.get("identification", {}).get("rank1", {}).get("value"),
                     "protection_rate": fig["verification"]["protection_rate"],
                 }
+                if "parrot_draws" in fig:
+                    cell[kind]["parrot_draws_rank1"] = fig["parrot_draws"].get("rank1", {}).get("value")
+                    cell[kind]["parrot_draws_upper"] = fig["parrot_draws"].get("rank1_clustered", {}).get("ci_high")
+                    cell[kind]["draws"] = fig["parrot_draws"].get("draws")
         out[rname] = cell
     return out
 
@@ -453,6 +519,8 @@ __all__ = [
     "headline",
     "kept_fraction",
     "parrot_on",
+    "parrot_over_draws",
+    "release_embeddings",
     "release_level_privacy",
     "release_photos",
     "release_summary",

@@ -216,11 +216,14 @@ def release_level_table(metrics: dict) -> list[str]:
         "then attacked as released: the attacker detects (YuNet) and aligns the face in each photo. "
         "Gallery for rank-1: the original photos; parrot: half of each person's released photos. "
         "What the release keeps from the source (hair line, ears, outline, background) is attacked too. "
-        "Crop-level figures are above; these are what a data holder's release gives.",
+        "Crop-level figures are above; these are what a data holder's release gives. *Over draws*: "
+        "the parrot attack averaged over several releases of the same photos (each its own paste-jitter "
+        "draw; the attacker averages its gallery over them), with its clustered upper bound: the "
+        "re-identification probability, without the noise of which member one release's ties fall to.",
         "",
-        "| method | k | recogniser | attacker | 1/k | parrot rank-1 | clustered upper | rank-1 (originals) "
-        "| protection | attacker found a face | withheld | head kept | mask |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| method | k | recogniser | attacker | 1/k | parrot rank-1 | clustered upper | parrot over draws "
+        "| its upper | rank-1 (originals) | protection | attacker found a face | withheld | head kept | mask |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         for rec, level in r["privacy_release"].items():
@@ -232,9 +235,12 @@ def release_level_table(metrics: dict) -> list[str]:
                     continue
                 parrot = entry.get("parrot")
                 ident = entry.get("identification")
+                draws = entry.get("parrot_draws") or {}
+                d_cell = f"{_fmt(draws['rank1'])} ({draws['draws']})" if "rank1" in draws else "—"
                 lines.append(
                     f"| {r['method']} | {r['k'] or '—'} | {rec} | {name} | {1 / r['k']:.3f} | "
                     f"{_fmt(parrot['rank1']) if parrot else '—'} | {clustered_upper(parrot) if parrot else '—'} | "
+                    f"{d_cell} | {clustered_upper(draws) if 'rank1' in draws else '—'} | "
                     f"{_fmt(ident['rank1']) if ident else '—'} | {entry['verification']['protection_rate']:.3f} | "
                     f"{_fmt(entry['attacker_found_face'])} | {entry['withheld']} | "
                     f"{'—' if kept is None else f'{kept:.3f}'} | {where.strip()} |"

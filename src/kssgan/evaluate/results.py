@@ -55,6 +55,9 @@ class EvalSettings:
     # further releases attacked too, for the privacy-vs-kept plot: "REGION[:REACH[:JITTER]]", e.g. "inner",
     # "head:1.3", "head:1.3:0", or deidentify options as "name=value,...", e.g. "follow=shape,colour=match"
     release_sweep: list[str] = field(default_factory=list)
+    # releases of the same photos (each its own paste-jitter draw) the default release's parrot attack
+    # is also averaged over (privacy_release.<recogniser>.parrot_draws); 1: the one release only
+    release_draws: int = 1
     # release and attack the identities `kssgan prepare --open-set-fraction` held out (split stranger)
     open_set: bool = True
     # how the release follows its source (evaluate/fidelity.py): geometry, skin tone, kind, sharpness, seam
