@@ -3,6 +3,11 @@
 # ORL 40 minutes of wall time on the 2-core CPU; `max_time` in the configs) and evaluation.
 # Run from the repository root after `make install`, with ../shared/datasets beside it.
 set -euo pipefail
+# Each round ran with the code and configs of its time. Until commit a0c44ba experiments/base.yaml
+# was the medoid recipe (now experiments/recipes/medoid-surrogates.yaml) and the synthetic option was
+# experiments/recipes/synthetic-surrogates.yaml (surrogate_images: synthetic, synthetic_pool: 8,
+# release_sharpen: 0, g_ema: 0.995; faces chosen by YuNet's score, untoned): check that commit out
+# to rerun an earlier round exactly. The reports list each checkpoint's sha256.
 K=.venv/bin/kssgan
 export OMP_NUM_THREADS=1   # the runs were made side by side on 2 cores; one thread each
 
@@ -122,3 +127,18 @@ $K evaluate --dataset demo --k 3 --no-samples --out outputs/eval/demo-follow \
   --release-sweep '["follow=pose,colour=match,blend=harmonise"]' --no-gender --no-detection
 cp outputs/eval/london-settings/{metrics.json,report.md} docs/evaluation/london/settings/
 cp outputs/eval/demo-follow/{metrics.json,report.md} docs/evaluation/demo/follow/
+
+# -- this round: faces of nobody by default (docs/evaluation.md, "Faces of nobody, as the default") --
+# experiments/base.yaml now releases each group as a drawn face chosen and toned to the group's kind
+# (surrogate_images: synthetic, synthetic_choice: kind); two runs at a time, one thread each
+$K fit --config experiments/base.yaml --config experiments/london.yaml --trainer.default_root_dir outputs/london-kind
+$K fit --config experiments/base.yaml --config experiments/orl.yaml --trainer.default_root_dir outputs/orl-kind
+# the parrot attack also averaged over 4 releases of the same photos (--release-draws)
+$K evaluate --dataset orl --k 3 --no-samples --out outputs/eval/orl-kind \
+  --ckpt outputs/orl-kind/checkpoints/final.ckpt --release-draws 4
+$K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london-kind \
+  --ckpt outputs/london-kind/checkpoints/final.ckpt --release-draws 4
+for d in london orl; do
+  mkdir -p docs/evaluation/$d/kind
+  cp outputs/eval/$d-kind/{metrics.json,report.md} docs/evaluation/$d/kind/
+done
