@@ -106,11 +106,13 @@ def test_the_training_summary_attacks_the_release(surrogate_ckpt: Path, yale_pre
     from kssgan.faces.recognize import SFaceRecognizer
     from kssgan.privacy_monitor import fidelity_meets
 
-    out = release_summary(surrogate_ckpt, yale_prepared, {"sface": SFaceRecognizer()})
+    out = release_summary(surrogate_ckpt, yale_prepared, {"sface": SFaceRecognizer()}, draws=2)
     assert out["photos"] == 66 and out["mask"]["region"] == "head" and out["paste_jitter"] > 0
     for kind in ("plain", "after_attack"):
         cell = out["sface"][kind]
         assert 0 <= cell["parrot_rank1"] <= cell["parrot_upper"] <= 1 and 0 <= cell["protection_rate"] <= 1
+        # the parrot attack over two releases (two jitter draws), which make train's summary judges
+        assert cell["draws"] == 2 and 0 <= cell["parrot_draws_rank1"] <= cell["parrot_draws_upper"] <= 1
     # what the release keeps of its sources, on the same photos (Yale: grey, three lights, expressions)
     fid = out["fidelity"]
     assert fid["utility"]["pairs"] >= 50

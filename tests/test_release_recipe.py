@@ -293,3 +293,14 @@ def test_medoid_rows_pick_each_members_most_typical_photo() -> None:
     value = torch.tensor([0, 0, 0, 0, 0, 0, 1])
     assert medoid_rows(images, ids, value) == [1, 5, 6]  # closest to a's mean 1.7; to b's 1.1; c alone
     assert medoid_rows(images, ids, torch.tensor([0, 1, 0, 0, 0, 0, 1])) == [0, 1, 5, 6]  # (a, 1) is its own
+
+
+def test_the_monitor_judges_the_parrot_over_release_draws_where_measured() -> None:
+    from kssgan.privacy_monitor import PrivacyMonitor, _parrot
+
+    assert _parrot({"parrot_rank1": 0.5, "parrot_draws_rank1": 0.3}) == 0.3
+    assert _parrot({"parrot_rank1": 0.5, "parrot_draws_rank1": None}) == 0.5
+    assert _parrot({"parrot_rank1": 0.4}) == 0.4
+    assert PrivacyMonitor(release_draws=3).release_draws == 3
+    with pytest.raises(ValueError, match="release_draws must be >= 1"):
+        PrivacyMonitor(release_draws=0)

@@ -20,7 +20,9 @@ prints the figures and writes ``<default_root_dir>/summary.json`` with the check
 With ``release_level`` (the default) it also releases the dataset's full photos through
 ``deidentify``'s code and attacks them as released
 (:func:`kssgan.evaluate.release_level.release_summary`): ``summary.json["release_level"]``, judged
-against parrot ≤ 1/k + 0.05 and protection ≥ 0.9 (``release_level.meets``).
+against parrot ≤ 1/k + 0.05 and protection ≥ 0.9 (``release_level.meets``); the parrot figure judged
+is the one averaged over ``release_draws`` releases of the same photos (each its own paste jitter),
+the re-identification probability rather than one release's draw of it.
 """
 
 from __future__ import annotations
@@ -77,6 +79,13 @@ def fidelity_meets(fid: dict[str, Any]) -> dict[str, bool]:
     return out | {"all": all(out.values())}
 
 
+def _parrot(cell: dict[str, Any]) -> float | None:
+    """A release-level cell's parrot rank-1: over the release draws where measured (the
+    re-identification probability), else the one release's."""
+    value = cell.get("parrot_draws_rank1")
+    return cell["parrot_rank1"] if value is None else value
+
+
 class PrivacyMonitor(L.Callback):
     """See the module doc.
 
@@ -98,12 +107,16 @@ class PrivacyMonitor(L.Callback):
         summary: bool = True,
         batch_size: int = 64,
         release_level: bool = True,
+        release_draws: int = 4,
     ) -> None:
         self.recognisers = list(recognisers or ["sface", "dlib"])
         self.splits = list(splits or ["val", "test"])
         self.max_images, self.every = max_images, max(1, every_n_validations)
         self.summary, self.batch_size = summary, batch_size
         self.release_level = release_level
+        if release_draws < 1:
+            raise ValueError(f"release_draws must be >= 1, got {release_draws}")
+        self.release_draws = release_draws
         self._data: dict[str, Any] | None = None
         self._models: dict[str, Any] = {}
         self._count = 0
@@ -117,11 +130,11 @@ class PrivacyMonitor(L.Callback):
         if root is None:
             return {"not_run": "the datamodule has no prepared_dir"}
         models = {r: self._models[r] for r in self.recognisers if r in self._models}
-        out = release_summary(ckpt, root, models)
+        out = release_summary(ckpt, root, models, draws=self.release_draws)
         if "not_run" not in out:
             cells = [v for r in self.recognisers for v in out.get(r, {}).values()]
             out["meets"] = bool(cells) and all(
-                (c["parrot_rank1"] or 0.0) <= 1.0 / k + 0.05 and c["protection_rate"] >= 0.9 for c in cells
+                (_parrot(c) or 0.0) <= 1.0 / k + 0.05 and c["protection_rate"] >= 0.9 for c in cells
             )
         if "fidelity" in out:
             out["fidelity_meets"] = fidelity_meets(out["fidelity"])
@@ -252,7 +265,7 @@ class PrivacyMonitor(L.Callback):
             rows.append(
                 "  released photos (release level, after the attacker's JPEG/resize too): "
                 + "  ".join(
-                    f"{r}: parrot {max(v['parrot_rank1'] for v in rel[r].values()):.3f}, "
+                    f"{r}: parrot {max(_parrot(v) for v in rel[r].values()):.3f}, "
                     f"protection {min(v['protection_rate'] for v in rel[r].values()):.3f}"
                     for r in self.recognisers
                 )

@@ -462,13 +462,15 @@ def release_summary(
     jpeg_quality: int = 75,
     scale: float = 0.5,
     fidelity: bool = True,
+    draws: int = 1,
 ) -> dict[str, Any]:
     """The headline release-level figures of one checkpoint on its own prepared dataset's full
     photos (the closed set; strangers left out), with deidentify's default options: per recogniser
     the parrot rank-1 and its clustered upper bound, rank-1 against the originals and protection,
     plain and after the attacker's JPEG/resize (:func:`headline`); with ``fidelity``, what the
-    release keeps of its sources (:func:`kssgan.evaluate.fidelity.release_fidelity`).
-    ``{"not_run": why}`` where the photos are not here."""
+    release keeps of its sources (:func:`kssgan.evaluate.fidelity.release_fidelity`); with ``draws``
+    > 1, also the parrot attack over that many releases (:func:`parrot_over_draws`, each release its
+    own jitter seed). ``{"not_run": why}`` where the photos are not here."""
     from dataclasses import asdict
 
     from kssgan.data.prepared import PreparedDataset
@@ -491,6 +493,17 @@ def release_summary(
     originals = attacker_faces(photos, detector)
     orig = {rname: embed_faces(originals, rec) for rname, rec in recognisers.items()}
     entries, _ = attack_release(released, orig, ids, clusters, recognisers, detector, jpeg_quality, scale)
+    if draws > 1:
+        embs = [release_embeddings(released, recognisers, detector, jpeg_quality, scale)]
+        for r in range(1, draws):
+            again = Deidentifier.from_checkpoint(ckpt, DeidentifyOptions(jitter_seed=r))
+            redrawn, _ = release_photos(again, photos, ids)
+            embs.append(release_embeddings(redrawn, recognisers, detector, jpeg_quality, scale))
+        for rname, entry in entries.items():
+            for kind in embs[0][rname]:
+                fig = entry if kind == "plain" else entry.get(kind)
+                if fig is not None:
+                    fig["parrot_draws"] = parrot_over_draws([e[rname][kind] for e in embs], ids, clusters)
     out = {
         "photos": len(photos),
         "withheld": int(sum(r is None for r in released)),
