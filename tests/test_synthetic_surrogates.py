@@ -136,10 +136,17 @@ def test_a_model_trained_with_synthetic_surrogates_releases_the_drawn_faces(demo
     L.seed_everything(0, verbose=False)
     dm = FaceDataModule(prepared_dir=str(demo_dir), image_size=32, batch_size=8)
     model = tiny_model(dm, n_critic=1, generator_input="surrogate", surrogate_images="synthetic")
-    quiet_trainer(demo_dir.parent / "synthetic_train", max_steps=2, limit_val_batches=0).fit(model, dm)
+    trainer = quiet_trainer(demo_dir.parent / "synthetic_train", max_steps=2, limit_val_batches=0)
+    trainer.fit(model, dm)
     bank = model.surrogates
     expected, _ = synthetic_surrogates(dm.prepared, bank.num_groups, bank.num_values, 32)
     assert torch.allclose(bank.faces, expected.flatten(0, 1))
     assert bank.source_group.tolist() == list(range(bank.num_groups))  # each group its own drawn face
+    # the checkpoint says how the faces were chosen (and loads with weights_only=True)
+    path = demo_dir.parent / "synthetic_train" / "drawn.ckpt"
+    trainer.save_checkpoint(path)
+    record = torch.load(path, map_location="cpu", weights_only=True)["kssgan"]["surrogates"]
+    assert record["choice"] == "kind" and len(record["latent_rows"]) == bank.num_groups
+    assert len(record["tone_shift"]) == bank.num_groups and all(d >= 0 for d in record["tone_delta_e"])
     with pytest.raises(ValueError, match="can match its gender only"):  # gender is read off a drawn face
         tiny_model(dm, generator_input="surrogate", surrogate_images="synthetic", surrogate_match="expression")

@@ -9,6 +9,7 @@ surrogate faces is built from the training data at the start of fit
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -68,11 +69,19 @@ class SurrogateTraining:
             from kssgan.data.surrogate_data import build_surrogate_bank
 
             done = build_surrogate_bank(self, self.trainer.datamodule)
+            self.surrogate_record = {k: v for k, v in done.items() if k != "fallbacks"}
+            tone = done.get("tone_delta_e")
             rank_zero_info(
                 f"kssgan: surrogate faces of {self.spec.num_groups} groups from {done['images']} "
                 f"{'drawn faces' if self.hparams.get('surrogate_images') == 'synthetic' else 'photos'} "
                 f"({self.hparams.get('surrogate_images', 'all')}), "
                 f"{len(done['fallbacks'])} fallbacks"
+                + (
+                    f"; chosen by kind: skin-tone ΔE76 to the group before toning median "
+                    f"{float(np.median(tone)):.1f}, max {max(tone):.1f}"
+                    if tone
+                    else ""
+                )
             )
 
     def surrogate_generator_loss(self, x: Tensor, c_org: Tensor, x_in: Tensor) -> tuple[Tensor, dict, Tensor]:

@@ -196,6 +196,7 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         self.spec = LabelSpec.from_dict(label_spec)
         self.groups = groups
         self.prepare_info: dict[str, Any] | None = None  # checkpoint["kssgan"]["prepare"]; from the DataModule
+        self.surrogate_record: dict[str, Any] | None = None  # checkpoint["kssgan"]["surrogates"]
         dim, n_groups = self.spec.dim, self.spec.num_groups
         embed = group_embed_dim if group_conditioning == "embedding" else 0
         self.surrogate_mode = generator_input == "surrogate"
