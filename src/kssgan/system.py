@@ -75,7 +75,8 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
             ``medoid`` (the mean of one photo per member: its most typical, closest to its mean) or
             ``synthetic`` (a face of a person who does not exist, drawn from the shipped DCGAN, per
             group; :mod:`kssgan.data.synthetic_surrogates`).
-        synthetic_pool, synthetic_seed: faces drawn per group to choose from, and their seed
+        synthetic_pool, synthetic_seed: faces drawn per group to choose from (doubled, at most twice,
+            when too few qualify), and their seed
             (``surrogate_images: synthetic`` only).
         synthetic_choice: ``kind`` (each group the qualifying drawn face nearest its skin tone and
             age, then toned to the group's mean skin colour) or ``detection`` (YuNet's score order,

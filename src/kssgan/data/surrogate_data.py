@@ -15,6 +15,9 @@ import torch
 
 from kssgan.surrogates import assign_surrogates, group_means, medoid_rows
 
+#: How often ``synthetic_pool`` is doubled when too few drawn faces qualify before it is an error.
+POOL_DOUBLINGS = 2
+
 
 def group_strata(manifest: Any, identity_to_group: dict[str, int], num_groups: int, column: str) -> list[str]:
     """Majority value of manifest ``column`` among each group's photos."""
@@ -43,10 +46,18 @@ def build_surrogate_bank(model: Any, datamodule: Any) -> dict[str, Any]:
 
         match = model.hparams.surrogate_match
         strata = group_strata(manifest, groups.identity_to_group, spec.num_groups, match) if match else None
-        faces, record = synthetic_surrogates(
-            data, spec.num_groups, len(values), size, model.hparams.synthetic_seed, model.hparams.synthetic_pool,
-            strata, model.hparams.get("synthetic_choice", "kind"), groups.identity_to_group,
-        )  # fmt: skip
+        pool = int(model.hparams.synthetic_pool)
+        for attempt in range(POOL_DOUBLINGS + 1):  # too few qualifying faces: draw twice as many
+            try:
+                faces, record = synthetic_surrogates(
+                    data, spec.num_groups, len(values), size, model.hparams.synthetic_seed, pool << attempt,
+                    strata, model.hparams.get("synthetic_choice", "kind"), groups.identity_to_group,
+                )  # fmt: skip
+                break
+            except ValueError as err:
+                if attempt == POOL_DOUBLINGS or "raise model.synthetic_pool" not in str(err):
+                    raise
+        record["pool"] = pool << attempt
         identity = torch.arange(spec.num_groups)
         model.surrogates.fill(faces.to(model.surrogates.faces.device), identity.to(model.device))
         return {"images": len(faces), "fallbacks": [], "source_group": identity.tolist(), "strata": strata} | record
