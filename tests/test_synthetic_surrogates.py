@@ -10,8 +10,12 @@ import torch
 
 from kssgan.data.synthetic_surrogates import (
     choose_faces,
+    INNER_FACE_ELLIPSE,
     draw_candidates,
+    in_context,
     kind_cost,
+    mean_context,
+    yaw_offset,
     skin_tones,
     synthetic_surrogates,
     tone_to,
@@ -75,6 +79,29 @@ def test_kind_cost_is_delta_e_plus_age_and_toning_reaches_the_target() -> None:
     assert cv2.cvtColor(toned, cv2.COLOR_BGR2GRAY).mean() < cv2.cvtColor(face, cv2.COLOR_BGR2GRAY).mean()
 
 
+def test_in_context_keeps_the_inner_face_and_the_context_elsewhere() -> None:
+    rng = np.random.default_rng(0)
+    face = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    same = in_context(face, face, margin=0.2)  # a face in its own context is itself
+    assert np.abs(same.astype(int) - face.astype(int)).max() <= 2  # (the tone shift of a face to itself is 0)
+    context = np.full((64, 64, 3), 128, np.uint8)
+    out = in_context(face, context, margin=0.0)
+    cx, cy = (int(v * 64) for v in INNER_FACE_ELLIPSE[:2])
+    assert np.array_equal(out[cy - 2 : cy + 2, cx - 2 : cx + 2], face[cy - 2 : cy + 2, cx - 2 : cx + 2])
+    assert np.array_equal(out[:2, :2], context[:2, :2])  # the corners are the context's, untouched
+    # the mean of a set of crops is their pixel mean (BGR of RGB input)
+    crops = np.stack([np.full((4, 4, 3), (10, 20, 30), np.uint8), np.full((4, 4, 3), (30, 40, 50), np.uint8)])
+    assert mean_context(crops)[0, 0].tolist() == [40, 30, 20]
+
+
+def test_yaw_offset_is_the_noses_offset_in_interocular_distances() -> None:
+    frontal = np.array([[30.0, 40.0], [70.0, 40.0], [50.0, 60.0], [35.0, 80.0], [65.0, 80.0]])
+    assert yaw_offset(frontal) == 0.0
+    turned = frontal.copy()
+    turned[2, 0] += 12.0  # the nose 0.3 eye distances to one side
+    assert yaw_offset(turned) == pytest.approx(0.3)
+
+
 def test_candidates_are_deterministic_and_not_the_demo_peoples_latents() -> None:
     a, b = draw_candidates(3, seed=0), draw_candidates(3, seed=0)
     assert a.shape == (3, 64, 64, 3) and a.dtype == np.uint8
@@ -121,10 +148,44 @@ def test_too_small_a_pool_is_one_clear_error(demo_dir: Path, monkeypatch: pytest
 
     one_face = draw_candidates(1, 0)
     monkeypatch.setattr(synthetic, "draw_candidates", lambda num, seed: np.repeat(one_face, num, axis=0))
+    monkeypatch.setattr(synthetic, "MAX_YAW", None)  # that face is turned: it would not be used at all
     data = PreparedDataset.open(demo_dir)
     with pytest.raises(ValueError, match=r"only 1 of 16 drawn faces .* raise model\.synthetic_pool"):
         # 16 copies of one face: the first is taken, the rest match it
         synthetic_surrogates(data, 2, 1, 32, choice="detection")
+
+
+def test_the_pool_doubles_when_too_few_faces_qualify(demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    import kssgan.data.synthetic_surrogates as synthetic
+    from kssgan.data.prepared import PreparedDataset
+    from kssgan.data.surrogate_data import POOL_DOUBLINGS, build_surrogate_bank
+
+    pools: list[int] = []
+    enough = {"pool": 4}
+
+    def fake(data, groups, values, size, seed, pool, *rest):  # qualifies only from a pool of 4 on
+        pools.append(pool)
+        if pool < enough["pool"]:
+            raise ValueError("only 1 of 2 drawn faces ... raise model.synthetic_pool")
+        return torch.zeros(groups, values, 3, size, size), {"choice": "kind"}
+
+    monkeypatch.setattr(synthetic, "synthetic_surrogates", fake)
+    data = PreparedDataset.open(demo_dir)
+    bank = SimpleNamespace(faces=torch.zeros(1), fill=lambda faces, identity: None)
+    hparams = {"image_size": 32, "surrogate_images": "synthetic", "surrogate_match": None,
+               "synthetic_pool": 1, "synthetic_seed": 0}  # fmt: skip
+    model = SimpleNamespace(spec=SimpleNamespace(num_groups=2, field=None), hparams=SimpleNamespace(**hparams),
+                            surrogate_field=None, surrogates=bank, device="cpu")  # fmt: skip
+    model.hparams.get = lambda key, default=None: hparams.get(key, default)
+    record = build_surrogate_bank(model, SimpleNamespace(prepared=data))
+    assert pools == [1, 2, 4] and record["pool"] == 4 and POOL_DOUBLINGS == 2
+    pools.clear()
+    enough["pool"] = 8  # never enough: the error after two doublings
+    with pytest.raises(ValueError, match="raise model.synthetic_pool"):
+        build_surrogate_bank(model, SimpleNamespace(prepared=data))
+    assert pools == [1, 2, 4]
 
 
 def test_a_model_trained_with_synthetic_surrogates_releases_the_drawn_faces(demo_dir: Path) -> None:

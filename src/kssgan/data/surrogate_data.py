@@ -52,6 +52,7 @@ def build_surrogate_bank(model: Any, datamodule: Any) -> dict[str, Any]:
                 faces, record = synthetic_surrogates(
                     data, spec.num_groups, len(values), size, model.hparams.synthetic_seed, pool << attempt,
                     strata, model.hparams.get("synthetic_choice", "kind"), groups.identity_to_group,
+                    model.hparams.get("synthetic_context", "drawn"),
                 )  # fmt: skip
                 break
             except ValueError as err:

