@@ -9,16 +9,16 @@ import pytest
 import torch
 
 from kssgan.data.synthetic_surrogates import (
-    choose_faces,
     INNER_FACE_ELLIPSE,
+    choose_faces,
     draw_candidates,
     in_context,
     kind_cost,
     mean_context,
-    yaw_offset,
     skin_tones,
     synthetic_surrogates,
     tone_to,
+    yaw_offset,
 )
 
 
@@ -183,7 +183,7 @@ def test_the_pool_doubles_when_too_few_faces_qualify(demo_dir: Path, monkeypatch
     assert pools == [1, 2, 4] and record["pool"] == 4 and POOL_DOUBLINGS == 2
     pools.clear()
     enough["pool"] = 8  # never enough: the error after two doublings
-    with pytest.raises(ValueError, match="raise model.synthetic_pool"):
+    with pytest.raises(ValueError, match=r"raise model\.synthetic_pool"):
         build_surrogate_bank(model, SimpleNamespace(prepared=data))
     assert pools == [1, 2, 4]
 
