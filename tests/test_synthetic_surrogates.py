@@ -22,6 +22,11 @@ from kssgan.data.synthetic_surrogates import (
 )
 
 
+#: experiments/demo.yaml's pool: the demo people are this DCGAN's faces, so fewer of its frontal faces
+#: are unlike all of them
+DEMO_POOL = 32
+
+
 class CosineRule:
     threshold = 0.5
 
@@ -116,7 +121,7 @@ def test_synthetic_surrogates_of_the_demo_are_unlike_every_member(demo_dir: Path
 
     data = PreparedDataset.open(demo_dir)
     groups = len(set(data.groups.identity_to_group.values()))
-    faces, record = synthetic_surrogates(data, groups, 2, 32)
+    faces, record = synthetic_surrogates(data, groups, 2, 32, pool=DEMO_POOL)
     assert faces.shape == (groups, 2, 3, 32, 32)
     assert faces.min() >= -1 and faces.max() <= 1
     assert torch.equal(faces[:, 0], faces[:, 1])  # every kept value of a group gets the same face
@@ -138,7 +143,7 @@ def test_synthetic_surrogates_of_the_demo_are_unlike_every_member(demo_dir: Path
         real = np.stack([photos[ids == i].mean(0) for i in np.unique(ids)])
         for e in emb:
             assert not np.any(rec.is_match(np.repeat(e[None], len(real), 0), real)), name
-    again, _ = synthetic_surrogates(data, groups, 2, 32)
+    again, _ = synthetic_surrogates(data, groups, 2, 32, pool=DEMO_POOL)
     assert torch.equal(faces, again)
 
 
@@ -196,11 +201,13 @@ def test_a_model_trained_with_synthetic_surrogates_releases_the_drawn_faces(demo
 
     L.seed_everything(0, verbose=False)
     dm = FaceDataModule(prepared_dir=str(demo_dir), image_size=32, batch_size=8)
-    model = tiny_model(dm, n_critic=1, generator_input="surrogate", surrogate_images="synthetic")
+    model = tiny_model(
+        dm, n_critic=1, generator_input="surrogate", surrogate_images="synthetic", synthetic_pool=DEMO_POOL
+    )
     trainer = quiet_trainer(demo_dir.parent / "synthetic_train", max_steps=2, limit_val_batches=0)
     trainer.fit(model, dm)
     bank = model.surrogates
-    expected, _ = synthetic_surrogates(dm.prepared, bank.num_groups, bank.num_values, 32)
+    expected, _ = synthetic_surrogates(dm.prepared, bank.num_groups, bank.num_values, 32, pool=DEMO_POOL)
     assert torch.allclose(bank.faces, expected.flatten(0, 1))
     assert bank.source_group.tolist() == list(range(bank.num_groups))  # each group its own drawn face
     # the checkpoint says how the faces were chosen (and loads with weights_only=True)
