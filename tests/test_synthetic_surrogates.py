@@ -21,7 +21,6 @@ from kssgan.data.synthetic_surrogates import (
     yaw_offset,
 )
 
-
 #: experiments/demo.yaml's pool: the demo people are this DCGAN's faces, so fewer of its frontal faces
 #: are unlike all of them
 DEMO_POOL = 32
