@@ -142,3 +142,17 @@ for d in london orl; do
   mkdir -p docs/evaluation/$d/kind
   cp outputs/eval/$d-kind/{metrics.json,report.md} docs/evaluation/$d/kind/
 done
+
+# -- the drawn face in the data's own context (docs/evaluation.md, this round) -------------------
+# experiments/base.yaml now keeps only each drawn face's inner face, on the dataset's mean crop
+# (synthetic_context: mean), and uses frontal drawn faces only; two runs at a time, one thread each
+$K fit --config experiments/base.yaml --config experiments/london.yaml --trainer.default_root_dir outputs/london-ctx
+$K fit --config experiments/base.yaml --config experiments/orl.yaml --trainer.default_root_dir outputs/orl-ctx
+$K evaluate --dataset orl --k 3 --no-samples --out outputs/eval/orl-ctx \
+  --ckpt outputs/orl-ctx/checkpoints/final.ckpt --release-draws 4
+$K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london-ctx \
+  --ckpt outputs/london-ctx/checkpoints/final.ckpt --release-draws 4
+for d in london orl; do
+  mkdir -p docs/evaluation/$d/context
+  cp outputs/eval/$d-ctx/{metrics.json,report.md} docs/evaluation/$d/context/
+done
