@@ -44,6 +44,20 @@ def test_choose_faces_skips_look_alikes_of_real_people_and_of_each_other() -> No
     assert choose_faces(scores, cands, real, CosineRule(), 1) == [2]
 
 
+def test_choose_faces_tells_faces_apart_by_the_third_embedding_adapt_gives() -> None:
+    # as used, both candidates look alike (a shared context); alone they are different faces
+    real = np.array([[0.0, 0.0, 1.0]])
+    as_used = np.array([[1.0, 0.0, 0.0], [1.0, 0.05, 0.0]])
+    alone = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    rule = CosineRule()
+    assert choose_faces(np.array([0.9, 0.8]), as_used, real, rule, 2) == [0]  # told apart as used: one only
+    adapt = lambda slot, row: (as_used[row : row + 1], [], alone[row : row + 1])  # noqa: E731
+    assert choose_faces(np.array([0.9, 0.8]), as_used, real, rule, 2, adapt=adapt) == [0, 1]
+    # the real-identity check still uses the face as used
+    near_real = lambda slot, row: (real, [], alone[row : row + 1])  # noqa: E731
+    assert choose_faces(np.array([0.9, 0.8]), as_used, real, rule, 2, adapt=near_real) == []
+
+
 def test_choose_faces_gives_each_slot_a_face_of_its_kind() -> None:
     scores = np.array([0.9, 0.8, 0.7, 0.6])
     cands = np.eye(4, dtype=np.float32)  # four faces unlike each other

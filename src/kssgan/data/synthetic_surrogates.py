@@ -196,6 +196,16 @@ TONE_ELLIPSE = (0.5, 0.6, 0.22, 0.16)
 AGE_YEARS_PER_DELTA_E = 2.0
 
 
+def _ellipse_radius(side: int, margin: float, ellipse: Sequence[float], scale: float = 1.0) -> np.ndarray:
+    """Side×side elliptic radius (1 on the edge) of ``ellipse`` (centre x, y; radii x, y in face
+    units of the crop without its margin, radii × ``scale``) in a crop of ``margin``."""
+    z = 1.0 / (1.0 + margin)
+    cx, cy = ((0.5 + (v - 0.5) * z) * side for v in ellipse[:2])
+    rx, ry = (v * z * side * scale for v in ellipse[2:])
+    yy, xx = np.mgrid[0:side, 0:side] + 0.5
+    return np.sqrt(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2)
+
+
 def skin_tones(crops_bgr: np.ndarray, margin: float) -> np.ndarray:
     """Mean CIELAB (L 0–100) of each aligned crop's :data:`TONE_ELLIPSE`, N×3."""
     import cv2
@@ -203,12 +213,7 @@ def skin_tones(crops_bgr: np.ndarray, margin: float) -> np.ndarray:
     crops = np.asarray(crops_bgr)
     if not len(crops):
         return np.zeros((0, 3))
-    side = crops.shape[1]
-    z = 1.0 / (1.0 + margin)
-    cx, cy = ((0.5 + (v - 0.5) * z) * side for v in TONE_ELLIPSE[:2])
-    rx, ry = (v * z * side for v in TONE_ELLIPSE[2:])
-    yy, xx = np.mgrid[0:side, 0:side] + 0.5
-    mask = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1.0
+    mask = _ellipse_radius(crops.shape[1], margin, TONE_ELLIPSE) <= 1.0
     lab = [cv2.cvtColor(c.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)[mask].mean(0) for c in crops]
     return np.asarray(lab, np.float64)
 
@@ -245,12 +250,7 @@ CONTEXTS = ("drawn", "mean")
 def _ellipse_alpha(side: int, margin: float, scale: float = 1.0) -> np.ndarray:
     """Side×side float alpha: 1 inside :data:`INNER_FACE_ELLIPSE` (radii × ``scale``) less its
     feather, smoothly 0 at its edge."""
-    z = 1.0 / (1.0 + margin)
-    cx, cy = ((0.5 + (v - 0.5) * z) * side for v in INNER_FACE_ELLIPSE[:2])
-    rx, ry = (v * z * side * scale for v in INNER_FACE_ELLIPSE[2:])
-    yy, xx = np.mgrid[0:side, 0:side] + 0.5
-    r = np.sqrt(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2)
-    t = np.clip((1.0 - r) / INNER_FACE_FEATHER, 0.0, 1.0)
+    t = np.clip((1.0 - _ellipse_radius(side, margin, INNER_FACE_ELLIPSE, scale)) / INNER_FACE_FEATHER, 0.0, 1.0)
     return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
 
 
@@ -375,6 +375,13 @@ def synthetic_surrogates(
             return recogniser.embed(toned), [rec.embed(toned) for rec, _, _ in also]
 
     toning = adapt if cost is not None else None
+    if toning is None and context == "mean" and len(index):  # untoned: as used, and apart as faces alone
+        alone = recogniser.embed(face_crops)
+
+        def apart(slot: int, row: int) -> tuple[Any, ...]:
+            return embeddings[row : row + 1], [emb[row : row + 1] for _, emb, _ in also], alone[row : row + 1]
+
+        toning = apart
     chosen = choose_faces(scores, embeddings, real, recogniser, num_groups, also, genders, kinds, cost, toning)
     if len(chosen) < num_groups:
         kind = " of each group's gender," if genders is not None else ""
