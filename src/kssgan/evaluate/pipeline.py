@@ -151,6 +151,8 @@ def run_evaluation(
     settings = settings or EvalSettings()
     if settings.release_draws < 1:
         raise ValueError(f"--release-draws must be >= 1, got {settings.release_draws}")
+    if settings.release_labels not in RELEASE_LABELS:
+        raise ValueError(f"--release-labels must be one of {RELEASE_LABELS}, got {settings.release_labels!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
@@ -271,12 +273,17 @@ def run_evaluation(
     return metrics
 
 
+#: Where the released photos' kept attributes come from (``EvalSettings.release_labels``).
+RELEASE_LABELS = ("estimated", "given")
+
+
 def release_masks(settings: EvalSettings) -> list[tuple[str, dict[str, Any]]]:
     """``(name, DeidentifyOptions fields)`` of each release attacked per checkpoint: the default
     (deidentify's own defaults, or ``release_region``/``_reach``/``_jitter``/``_follow``/``_colour``/
     ``_blend``/``_sharpen``) first, then each ``release_sweep`` entry: ``REGION[:REACH[:JITTER]]``
     (``inner``, ``head:1.3``, ``head:1.3:0``) or ``name=value,...`` over the default
-    (``follow=shape``, ``colour=none,blend=alpha``)."""
+    (``follow=shape``, ``colour=none,blend=alpha``, ``labels=given``). ``labels`` is not a
+    ``deidentify`` option but where the kept attributes come from (:data:`RELEASE_LABELS`)."""
     from dataclasses import replace
 
     from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions, MaskShape
@@ -289,7 +296,12 @@ def release_masks(settings: EvalSettings) -> list[tuple[str, dict[str, Any]]]:
         shape = replace(shape, reach=float(settings.release_reach))
     if settings.release_jitter is not None:
         jitter = float(settings.release_jitter)
-    default: dict[str, Any] = {"mask": shape, "paste_jitter": jitter, "jitter_seed": settings.seed}
+    default: dict[str, Any] = {
+        "mask": shape,
+        "paste_jitter": jitter,
+        "jitter_seed": settings.seed,
+        "labels": settings.release_labels,
+    }
     for name in ("follow", "colour", "blend", "sharpen", "upscale"):
         value = getattr(settings, f"release_{name}")
         default[name] = getattr(base, name) if value is None else value
@@ -314,7 +326,7 @@ def release_masks(settings: EvalSettings) -> list[tuple[str, dict[str, Any]]]:
 def _sweep_options(entry: str, default: dict[str, Any]) -> dict[str, Any]:
     """``name=value,...`` over the default release: ``follow``, ``colour``, ``blend``, ``sharpen``
     (a number, or ``null``: the checkpoint's), ``upscale`` (true/false), ``follow_strength``,
-    ``colour_strength``, ``region``, ``reach``, ``jitter``."""
+    ``colour_strength``, ``region``, ``reach``, ``jitter``, ``labels`` (estimated | given)."""
     from dataclasses import replace
 
     from kssgan.deidentify.options import DeidentifyOptions
@@ -337,10 +349,19 @@ def _sweep_options(entry: str, default: dict[str, Any]) -> dict[str, Any]:
             out[name] = value.strip().lower() == "true"
         elif name in ("follow", "colour", "blend"):
             out[name] = value
+        elif name == "labels":
+            if value.strip() not in RELEASE_LABELS:
+                raise ValueError(f"labels={value!r}: use one of {RELEASE_LABELS}")
+            out[name] = value.strip()
         else:
             raise ValueError(f"unknown release option {name!r}")
-    DeidentifyOptions(**out).check()
+    DeidentifyOptions(**_deidentify_fields(out)).check()
     return out
+
+
+def _deidentify_fields(options: dict[str, Any]) -> dict[str, Any]:
+    """A :func:`release_masks` entry without what is not a ``DeidentifyOptions`` field (``labels``)."""
+    return {k: v for k, v in options.items() if k != "labels"}
 
 
 def _release_level(
@@ -391,10 +412,14 @@ def _release_level(
         row = results[(lm.label, lm.k)]
         by_group = release_level.donors_by_group(lm.model, lm.groups.identity_to_group)
         clusters = [lm.groups.identity_to_group.get(i, f"person:{i}") for i in ids]
+        given = release_level.given_attributes(release.manifest, lm.model.spec)
         for mask_name, options in release_masks(settings):
-            deid = Deidentifier.from_checkpoint(lm.path, DeidentifyOptions(**options), record_alpha=measure is not None)
+            deid = Deidentifier.from_checkpoint(
+                lm.path, DeidentifyOptions(**_deidentify_fields(options)), record_alpha=measure is not None
+            )
+            attrs = given if options["labels"] == "given" else None
             alphas: list[np.ndarray | None] = []
-            released, groups = release_level.release_photos(deid, photos, ids, alphas)
+            released, groups = release_level.release_photos(deid, photos, ids, alphas, attrs)
             fid = measure(released, alphas) if measure is not None else None
             kept = release_level.kept_fraction(photos, released, boxes)
             donors = [by_group.get(g, []) if g is not None else [] for g in groups]
@@ -409,16 +434,20 @@ def _release_level(
                 }
             options_record = {k: asdict(v) if k == "mask" else v for k, v in options.items() if k != "jitter_seed"}
             if mask_name == "default" and settings.release_draws > 1:
-                _parrot_draws(entry_of, photos, released, lm, options, ids, clusters, recognisers, detector, settings)
+                _parrot_draws(
+                    entry_of, photos, released, lm, options, ids, clusters, recognisers, detector, settings, attrs
+                )
             if mask_name == "default":
                 row["privacy_release"] = entry_of
                 row["release_options"] = options_record
                 if fid is not None:
                     row["release_fidelity"] = fid
                 if s_photos:
+                    s_attrs = release_level.given_attributes(strangers, lm.model.spec) if attrs is not None else None
                     row["privacy_release_open_set"] = _open_set(
-                        deid, s_photos, s_ids, plain, ids, original_emb, recognisers, by_group, lm, settings, detector
-                    )
+                        deid, s_photos, s_ids, plain, ids, original_emb, recognisers, by_group, lm, settings, detector,
+                        s_attrs,
+                    )  # fmt: skip
             else:
                 row.setdefault("privacy_release_sweep", []).append(
                     {"mask": mask_name, "kept_head_fraction": kept, "options": options_record}
@@ -438,6 +467,7 @@ def _parrot_draws(
     recognisers: dict[str, Any],
     detector: Any,
     settings: EvalSettings,
+    attributes: list[dict[str, str]] | None = None,
 ) -> None:
     """``parrot_draws`` (:func:`~kssgan.evaluate.release_level.parrot_over_draws`) beside each
     recogniser's ``parrot``, plain and after the attack: ``released`` (the release of ``photos``) and
@@ -449,9 +479,9 @@ def _parrot_draws(
     q, scale = settings.attacker_jpeg_quality, settings.attacker_scale
     draws = [release_level.release_embeddings(released, recognisers, detector, q, scale)]
     for r in tqdm(range(1, settings.release_draws), desc="release draws", disable=not settings.progress):
-        redraw = DeidentifyOptions(**(options | {"jitter_seed": settings.seed + r}))
+        redraw = DeidentifyOptions(**_deidentify_fields(options | {"jitter_seed": settings.seed + r}))
         deid = Deidentifier.from_checkpoint(lm.path, redraw)
-        again, _ = release_level.release_photos(deid, photos, ids)
+        again, _ = release_level.release_photos(deid, photos, ids, None, attributes)
         draws.append(release_level.release_embeddings(again, recognisers, detector, q, scale))
     for rname, entry in entry_of.items():
         for kind in draws[0][rname]:
@@ -485,6 +515,7 @@ def _open_set(
     lm: LoadedModel,
     settings: EvalSettings,
     detector: Any,
+    attributes: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Strangers released as ``deidentify`` releases a face it was not trained on (no identity: the
     nearest group centroid), attacked like the closed set. Rank-1 and protection against every
@@ -494,7 +525,7 @@ def _open_set(
     from kssgan.evaluate import release_level
 
     n = len(ids)
-    released, groups = release_level.release_photos(deid, s_photos, [None] * len(s_photos))
+    released, groups = release_level.release_photos(deid, s_photos, [None] * len(s_photos), None, attributes)
     s_faces = release_level.attacker_faces(released, detector)
     mask = np.array([r is not None for r in released])
     all_ids = np.asarray(list(ids) + list(s_ids))

@@ -66,17 +66,21 @@ def release_photos(
     photos: Sequence[np.ndarray],
     identities: Sequence[str],
     alphas: list[np.ndarray | None] | None = None,
+    attributes: Sequence[dict[str, str]] | None = None,
 ) -> tuple[list[np.ndarray | None], list[int | None]]:
     """What ``deidentify`` releases for each photo and the group it used; None where it withholds the
     photo (no face found, or, with its similarity check on, an output still matching its source).
-    ``alphas``: receives each photo's paste mask (a deidentifier built with ``record_alpha``)."""
+    ``alphas``: receives each photo's paste mask (a deidentifier built with ``record_alpha``).
+    ``attributes``: each photo's kept attributes as ``deidentify --attributes`` gives them (the data
+    holder's labels); None: read off each face, as ``deidentify`` does without a CSV."""
     from kssgan.deidentify.pipeline import Frame
 
     released: list[np.ndarray | None] = []
     groups: list[int | None] = []
-    for i, (photo, identity) in enumerate(zip(photos, identities, strict=True)):
+    given = attributes if attributes is not None else [{} for _ in photos]
+    for i, (photo, identity, attrs) in enumerate(zip(photos, identities, given, strict=True)):
         [(image, faces)] = deidentifier.process(
-            [Frame(np.ascontiguousarray(photo), key=f"photo{i}", identity=identity)]
+            [Frame(np.ascontiguousarray(photo), key=f"photo{i}", identity=identity, attributes=dict(attrs))]
         )
         still_matching = any(f.match for f in faces)
         released.append(image if faces and not still_matching else None)
@@ -84,6 +88,14 @@ def release_photos(
         if alphas is not None:
             alphas.append(deidentifier.alphas[0] if getattr(deidentifier, "alphas", None) else None)
     return released, groups
+
+
+def given_attributes(manifest: Any, spec: Any) -> list[dict[str, str]]:
+    """Each manifest row's values of ``spec``'s kept fields (every field but ``group``) that the
+    manifest holds, as ``deidentify --attributes`` would pass them: the data holder's own labels."""
+    names = [f.name for f in spec.fields[1:] if f.name in manifest.columns]
+    rows = manifest[names].astype(str).to_dict("records") if names else [{} for _ in range(len(manifest))]
+    return [{k: v for k, v in r.items() if v not in ("", "nan")} for r in rows]
 
 
 def attacker_faces(photos: Sequence[np.ndarray | None], detector: Any) -> list[np.ndarray | None]:
@@ -528,6 +540,7 @@ __all__ = [
     "embed_faces",
     "figures",
     "full_photos",
+    "given_attributes",
     "head_boxes",
     "headline",
     "kept_fraction",

@@ -52,6 +52,10 @@ class EvalSettings:
     release_blend: str | None = None  # deidentify's --blend: alpha | poisson
     release_sharpen: float | None = None  # deidentify's --sharpen (None: deidentify's default)
     release_upscale: bool | None = None  # deidentify's --upscale (None: deidentify's default)
+    # the kept attributes (expression, …) of each released photo: "estimated" (read off the face by
+    # the critic's classifier, as `deidentify` does without an attributes CSV) or "given" (the
+    # dataset's own labels, as `deidentify --attributes` passes a data holder's)
+    release_labels: str = "estimated"
     # further releases attacked too, for the privacy-vs-kept plot: "REGION[:REACH[:JITTER]]", e.g. "inner",
     # "head:1.3", "head:1.3:0", or deidentify options as "name=value,...", e.g. "follow=shape,colour=match"
     release_sweep: list[str] = field(default_factory=list)
