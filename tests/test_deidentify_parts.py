@@ -179,3 +179,74 @@ def test_jitter_is_drawn_once_per_video_track_and_afresh_for_every_still_face() 
     assert np.array_equal(deid._jitter(7), first) and not np.array_equal(deid._jitter(8), first)
     a, b = deid._jitter(None), deid._jitter(None)
     assert not np.array_equal(a, b) and 0.0 < np.abs(np.r_[a, b]).mean() < 0.2
+
+
+def test_frame_transform_centres_the_crop_on_the_photo_with_its_shorter_side() -> None:
+    from kssgan.deidentify.blend import frame_transform
+    from kssgan.faces.align import inverse_transform, transform_points
+
+    m = frame_transform(92, 112, 64)
+    assert np.allclose(transform_points(m, np.array([[46.0, 56.0]])), [[32.0, 32.0]])  # centre on centre
+    corners = transform_points(inverse_transform(m), np.array([[0.0, 0.0], [64.0, 64.0]]))
+    assert np.allclose(corners, [[0.0, 10.0], [92.0, 102.0]])  # the crop spans the width, centred in height
+
+
+class _Faces:
+    """A stand-in detector: the given faces (landmarks) in every image."""
+
+    def __init__(self, *landmarks: np.ndarray) -> None:
+        self.landmarks = landmarks
+
+    def detect(self, image: np.ndarray) -> list:
+        from kssgan.faces.detect import Detection
+
+        out = []
+        for lms in self.landmarks:
+            (x0, y0), (x1, y1) = lms.min(0) - 10, lms.max(0) + 10
+            out.append(Detection((float(x0), float(y0), float(x1 - x0), float(y1 - y0)), lms, 0.99))
+        return out
+
+
+def _frame_deidentifier(detector: _Faces, region: str):
+    from kssgan.deidentify.pipeline import Deidentifier
+
+    yy, xx = np.mgrid[0:32, 0:32]
+    face = np.stack([xx / 31.0, yy / 31.0, (xx + yy) / 62.0]).astype(np.float32) * 2 - 1  # one drawn face
+
+    def backend(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return np.repeat(face[None], len(images), axis=0)
+
+    spec = {"fields": [{"name": "group", "kind": "onehot", "values": ["0", "1"]}]}
+    options = DeidentifyOptions(
+        mask=MaskShape(region=region), identity="a", margin=0.0, detector="yunet", similarity=False, jitter_seed=0
+    )
+    options.tracker.use_embedding = False
+    return Deidentifier(backend, spec, GROUPS, 32, options, detector=detector)
+
+
+def test_region_frame_releases_the_same_photo_whatever_the_source_and_its_framing() -> None:
+    """A face-crop photo released with region frame depends on nothing of the source: two different
+    photos of one size, their faces framed differently, give the same released photo, every pixel
+    replaced. With two faces in a photo, one face cannot take the frame: each gets the head region."""
+    from kssgan.deidentify.pipeline import Frame
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.integers(0, 256, (112, 92, 3), dtype=np.uint8) for _ in range(2))
+    here = template(112) * 0.7 + [8, 20]
+    there = (template(112) - 56) * 0.6 + [50, 60]
+    out_a = _frame_deidentifier(_Faces(here), "frame").process([Frame(a, key="a")])[0]
+    out_b = _frame_deidentifier(_Faces(there), "frame").process([Frame(b, key="b")])[0]
+    assert [f.region for f in out_a[1]] == ["frame"]
+    assert np.array_equal(out_a[0], out_b[0])  # no paste jitter, no source pixel, no source framing
+    assert np.mean(out_a[0] == a) < 0.05
+    head = _frame_deidentifier(_Faces(here), "head").process([Frame(a, key="a")])[0]
+    assert not np.array_equal(head[0], out_a[0])
+    wide = rng.integers(0, 256, (200, 400, 3), dtype=np.uint8)
+    two = _Faces(template(112) * 0.5 + [20, 40], template(112) * 0.5 + [300, 40])
+    image, faces = _frame_deidentifier(two, "frame").process([Frame(wide, key="two")])[0]
+    assert [f.region for f in faces] == ["head", "head"] and np.array_equal(image[190:, 150:250], wide[190:, 150:250])
+
+
+def test_region_frame_refuses_follow() -> None:
+    with pytest.raises(DeidentifyError, match="region frame"):
+        DeidentifyOptions(mask=MaskShape(region="frame"), follow="pose").check()

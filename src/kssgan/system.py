@@ -107,6 +107,9 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         group_embed_dim: size of the group embedding (``embedding`` only).
         release_sharpen: amount of an unsharp mask on every released face (deidentify, evaluate,
             export, the privacy monitor; not the training losses); 0: off.
+        release_region: what ``deidentify`` replaces in this recipe's photos unless told
+            (``--mask region`` auto; :class:`~kssgan.deidentify.options.MaskShape`): ``head`` (the
+            face and a ring around it) or ``frame`` (the whole photo: for datasets of face crops).
         generator, critic, siamese: networks injected from config (``class_path`` +
             ``init_args``; :mod:`kssgan.models.factory`); None builds kssgan's own from the
             scalars above.
@@ -166,6 +169,7 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         group_conditioning: Literal["embedding", "onehot"] = "embedding",
         group_embed_dim: int = 32,
         release_sharpen: float = 0.0,
+        release_region: Literal["head", "inner", "frame"] = "head",
         generator: dict[str, Any] | None = None,
         critic: dict[str, Any] | None = None,
         siamese: dict[str, Any] | None = None,

@@ -1,9 +1,10 @@
 """Paste a generated crop back into the frame: inverse similarity warp + feathered mask.
 
-Two regions (:class:`~kssgan.deidentify.options.MaskShape`): ``head`` replaces the whole aligned crop
-and a ring around it (a rounded square of half-side ``reach``), the ring filled from the crop's own
-border blurred outwards (:func:`head_canvas`), so that nothing the mask covers comes from the source;
-``inner`` replaces an ellipse from forehead to chin and keeps the rest.
+Three regions (:class:`~kssgan.deidentify.options.MaskShape`): ``head`` replaces the whole aligned
+crop and a ring around it (a rounded square of half-side ``reach``), the ring filled from the crop's
+own border blurred outwards (:func:`head_canvas`), so that nothing the mask covers comes from the
+source; ``inner`` replaces an ellipse from forehead to chin and keeps the rest; ``frame`` replaces
+the whole photo, G's crop placed by :func:`frame_transform` (face-crop photos).
 
 The mask is evaluated analytically at every frame pixel of the face's region (the pixel is mapped
 into crop coordinates with the forward alignment matrix), so it is smooth at any resolution and
@@ -22,6 +23,7 @@ __all__ = [
     "crop_ellipse",
     "crop_side_on_frame",
     "face_mask",
+    "frame_transform",
     "harmonise",
     "head_canvas",
     "jitter_transform",
@@ -39,6 +41,17 @@ def crop_ellipse(size: int, margin: float, shape: MaskShape) -> tuple[float, flo
     cx = (0.5 + (shape.center_x - 0.5) * z) * size
     cy = (0.5 + (shape.center_y - 0.5) * z) * size
     return cx, cy, shape.radius_x * z * size, shape.radius_y * z * size
+
+
+def frame_transform(width: int, height: int, size: int) -> np.ndarray:
+    """The frame → crop matrix of ``region: frame``: a ``size``-pixel crop centred on a
+    ``width`` × ``height`` photo, its side the photo's shorter side, upright. It depends on the
+    photo's size alone, never on where the source's face was."""
+    scale = size / float(min(width, height))
+    return np.array(
+        [[scale, 0.0, size / 2.0 - scale * width / 2.0], [0.0, scale, size / 2.0 - scale * height / 2.0]],
+        np.float64,
+    )
 
 
 def _outer_reach(shape: MaskShape) -> float:
@@ -193,6 +206,8 @@ def paste_face(
     """
     size = crop.shape[0]
     h, w = frame.shape[:2]
+    if shape.region == "frame":
+        return _paste_frame(frame, crop, matrix, alpha_out)
     box = _roi(matrix, _region_corners(size, margin, shape), h, w)
     if box is None:
         return frame
@@ -217,4 +232,20 @@ def paste_face(
     blended = region + mask * (warped.astype(np.float32) - region)
     inside = mask[:, :, 0] > 0
     frame[y0:y1, x0:x1][inside] = np.clip(np.rint(blended[inside]), 0, 255).astype(np.uint8)
+    return frame
+
+
+def _paste_frame(frame: np.ndarray, crop: np.ndarray, matrix: np.ndarray, alpha_out: np.ndarray | None) -> np.ndarray:
+    """``region: frame``: the whole of ``frame`` becomes ``crop`` and its ring (:func:`head_canvas`,
+    grown until it covers the photo's corners), warped by ``matrix``; nothing of the photo is kept."""
+    size = crop.shape[0]
+    h, w = frame.shape[:2]
+    corners = transform_points(np.asarray(matrix, np.float64), np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float64))
+    pad = max(0, int(np.ceil(np.abs(corners - size / 2.0).max() - size / 2.0)) + 2)
+    canvas = head_canvas(crop, pad)
+    inv = inverse_transform(matrix).copy()
+    inv[:, 2] -= inv[:, :2] @ np.array([pad, pad], np.float64)  # the canvas's pixel (pad, pad) is the crop's (0, 0)
+    frame[:] = cv2.warpAffine(canvas, inv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if alpha_out is not None:
+        alpha_out[:] = 1.0
     return frame

@@ -11,8 +11,9 @@ class DeidentifyError(ValueError):
     """A request the checkpoint or the input cannot satisfy (shown to the user as one clear line)."""
 
 
-#: The regions a release can regenerate (:class:`MaskShape`.region).
-MASK_REGIONS = ("head", "inner")
+#: The regions a release can regenerate (:class:`MaskShape`.region); ``auto``: the checkpoint's
+#: ``release_region`` (its recipe's; ``head`` where the checkpoint has none).
+MASK_REGIONS = ("auto", "head", "inner", "frame")
 #: How the generated face meets the photo (:func:`kssgan.deidentify.blend.paste_face`).
 BLEND_MODES = ("alpha", "harmonise", "poisson")
 #: Whether the generated face takes the source's skin tone and light (:mod:`.appearance`).
@@ -32,13 +33,23 @@ class MaskShape:
     much of the photo is kept (``docs/evaluation.md``, "Regenerate what identifies"): at 1.0 the
     attacker's ArcFace-framed crop is all generated; larger reaches also cover wider crops.
 
+    ``region: frame`` is for photos that are face crops (ORL, the demo, passport-style crops: the
+    face's aligned crop spans about the whole photo). The whole photo is replaced by G's crop and
+    its ring, the crop centred on the photo with its side the photo's shorter side
+    (:func:`~kssgan.deidentify.blend.frame_transform`). Nothing of the source is kept, not even where
+    its face was in the frame. A face crop leaves so little outside the head that whatever does
+    remain, and how the photo was framed, is what links one person's photos (``docs/evaluation.md``,
+    "Face-crop photos"). The released photo then depends only on the group, the kept attributes and
+    the photo's size, so ``paste_jitter`` is not applied. A photo with several faces, where one
+    face cannot take the whole frame, falls back to ``head``.
+
     ``region: inner`` is the earlier paste: only an ellipse from forehead to chin
     (``center_*``/``radius_*`` of an ArcFace-framed crop, ``margin = 0``; it shrinks with a margin),
     falling from 1 to 0 over ``feather`` of its radius; the kept periphery (hair line, ears, outline)
     identifies people at release level (the parrot attack recognises them).
     """
 
-    region: str = "head"
+    region: str = "auto"
     reach: float = 1.15
     feather: float = 0.3
     center_x: float = 0.5
@@ -146,6 +157,11 @@ class DeidentifyOptions:
         for name, choices in (("follow", FOLLOW_MODES), ("colour", COLOUR_MODES), ("blend", BLEND_MODES)):
             if getattr(self, name) not in choices:
                 raise DeidentifyError(f"--{name} {getattr(self, name)!r} is not one of {choices}")
+        if self.mask.region == "frame" and self.follow != "none":
+            raise DeidentifyError(
+                f"--follow {self.follow} moves the face to the source's; region frame keeps nothing of the "
+                "source, not even where its face was: use --mask region=head with --follow"
+            )
         for name in ("follow_strength", "colour_strength"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise DeidentifyError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")

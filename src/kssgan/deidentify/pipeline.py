@@ -8,7 +8,7 @@ do the I/O.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import numpy as np
 
 from kssgan.data.labels import LabelSpec
 from kssgan.deidentify.appearance import match_colour
-from kssgan.deidentify.blend import crop_side_on_frame, jitter_transform, paste_face
+from kssgan.deidentify.blend import crop_side_on_frame, frame_transform, jitter_transform, paste_face
 from kssgan.deidentify.groups import FACE_RECOGNISERS, GROUP_SOURCE_NOTES, GroupChooser, LabelBuilder
 from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions, apply_checkpoint_framing
 from kssgan.deidentify.policy import obscure, obscure_box, whole_frame_mode
@@ -51,6 +51,7 @@ class FaceResult:
     estimated: list[str] = field(default_factory=list)  # fields read off the face by the critic
     similarity: float | None = None  # recogniser similarity, original vs de-identified
     match: bool | None = None  # would the recogniser still call them the same person?
+    region: str = "head"  # what of the photo was replaced (MaskShape.region, resolved for this face)
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -59,6 +60,7 @@ class FaceResult:
             "group": self.group,
             "group_source": self.group_source,
             "label": self.label,
+            "region": self.region,
         }
         if self.defaulted:
             out["defaulted_attributes"] = self.defaulted
@@ -118,8 +120,11 @@ class Deidentifier:
         attribute_estimator: Any = None,
         prepare: dict[str, Any] | None = None,
         record_alpha: bool = False,
+        release_region: str | None = None,
     ) -> None:
         self.options = opts = apply_checkpoint_framing(options or DeidentifyOptions(), prepare)
+        if opts.mask.region == "auto":  # the recipe's region (its checkpoint's release_region), else head
+            opts.mask = replace(opts.mask, region=release_region or "head")
         opts.check()
         self.prepare = prepare
         self.backend, self.image_size = backend, int(image_size)
@@ -224,6 +229,7 @@ class Deidentifier:
             attribute_estimator=estimator,
             prepare=model.prepare_info,
             record_alpha=record_alpha,
+            release_region=model.hparams.get("release_region"),
         )
 
     def make_tracker(self) -> FaceTracker:
@@ -290,7 +296,14 @@ class Deidentifier:
                 results[fi].append(res)
                 matrix = aligned = similarity_transform(lms[j], size, opts.margin)
                 moved = lms[j]
-                if opts.paste_jitter > 0:
+                whole = opts.mask.region == "frame" and len(dets) == 1
+                res.region = "frame" if whole else ("head" if opts.mask.region == "frame" else opts.mask.region)
+                if whole:  # the whole photo is the generated face, placed by the photo's size alone
+                    h, w = fr.image.shape[:2]
+                    aligned_src = matrix
+                    matrix = aligned = frame_transform(w, h, size)
+                    moved = transform_points(inverse_transform(matrix), transform_points(aligned_src, lms[j]))
+                elif opts.paste_jitter > 0:
                     pasted = jitter_transform(matrix, size, self._jitter(tid))
                     moved = transform_points(inverse_transform(pasted), transform_points(matrix, lms[j]))
                     matrix = pasted
@@ -373,12 +386,15 @@ class Deidentifier:
                     g = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
                     bgr = cv2.merge([g, g, g])
                 bgr, matrix = self._render(bgr, job, fr.image)
+                shape = self.options.mask
+                if shape.region != job.result.region:  # region frame on a photo of several faces: head
+                    shape = replace(shape, region=job.result.region)
                 paste_face(
                     outputs[job.frame],
                     bgr,
                     matrix,
                     self.options.margin,
-                    self.options.mask,
+                    shape,
                     self.options.blend,
                     self.alphas[job.frame],
                 )

@@ -429,10 +429,11 @@ def _release_level(
             for entry in entry_of.values():
                 entry |= {
                     "kept_head_fraction": kept,
-                    "mask": asdict(options["mask"]),
+                    "mask": asdict(deid.options.mask),  # the region resolved (auto: the checkpoint's)
                     "paste_jitter": options["paste_jitter"],
                 }
             options_record = {k: asdict(v) if k == "mask" else v for k, v in options.items() if k != "jitter_seed"}
+            options_record["mask"] = asdict(deid.options.mask)
             if mask_name == "default" and settings.release_draws > 1:
                 _parrot_draws(
                     entry_of, photos, released, lm, options, ids, clusters, recognisers, detector, settings, attrs
