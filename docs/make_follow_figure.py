@@ -1,5 +1,6 @@
-"""Build docs/release_follows.jpg: whole photos and what `kssgan deidentify` releases for them, frozen
-(`--follow none`) and following the source (`--follow pose --colour match --blend harmonise`).
+"""Build docs/release_follows.jpg: whole photos and what `kssgan deidentify` releases for them, with the
+defaults (the group's frozen face; the demo's recipe replaces the whole face-crop photo, `region:
+frame`) and following the source (`--mask region=head --follow pose --colour match --blend harmonise`).
 
 Top row: two synthetic demo people (DCGAN, people who do not exist). Bottom row: one person of the
 Face Research Lab London Set (CC BY 4.0; DeBruine & Jones 2017), neutral and smiling.
@@ -15,13 +16,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from kssgan.deidentify.options import DeidentifyOptions
+from kssgan.deidentify.options import DeidentifyOptions, MaskShape
 from kssgan.deidentify.pipeline import Deidentifier, Frame
 
 SIDE = 300
 RELEASES = {
-    "frozen": {},
-    "following": {"follow": "pose", "colour": "match", "blend": "harmonise"},
+    "default": {},
+    "following": {"mask": MaskShape(region="head"), "follow": "pose", "colour": "match", "blend": "harmonise"},
 }
 
 

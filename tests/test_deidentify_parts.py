@@ -207,7 +207,7 @@ class _Faces:
         return out
 
 
-def _frame_deidentifier(detector: _Faces, region: str):
+def _frame_deidentifier(detector: _Faces, region: str, release_region: str | None = None):
     from kssgan.deidentify.pipeline import Deidentifier
 
     yy, xx = np.mgrid[0:32, 0:32]
@@ -221,7 +221,7 @@ def _frame_deidentifier(detector: _Faces, region: str):
         mask=MaskShape(region=region), identity="a", margin=0.0, detector="yunet", similarity=False, jitter_seed=0
     )
     options.tracker.use_embedding = False
-    return Deidentifier(backend, spec, GROUPS, 32, options, detector=detector)
+    return Deidentifier(backend, spec, GROUPS, 32, options, detector=detector, release_region=release_region)
 
 
 def test_region_frame_releases_the_same_photo_whatever_the_source_and_its_framing() -> None:
@@ -250,3 +250,10 @@ def test_region_frame_releases_the_same_photo_whatever_the_source_and_its_framin
 def test_region_frame_refuses_follow() -> None:
     with pytest.raises(DeidentifyError, match="region frame"):
         DeidentifyOptions(mask=MaskShape(region="frame"), follow="pose").check()
+
+
+def test_region_auto_is_the_checkpoints_release_region_else_head() -> None:
+    assert MaskShape().region == "auto"
+    assert _frame_deidentifier(_Faces(), "auto", "frame").options.mask.region == "frame"
+    assert _frame_deidentifier(_Faces(), "auto").options.mask.region == "head"
+    assert _frame_deidentifier(_Faces(), "inner", "frame").options.mask.region == "inner"  # the user's choice wins

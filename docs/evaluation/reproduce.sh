@@ -156,3 +156,29 @@ for d in london orl; do
   mkdir -p docs/evaluation/$d/context
   cp outputs/eval/$d-ctx/{metrics.json,report.md} docs/evaluation/$d/context/
 done
+
+# -- what the parrot attack still found, and two fixes (docs/evaluation.md, this round) --------------
+# the diagnosis: the same checkpoints released with one thing changed (docs/evaluation/diagnosis/)
+D=docs/evaluation/diagnosis/parrot_diagnosis.py
+.venv/bin/python $D outputs/london-ctx/checkpoints/final.ckpt outputs/prepared/london /tmp/london.json \
+  '{"default": {}, "reach1.5": {"reach": 1.5}, "grey0.5": {"grey": 0.5}, "jit0.12": {"jitter": 0.12}, "jit0": {"jitter": 0.0}, "oracle": {"oracle": true}}' 4
+.venv/bin/python $D outputs/london-ctx/checkpoints/final.ckpt outputs/prepared/london /tmp/london8.json \
+  '{"oracle_8": {"oracle": true, "seed0": 4}}' 8  # jitter seeds 4-11
+.venv/bin/python $D outputs/orl-ctx/checkpoints/final.ckpt outputs/prepared/orl /tmp/orl.json \
+  '{"default": {}, "reach1.5": {"reach": 1.5}, "grey0.5": {"grey": 0.5}, "jit0.12": {"jitter": 0.12}, "pad0.3": {"pad": 0.3}, "pad0.3grey": {"pad": 0.3, "grey": 0.5}, "canon_j0": {"canon": true, "jitter": 0.0}}' 4
+.venv/bin/python $D outputs/orl-ctx/checkpoints/final.ckpt outputs/prepared/orl /tmp/orl-frame.json '{"frame": {"region": "frame"}}' 2
+.venv/bin/python $D outputs/demo/checkpoints/final.ckpt outputs/prepared/demo /tmp/demo-frame.json '{"frame": {"region": "frame"}}' 2
+# ORL released whole (region frame; experiments/orl.yaml now says so for new checkpoints) and London
+# with the data holder's own expression labels, 8 releases
+$K evaluate --dataset orl --k 3 --no-samples --out outputs/eval/orl-frame \
+  --ckpt outputs/orl-ctx/checkpoints/final.ckpt --release-draws 2 --release-region frame
+$K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london-given \
+  --ckpt outputs/london-ctx/checkpoints/final.ckpt --release-draws 8 --release-labels given
+mkdir -p docs/evaluation/orl/frame docs/evaluation/london/given
+cp outputs/eval/orl-frame/{metrics.json,report.md} docs/evaluation/orl/frame/
+cp outputs/eval/london-given/{metrics.json,report.md} docs/evaluation/london/given/
+# the demo with its recipe's region frame (experiments/demo.yaml): make train, then the figures
+make train
+.venv/bin/python docs/make_demo_figure.py outputs/demo/checkpoints/final.ckpt docs/demo_release.png
+.venv/bin/python docs/make_follow_figure.py outputs/demo/checkpoints/final.ckpt outputs/london-ctx/checkpoints/final.ckpt \
+  ../shared/datasets/london docs/release_follows.jpg
