@@ -159,6 +159,9 @@ class Deidentifier:
             recogniser = get_recognizer(self.recogniser_name, opts.model_dir)
         self.recogniser = recogniser
         self._jitter_rng = np.random.default_rng(opts.jitter_seed)
+        #: how many paste-jitter draws were made: none means the release had no randomness (``region:
+        #: frame``, or ``paste_jitter`` 0), so releasing the same photos again gives the same photos
+        self.jitter_draws = 0
         self._track_jitter: dict[int, np.ndarray] = {}
         self._track_points: dict[int, np.ndarray] = {}  # --follow: each video track's smoothed source points
         self._track_labels: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}  # (current, pending) per track
@@ -348,6 +351,7 @@ class Deidentifier:
         if track is not None and track in self._track_jitter:
             return self._track_jitter[track]
         draw = self._jitter_rng.normal(0.0, self.options.paste_jitter, 4)
+        self.jitter_draws += 1
         if track is not None:
             self._track_jitter[track] = draw
         return draw

@@ -436,8 +436,9 @@ def _release_level(
             options_record["mask"] = asdict(deid.options.mask)
             if mask_name == "default" and settings.release_draws > 1:
                 _parrot_draws(
-                    entry_of, photos, released, lm, options, ids, clusters, recognisers, detector, settings, attrs
-                )
+                    entry_of, photos, released, lm, options, ids, clusters, recognisers, detector, settings, attrs,
+                    deid.jitter_draws == 0,
+                )  # fmt: skip
             if mask_name == "default":
                 row["privacy_release"] = entry_of
                 row["release_options"] = options_record
@@ -469,6 +470,7 @@ def _parrot_draws(
     detector: Any,
     settings: EvalSettings,
     attributes: list[dict[str, str]] | None = None,
+    deterministic: bool = False,
 ) -> None:
     """``parrot_draws`` (:func:`~kssgan.evaluate.release_level.parrot_over_draws`) beside each
     recogniser's ``parrot``, plain and after the attack: ``released`` (the release of ``photos``) and
@@ -480,6 +482,9 @@ def _parrot_draws(
     q, scale = settings.attacker_jpeg_quality, settings.attacker_scale
     draws = [release_level.release_embeddings(released, recognisers, detector, q, scale)]
     for r in tqdm(range(1, settings.release_draws), desc="release draws", disable=not settings.progress):
+        if deterministic:  # nothing random in the release (region frame): every draw is the first
+            draws.append(draws[0])
+            continue
         redraw = DeidentifyOptions(**_deidentify_fields(options | {"jitter_seed": settings.seed + r}))
         deid = Deidentifier.from_checkpoint(lm.path, redraw)
         again, _ = release_level.release_photos(deid, photos, ids, None, attributes)

@@ -508,6 +508,9 @@ def release_summary(
     if draws > 1:
         embs = [release_embeddings(released, recognisers, detector, jpeg_quality, scale)]
         for r in range(1, draws):
+            if deid.jitter_draws == 0:  # nothing random in the release (region frame): the same photos
+                embs.append(embs[0])
+                continue
             again = Deidentifier.from_checkpoint(ckpt, DeidentifyOptions(jitter_seed=r))
             redrawn, _ = release_photos(again, photos, ids)
             embs.append(release_embeddings(redrawn, recognisers, detector, jpeg_quality, scale))
