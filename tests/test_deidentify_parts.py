@@ -174,7 +174,7 @@ def test_jitter_is_drawn_once_per_video_track_and_afresh_for_every_still_face() 
 
     deid = Deidentifier.__new__(Deidentifier)  # only the jitter state is exercised
     deid.options = DeidentifyOptions(paste_jitter=0.06, jitter_seed=0)
-    deid._jitter_rng, deid._track_jitter = np.random.default_rng(0), {}
+    deid._jitter_rng, deid._track_jitter, deid.jitter_draws = np.random.default_rng(0), {}, 0
     first = deid._jitter(7)
     assert np.array_equal(deid._jitter(7), first) and not np.array_equal(deid._jitter(8), first)
     a, b = deid._jitter(None), deid._jitter(None)
