@@ -229,7 +229,10 @@ def release_level_table(metrics: dict) -> list[str]:
         for rec, level in r["privacy_release"].items():
             kept, mask = level.get("kept_head_fraction"), level.get("mask") or {}
             where = f"{mask.get('region', '?')} {mask.get('reach', '') if mask.get('region') == 'head' else ''}"
-            where += f", jitter {level['paste_jitter']}" if "paste_jitter" in level else ""
+            if mask.get("region") == "frame":
+                where += ", no jitter (placed by the photo's size)"
+            elif "paste_jitter" in level:
+                where += f", jitter {level['paste_jitter']}"
             for name, entry in (("plain", level), ("JPEG + resize", level.get("after_attack"))):
                 if not entry:
                     continue
