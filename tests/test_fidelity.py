@@ -86,9 +86,13 @@ def test_figures_of_a_copy_and_of_a_frozen_release() -> None:
     assert copy["quality"] == {
         "inner_sharpness_ratio": 1.0,
         "face_found": 1.0,
+        "seam_photos": 6,
         "seam_ratio": 1.0,
         "seam_ratio_p90": 1.0,
     }
+    # photos replaced whole have no boundary: their seam is not a number and is not counted
+    whole = fidelity.fidelity_figures(sources, sources, [float("nan")] * 5 + [2.0])
+    assert whole["quality"]["seam_photos"] == 1 and whole["quality"]["seam_ratio"] == 2.0
     frozen = fidelity.fidelity_figures(sources, [_measure(2.0, 0.02)] * 6)
     assert all(v["pearson"] == 0.0 for v in frozen["utility"]["geometry"].values())
     half = fidelity.fidelity_figures(sources, sources[:3] + [None] * 3)

@@ -281,7 +281,15 @@ class PrivacyMonitor(L.Callback):
                 + ", ".join(f"{n} r {_fmt(geo[n]['pearson'])}" for n in geo)
                 + f"; skin ΔE median {_fmt(fid['utility']['skin_tone']['delta_e_median'])}"
                 + f"; inner sharpness {_fmt(fid['quality']['inner_sharpness_ratio'])}x"
-                + f"; seam {_fmt(fid['quality'].get('seam_ratio'))}x"
+                + _seam_text(fid["quality"])
                 + f"  -> {'meets' if ok['all'] else 'MISSES'} {FIDELITY_TARGETS_TEXT}"
             )
         print("\n".join(rows))
+
+
+def _seam_text(quality: dict) -> str:
+    """The seam figure of the summary line, with how many released photos it was measured on where
+    some had no boundary (``region: frame`` replaces them whole)."""
+    n = quality.get("seam_photos")
+    text = f"; seam {_fmt(quality.get('seam_ratio'))}x"
+    return text + (f" ({n} photos with a boundary)" if n is not None else "")

@@ -196,7 +196,8 @@ def fidelity_figures(
         "inner_sharpness_ratio": _median(ratios),
         "face_found": round(found / n_rel, 4) if n_rel else None,
     }
-    if seams is not None:
+    if seams is not None:  # photos replaced whole (region frame) have no boundary: no seam to measure
+        quality["seam_photos"] = int(sum(1 for x in seams if x is not None and np.isfinite(x)))
         quality["seam_ratio"] = _median(seams)
         quality["seam_ratio_p90"] = (
             round(float(np.percentile([s for s in seams if np.isfinite(s)], 90)), 4)
