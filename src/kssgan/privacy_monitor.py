@@ -292,4 +292,4 @@ def _seam_text(quality: dict) -> str:
     some had no boundary (``region: frame`` replaces them whole)."""
     n = quality.get("seam_photos")
     text = f"; seam {_fmt(quality.get('seam_ratio'))}x"
-    return text + (f" ({n} photos with a boundary)" if n is not None else "")
+    return text + (f" ({n} photo{'' if n == 1 else 's'} with a boundary)" if n is not None else "")

@@ -40,8 +40,9 @@ class MaskShape:
     its face was in the frame. A face crop leaves so little outside the head that whatever does
     remain, and how the photo was framed, is what links one person's photos (``docs/evaluation.md``,
     "Face-crop photos"). The released photo then depends only on the group, the kept attributes and
-    the photo's size, so ``paste_jitter`` is not applied. A photo with several faces, where one
-    face cannot take the whole frame, falls back to ``head``.
+    the photo's size, so ``paste_jitter`` is not applied. In a photo with several faces the largest
+    takes the frame and the others are replaced with the rest of the photo (``covered`` in the
+    report): in a face-crop photo a second detection is a stray, and replacing it fails closed.
 
     ``region: inner`` is the earlier paste: only an ellipse from forehead to chin
     (``center_*``/``radius_*`` of an ArcFace-framed crop, ``margin = 0``; it shrinks with a margin),

@@ -51,7 +51,9 @@ class FaceResult:
     estimated: list[str] = field(default_factory=list)  # fields read off the face by the critic
     similarity: float | None = None  # recogniser similarity, original vs de-identified
     match: bool | None = None  # would the recogniser still call them the same person?
-    region: str = "head"  # what of the photo was replaced (MaskShape.region, resolved for this face)
+    # what of the photo was replaced for this face (MaskShape.region, resolved); "covered": region frame
+    # gave the photo to a larger face of it, so this one was replaced with the rest of the photo
+    region: str = "head"
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -281,6 +283,7 @@ class Deidentifier:
                 covered[fi] = [t.box for t in tracker.missed(frame_offset + fi)]
             identity = opts.identity or fr.identity
             estimates = self._estimate(crops, fr.attributes)
+            largest = int(np.argmax([d.box[2] * d.box[3] for d in dets]))
             for j, det in enumerate(dets):
                 e = None if emb is None else emb[j]
                 if tracks is not None:
@@ -299,8 +302,12 @@ class Deidentifier:
                 results[fi].append(res)
                 matrix = aligned = similarity_transform(lms[j], size, opts.margin)
                 moved = lms[j]
-                whole = opts.mask.region == "frame" and len(dets) == 1
-                res.region = "frame" if whole else ("head" if opts.mask.region == "frame" else opts.mask.region)
+                whole = opts.mask.region == "frame"
+                res.region = opts.mask.region
+                if whole and j != largest:  # region frame: the largest face takes the photo, this one goes with it
+                    res.region = "covered"
+                    landed[fi].append(moved)
+                    continue
                 if whole:  # the whole photo is the generated face, placed by the photo's size alone
                     h, w = fr.image.shape[:2]
                     aligned_src = matrix
@@ -390,15 +397,12 @@ class Deidentifier:
                     g = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
                     bgr = cv2.merge([g, g, g])
                 bgr, matrix = self._render(bgr, job, fr.image)
-                shape = self.options.mask
-                if shape.region != job.result.region:  # region frame on a photo of several faces: head
-                    shape = replace(shape, region=job.result.region)
                 paste_face(
                     outputs[job.frame],
                     bgr,
                     matrix,
                     self.options.margin,
-                    shape,
+                    self.options.mask,
                     self.options.blend,
                     self.alphas[job.frame],
                 )
