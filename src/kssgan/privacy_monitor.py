@@ -291,5 +291,7 @@ def _seam_text(quality: dict) -> str:
     """The seam figure of the summary line, with how many released photos it was measured on where
     some had no boundary (``region: frame`` replaces them whole)."""
     n = quality.get("seam_photos")
+    if n == 0:
+        return "; no seam (every photo replaced whole)"
     text = f"; seam {_fmt(quality.get('seam_ratio'))}x"
     return text + (f" ({n} photo{'' if n == 1 else 's'} with a boundary)" if n is not None else "")
