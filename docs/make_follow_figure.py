@@ -1,6 +1,6 @@
 """Build docs/release_follows.jpg: whole photos and what `kssgan deidentify` releases for them, with the
 defaults (the group's frozen face; the demo's recipe replaces the whole face-crop photo, `region:
-frame`) and following the source (`--mask region=head --follow pose --colour match --blend harmonise`).
+frame`) and following the source (`--mask.region head --follow pose --colour match --blend harmonise`).
 
 Top row: two synthetic demo people (DCGAN, people who do not exist). Bottom row: one person of the
 Face Research Lab London Set (CC BY 4.0; DeBruine & Jones 2017), neutral and smiling.

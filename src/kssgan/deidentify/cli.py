@@ -160,7 +160,8 @@ def build_parser() -> ArgumentParser:
         "--mask",
         type=MaskShape,
         default=d.mask,
-        help="what is replaced: region head (crop + ring, reach) | inner (ellipse); feather",
+        help="what is replaced: region auto (the checkpoint's release_region, default) | head (crop + ring, "
+        "reach) | frame (the whole photo, for face crops: no jitter, nothing of the source) | inner (ellipse); feather",
     )
     p.add_argument(
         "--paste-jitter",

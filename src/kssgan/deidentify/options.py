@@ -161,7 +161,7 @@ class DeidentifyOptions:
         if self.mask.region == "frame" and self.follow != "none":
             raise DeidentifyError(
                 f"--follow {self.follow} moves the face to the source's; region frame keeps nothing of the "
-                "source, not even where its face was: use --mask region=head with --follow"
+                "source, not even where its face was: use --mask.region head with --follow"
             )
         for name in ("follow_strength", "colour_strength"):
             if not 0.0 <= getattr(self, name) <= 1.0:
