@@ -5,6 +5,16 @@ attributes CSV, the attributes are read off the face with the model's own auxili
 classifier — the critic head ``D_cls`` that was trained on real images to predict exactly these
 label fields (eq. 5). The group part of its output is ignored (the group is chosen by
 :class:`~kssgan.deidentify.groups.GroupChooser`). Estimates are reported per face.
+
+``attribute_reference: person`` (``deidentify --attribute-reference person``) reads each face against
+the person's own photos instead: the critic's scores minus the mean of that person's scores, so a
+photo is "smiling" when it smiles more than the person's photos do on average. A person whose
+photos the critic misreads the same way (a face that looks smiling at rest) is then not released
+with the same label in all of them: that person-consistent error is what let the parrot attack link
+London's released photos (docs/evaluation.md). The release keeps the change within a person, not
+the person's level: a person whose photos all share one value gets the values the critic ranks
+highest among them, and a person with one photo gets the value the critic reads most often over
+the whole release (:func:`relative_scores`).
 """
 
 from __future__ import annotations
@@ -30,18 +40,38 @@ class CriticAttributeEstimator:
         return bool(self.fields)
 
     def __call__(self, crops_rgb: list[np.ndarray] | np.ndarray) -> list[dict[str, Any]]:
+        return self.decide(self.scores(crops_rgb))
+
+    def scores(self, crops_rgb: list[np.ndarray] | np.ndarray) -> np.ndarray:
+        """The critic's raw classifier outputs (N × label width; the group part is never read)."""
         if not self.fields or len(crops_rgb) == 0:
-            return [{} for _ in range(len(crops_rgb))]
+            return np.zeros((len(crops_rgb), self.spec.dim), np.float32)
         x = torch.from_numpy(np.stack(crops_rgb).astype(np.float32)).permute(0, 3, 1, 2) / 127.5 - 1.0
         with torch.inference_mode():
             _, logits = self.critic(x.to(self.device))
-        logits = logits.float().cpu().numpy()
+        return logits.float().cpu().numpy()
+
+    def decide(self, scores: np.ndarray) -> list[dict[str, Any]]:
+        """Each row's field values: the highest one-hot score, a binary score above 0."""
+        if not self.fields:
+            return [{} for _ in range(len(scores))]
         slices = self.spec.slices()
         out = []
-        for row in logits:
+        for row in scores:
             rec: dict[str, Any] = {}
             for f in self.fields:
                 part = row[slices[f.name]]
                 rec[f.name] = f.values[int(part.argmax())] if f.kind == "onehot" else int(part[0] > 0)
             out.append(rec)
         return out
+
+
+#: How much the release's mean scores weigh against a face's own, relative ones: only enough to
+#: decide a tie (a person with one photo, whose relative scores are all 0).
+TIE_BREAK = 1e-3
+
+
+def relative_scores(scores: np.ndarray, person_mean: np.ndarray, population_mean: np.ndarray) -> np.ndarray:
+    """Scores read against the person's own photos (``attribute_reference: person``): ``scores`` minus
+    the person's mean scores, ties decided by the mean over the whole release."""
+    return np.asarray(scores, np.float64) - person_mean + TIE_BREAK * np.asarray(population_mean, np.float64)

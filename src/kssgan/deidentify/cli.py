@@ -49,6 +49,7 @@ from kssgan.deidentify.files import CHUNK_MAX_PIXELS, deidentify_files
 from kssgan.deidentify.follow import FOLLOW_MODES
 from kssgan.deidentify.inputs import check_paths, collect_inputs, read_attributes, scan_inputs
 from kssgan.deidentify.options import (
+    ATTRIBUTE_REFERENCES,
     BLEND_MODES,
     COLOUR_MODES,
     DeidentifyError,
@@ -125,6 +126,13 @@ def build_parser() -> ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="the value of a label attribute the --attributes CSV leaves empty (else an error)",
+    )
+    p.add_argument(
+        "--attribute-reference",
+        choices=ATTRIBUTE_REFERENCES,
+        default=d.attribute_reference,
+        help="an attribute read off a face: population (the critic's reading, default) | person (against the "
+        "person's own photos: needs --identity or an identity column in --attributes; a video: its track)",
     )
     p.add_argument("--identity", type=str, help="closed-set identity of every face in the input (its own k-Same group)")
     p.add_argument(

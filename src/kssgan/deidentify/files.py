@@ -67,6 +67,8 @@ def deidentify_files(
     from kssgan.deidentify.video import deidentify_video, is_video_path
 
     attributes = attributes or {}
+    if deid.options.attribute_reference == "person":
+        observe_people(deid, files, attributes)
     policy = ReleasePolicy(deid.options.on_no_face, deid.options.on_still_matching)
     rec = Recorder(journal, release)
     strip = release is not None and release.strip_metadata
@@ -153,6 +155,28 @@ def deidentify_files(
             flush()
     flush()
     return entries
+
+
+def observe_people(deid: Any, files: list[tuple[Path, str]], attributes: dict[str, dict[str, Any]]) -> int:
+    """``--attribute-reference person``: every photo's face read once, before any is released, so that
+    each photo is read against all of its person's photos (:meth:`Deidentifier.observe_people`).
+    Videos and files that do not decode are passed over here (the file loop reports them)."""
+    from kssgan.data.readers.image_io import load_image
+    from kssgan.deidentify.pipeline import Frame
+    from kssgan.deidentify.video import is_video_path
+
+    seen = 0
+    for src, rel in files:
+        identity = deid.options.identity or attributes.get(rel, {}).get("identity")
+        if identity is None or is_video_path(src):
+            continue
+        try:
+            image, _ = load_image(src)
+        except Exception:  # reported by the file loop
+            continue
+        seen += deid.observe_people([Frame(image, rel, identity)])
+    log.info("attribute reference person: %d photos read first, as each person's reference", seen)
+    return seen
 
 
 def _run_chunk(

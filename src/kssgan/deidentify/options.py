@@ -99,6 +99,10 @@ class DeidentifyOptions:
     channels_last: bool = True
     attributes: dict[str, str] = field(default_factory=dict)  # --set name=value
     default_attributes: dict[str, str] = field(default_factory=dict)  # --default-attribute name=value
+    # how an attribute read off a face (no CSV value) is decided: population (the critic's own reading
+    # of the face) or person (against the mean of the person's own photos: a photo's identity from the
+    # CSV or --identity, a video's track; see deidentify.attributes)
+    attribute_reference: str = "population"
     identity: str | None = None  # --identity NAME: closed-set group for every face
     similarity: bool = True  # recogniser similarity original vs output in the report
     on_no_face: str = "withhold"  # withhold | pixelate | blur | copy (see deidentify.policy)
@@ -163,12 +167,19 @@ class DeidentifyOptions:
                 f"--follow {self.follow} moves the face to the source's; region frame keeps nothing of the "
                 "source, not even where its face was: use --mask.region head with --follow"
             )
+        if self.attribute_reference not in ATTRIBUTE_REFERENCES:
+            raise DeidentifyError(
+                f"--attribute-reference {self.attribute_reference!r} is not one of {ATTRIBUTE_REFERENCES}"
+            )
         for name in ("follow_strength", "colour_strength"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise DeidentifyError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
         if self.sharpen is not None and self.sharpen < 0:
             raise DeidentifyError(f"--sharpen must be >= 0, got {self.sharpen}")
 
+
+#: ``DeidentifyOptions.attribute_reference``: what an estimated attribute is read against.
+ATTRIBUTE_REFERENCES = ("population", "person")
 
 FRAMING_DEFAULTS = {"margin": 0.0, "detector": "yunet"}
 

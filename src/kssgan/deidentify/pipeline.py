@@ -37,6 +37,9 @@ class Frame:
     identity: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     grey: bool | None = None  # None: detect (all three channels equal)
+    # whose photo this is, for ``attribute_reference: person`` (the photos read against each other);
+    # None: ``identity``. Unlike ``identity`` it need not be a training identity (a stranger's photos)
+    person: str | None = None
 
 
 @dataclass
@@ -167,6 +170,11 @@ class Deidentifier:
         self._track_jitter: dict[int, np.ndarray] = {}
         self._track_points: dict[int, np.ndarray] = {}  # --follow: each video track's smoothed source points
         self._track_labels: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}  # (current, pending) per track
+        # attribute_reference person: the critic's summed scores and count per person (observe_people),
+        # per video track (as it goes) and over everyone observed
+        self._people: dict[str, tuple[np.ndarray, int]] = {}
+        self._track_scores: dict[int, tuple[np.ndarray, int]] = {}
+        self._population: tuple[np.ndarray, int] | None = None
         self.follower = None
         if opts.follow != "none":
             from kssgan.deidentify.follow import GeometryFollower
@@ -238,8 +246,45 @@ class Deidentifier:
         )
 
     def make_tracker(self) -> FaceTracker:
-        """A fresh tracker (one per video) using the recogniser's match threshold as a cosine."""
+        """A fresh tracker (one per video) using the recogniser's match threshold as a cosine. Its
+        track ids start again at 0, so what was kept per track of the last video (paste jitter,
+        followed points, labels) is forgotten: no draw or label carries over to another video."""
+        for state in (self._track_jitter, self._track_points, self._track_labels, self._track_scores):
+            state.clear()
         return FaceTracker(self.options.tracker, cosine_threshold(self.recogniser))
+
+    def observe_people(self, frames: Sequence[Frame]) -> int:
+        """``attribute_reference: person``: add each frame's largest face to its person's reference
+        (the mean of the critic's scores over that person's photos) before the photos are released.
+        Frames without a person (``person``, ``identity`` or ``--identity``) or a face are passed
+        over. Returns how many faces were added."""
+        est = self.attribute_estimator
+        if est is None or self.options.attribute_reference != "person":
+            return 0
+        added = 0
+        for fr in frames:
+            key = self._person_of(fr)
+            dets = self.detector.detect(fr.image) if key is not None else []
+            if not dets:
+                continue
+            det = max(dets, key=lambda d: d.box[2] * d.box[3])
+            lms = np.asarray(det.landmarks, np.float64)
+            crop = align_faces([fr.image], [lms], self.image_size, self.options.margin)[0]
+            row = est.scores([crop[:, :, ::-1]])[0].astype(np.float64)
+            total, n = self._people.get(key, (np.zeros_like(row), 0))
+            self._people[key] = (total + row, n + 1)
+            total, n = self._population or (np.zeros_like(row), 0)
+            self._population = (total + row, n + 1)
+            added += 1
+        return added
+
+    def forget_people(self) -> None:
+        """Drop every person's reference (:meth:`observe_people`)."""
+        self._people.clear()
+        self._population = None
+
+    def _person_of(self, frame: Frame) -> str | None:
+        return frame.person or frame.identity or self.options.identity
 
     def group_note(self) -> dict[str, str]:
         notes = dict(GROUP_SOURCE_NOTES)
@@ -282,7 +327,10 @@ class Deidentifier:
             if tracker is not None:
                 covered[fi] = [t.box for t in tracker.missed(frame_offset + fi)]
             identity = opts.identity or fr.identity
-            estimates = self._estimate(crops, fr.attributes)
+            people: list[Any] = [self._person_of(fr)] * len(dets)
+            if tracks is not None:
+                people = [t.id for t, _ in tracks]
+            estimates = self._estimate(crops, fr.attributes, people, fr.key)
             largest = int(np.argmax([d.box[2] * d.box[3] for d in dets]))
             for j, det in enumerate(dets):
                 e = None if emb is None else emb[j]
@@ -363,15 +411,44 @@ class Deidentifier:
             self._track_jitter[track] = draw
         return draw
 
-    def _estimate(self, crops_bgr: Sequence[np.ndarray], known: dict[str, Any]) -> list[dict[str, Any]]:
-        """Attributes read off each face, for the label fields neither the CSV nor --set gives."""
+    def _estimate(
+        self, crops_bgr: Sequence[np.ndarray], known: dict[str, Any], people: Sequence[Any] = (), key: str = ""
+    ) -> list[dict[str, Any]]:
+        """Attributes read off each face, for the label fields neither the CSV nor --set gives. With
+        ``attribute_reference: person`` each face is read against its person's photos: ``people``
+        holds each face's person (a str) or video track (an int)."""
         est = self.attribute_estimator
         given = {**known, **self.options.attributes}
         missing = [f.name for f in self.spec.fields[1:] if f.name not in given]
         if est is None or not missing:
             return [{} for _ in crops_bgr]
-        guesses = est([c[:, :, ::-1] for c in crops_bgr])
+        scores = est.scores([c[:, :, ::-1] for c in crops_bgr])
+        if self.options.attribute_reference == "person":
+            scores = np.stack([self._relative(row, who, key) for row, who in zip(scores, people, strict=True)])
+        guesses = est.decide(scores)
         return [{k: v for k, v in g.items() if k in missing} for g in guesses]
+
+    def _relative(self, row: np.ndarray, who: Any, key: str) -> np.ndarray:
+        """One face's scores against its person's mean (:func:`~kssgan.deidentify.attributes.relative_scores`):
+        a video track's mean so far, this frame included; a photo's person as :meth:`observe_people`
+        saw them (a person not seen: this photo alone)."""
+        from kssgan.deidentify.attributes import relative_scores
+
+        row = np.asarray(row, np.float64)
+        if who is None:
+            raise DeidentifyError(
+                f"{key}: --attribute-reference person reads a face against its person's other photos, and "
+                "this photo's person is unknown: give an identity column in --attributes, or --identity"
+            )
+        if isinstance(who, int):  # a video track
+            total, n = self._track_scores.get(who, (np.zeros_like(row), 0))
+            self._track_scores[who] = (total + row, n + 1)
+            mean = (total + row) / (n + 1)
+        else:
+            total, n = self._people.get(str(who), (row, 1))
+            mean = total / n
+        population = self._population[0] / self._population[1] if self._population else np.zeros_like(row)
+        return relative_scores(row, mean, population)
 
     def _embed(self, image: np.ndarray, lms: list[np.ndarray]) -> np.ndarray:
         crops = align_faces([image] * len(lms), lms, RECOGNISER_CROP, margin=0.0)

@@ -274,7 +274,7 @@ def run_evaluation(
 
 
 #: Where the released photos' kept attributes come from (``EvalSettings.release_labels``).
-RELEASE_LABELS = ("estimated", "given")
+RELEASE_LABELS = ("estimated", "person", "given")
 
 
 def release_masks(settings: EvalSettings) -> list[tuple[str, dict[str, Any]]]:
@@ -326,7 +326,7 @@ def release_masks(settings: EvalSettings) -> list[tuple[str, dict[str, Any]]]:
 def _sweep_options(entry: str, default: dict[str, Any]) -> dict[str, Any]:
     """``name=value,...`` over the default release: ``follow``, ``colour``, ``blend``, ``sharpen``
     (a number, or ``null``: the checkpoint's), ``upscale`` (true/false), ``follow_strength``,
-    ``colour_strength``, ``region``, ``reach``, ``jitter``, ``labels`` (estimated | given)."""
+    ``colour_strength``, ``region``, ``reach``, ``jitter``, ``labels`` (estimated | person | given)."""
     from dataclasses import replace
 
     from kssgan.deidentify.options import DeidentifyOptions
@@ -360,8 +360,12 @@ def _sweep_options(entry: str, default: dict[str, Any]) -> dict[str, Any]:
 
 
 def _deidentify_fields(options: dict[str, Any]) -> dict[str, Any]:
-    """A :func:`release_masks` entry without what is not a ``DeidentifyOptions`` field (``labels``)."""
-    return {k: v for k, v in options.items() if k != "labels"}
+    """A :func:`release_masks` entry as ``DeidentifyOptions`` fields: ``labels`` is not one, but
+    ``labels=person`` is ``deidentify --attribute-reference person``."""
+    out = {k: v for k, v in options.items() if k != "labels"}
+    if options.get("labels") == "person":
+        out["attribute_reference"] = "person"
+    return out
 
 
 def _release_level(
@@ -531,7 +535,9 @@ def _open_set(
     from kssgan.evaluate import release_level
 
     n = len(ids)
-    released, groups = release_level.release_photos(deid, s_photos, [None] * len(s_photos), None, attributes)
+    released, groups = release_level.release_photos(
+        deid, s_photos, [None] * len(s_photos), None, attributes, persons=s_ids
+    )
     s_faces = release_level.attacker_faces(released, detector)
     mask = np.array([r is not None for r in released])
     all_ids = np.asarray(list(ids) + list(s_ids))

@@ -67,21 +67,32 @@ def release_photos(
     identities: Sequence[str],
     alphas: list[np.ndarray | None] | None = None,
     attributes: Sequence[dict[str, str]] | None = None,
+    persons: Sequence[str] | None = None,
 ) -> tuple[list[np.ndarray | None], list[int | None]]:
     """What ``deidentify`` releases for each photo and the group it used; None where it withholds the
     photo (no face found, or, with its similarity check on, an output still matching its source).
     ``alphas``: receives each photo's paste mask (a deidentifier built with ``record_alpha``).
     ``attributes``: each photo's kept attributes as ``deidentify --attributes`` gives them (the data
-    holder's labels); None: read off each face, as ``deidentify`` does without a CSV."""
+    holder's labels); None: read off each face, as ``deidentify`` does without a CSV.
+    ``persons``: whose each photo is (default: ``identities``); with ``attribute_reference: person``
+    every photo is read first, as ``deidentify`` reads its inputs, so that each is read against its
+    person's photos (strangers: against their own, the model knowing none of them)."""
     from kssgan.deidentify.pipeline import Frame
 
     released: list[np.ndarray | None] = []
     groups: list[int | None] = []
     given = attributes if attributes is not None else [{} for _ in photos]
-    for i, (photo, identity, attrs) in enumerate(zip(photos, identities, given, strict=True)):
-        [(image, faces)] = deidentifier.process(
-            [Frame(np.ascontiguousarray(photo), key=f"photo{i}", identity=identity, attributes=dict(attrs))]
-        )
+    whose = list(persons) if persons is not None else list(identities)
+    frames = [
+        Frame(np.ascontiguousarray(photo), key=f"photo{i}", identity=identity, attributes=dict(attrs), person=who)
+        for i, (photo, identity, attrs, who) in enumerate(zip(photos, identities, given, whose, strict=True))
+    ]
+    if getattr(getattr(deidentifier, "options", None), "attribute_reference", "population") == "person":
+        deidentifier.forget_people()
+        for frame in frames:
+            deidentifier.observe_people([frame])
+    for frame in frames:
+        [(image, faces)] = deidentifier.process([frame])
         still_matching = any(f.match for f in faces)
         released.append(image if faces and not still_matching else None)
         groups.append(faces[0].group if faces else None)

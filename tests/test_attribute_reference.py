@@ -1,0 +1,154 @@
+"""`deidentify --attribute-reference person`: attributes read against the person's own photos.
+
+A stand-in critic scores "smiling" by the crop's brightness, so the known answers follow from the
+photos' grey levels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from kssgan.deidentify.attributes import CriticAttributeEstimator, relative_scores
+from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions
+from kssgan.deidentify.pipeline import Deidentifier, Frame
+from kssgan.evaluate.pipeline import EvalSettings, _deidentify_fields, release_masks
+from kssgan.evaluate.release_level import release_photos
+from kssgan.faces.align import template
+from kssgan.faces.detect import Detection
+
+SPEC = {
+    "fields": [
+        {"name": "group", "kind": "onehot", "values": ["0", "1"]},
+        {"name": "expression", "kind": "onehot", "values": ["neutral", "smiling"]},
+    ]
+}
+GROUPS = {
+    "k": 2,
+    "method": "mdav",
+    "recogniser": "sface",
+    "seed": 0,
+    "identity_to_group": {"a": 0, "b": 0, "c": 1, "d": 1},
+    "centroids": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
+}
+LANDMARKS = template(112) * 0.5 + [28, 28]  # a face well inside a 112 px photo
+
+
+class BrightCritic(torch.nn.Module):
+    """Scores [group 0, group 1, neutral, smiling] = [0, 0, 0, 10 × the crop's mean in [-1, 1]]."""
+
+    def forward(self, x: torch.Tensor) -> tuple[None, torch.Tensor]:
+        smile = 10.0 * x.mean(dim=(1, 2, 3))
+        zeros = torch.zeros_like(smile)
+        return None, torch.stack([zeros, zeros, zeros, smile], dim=1)
+
+
+class OneFace:
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        return [Detection((10.0, 10.0, 90.0, 90.0), LANDMARKS, 0.99)]
+
+
+def _deidentifier(reference: str) -> Deidentifier:
+    from kssgan.data.labels import LabelSpec
+
+    def backend(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return np.zeros_like(images)
+
+    options = DeidentifyOptions(attribute_reference=reference, margin=0.0, detector="yunet", similarity=False)
+    options.tracker.use_embedding = False
+    estimator = CriticAttributeEstimator(BrightCritic(), LabelSpec.from_dict(SPEC))
+    return Deidentifier(backend, SPEC, GROUPS, 32, options, detector=OneFace(), attribute_estimator=estimator)
+
+
+def _photo(level: int) -> np.ndarray:
+    return np.full((112, 112, 3), level, np.uint8)
+
+
+# person a: two photos the critic reads smiling (scores ≈ +1.0 and +2.5); person b: one photo read
+# neutral (≈ −2.2). The release's mean smile score is positive.
+PHOTOS = [(_photo(140), "a"), (_photo(160), "a"), (_photo(100), "b")]
+
+
+def _labels(deid: Deidentifier) -> list[str]:
+    frames = [Frame(img, key=f"p{i}", identity=who) for i, (img, who) in enumerate(PHOTOS)]
+    deid.observe_people(frames)
+    return [deid.process([f])[0][1][0].label["expression"] for f in frames]
+
+
+def test_population_reference_is_the_critics_own_reading() -> None:
+    assert _labels(_deidentifier("population")) == ["smiling", "smiling", "neutral"]
+
+
+def test_person_reference_reads_each_photo_against_the_persons_photos() -> None:
+    """a's photos both look smiling, but only the one smiling more than a's mean is released smiling;
+    b's single photo has nothing to be read against and gets the release's most read value."""
+    deid = _deidentifier("person")
+    assert _labels(deid) == ["neutral", "smiling", "smiling"]
+    assert deid.observe_people([]) == 0 and set(deid._people) == {"a", "b"}
+
+
+def test_relative_scores_remove_the_persons_level_and_break_ties_by_the_population() -> None:
+    rows = np.array([[0.0, 3.0], [0.0, 1.0]])
+    out = relative_scores(rows, rows.mean(0), np.array([0.0, 5.0]))
+    assert np.allclose(out[:, 1] - out[:, 0], [1.005, -0.995])
+    tie = relative_scores(rows[:1], rows[0], np.array([2.0, 0.0]))
+    assert tie[0].argmax() == 0  # nothing to read against: the population's value
+
+
+def test_person_reference_needs_each_photos_person() -> None:
+    deid = _deidentifier("person")
+    with pytest.raises(DeidentifyError, match="p9: --attribute-reference person"):
+        deid.process([Frame(_photo(140), key="p9")])
+    with pytest.raises(DeidentifyError, match="attribute-reference"):
+        DeidentifyOptions(attribute_reference="group").check()
+
+
+def test_a_video_track_is_read_against_its_own_frames_so_far() -> None:
+    deid = _deidentifier("person")
+    tracker = deid.make_tracker()
+    levels = [100, 100, 100, 100, 160, 160, 160, 160]
+    got = []
+    for t, level in enumerate(levels):
+        [(_, [face])] = deid.process([Frame(_photo(level), key=f"f{t}")], tracker, t)
+        got.append(face.label["expression"])
+    # a frame level with the track's mean so far reads as the field's first value (a video has no
+    # population); the smile reads as one against the neutral frames before it, and the label
+    # changes once it has held for 3 frames (LABEL_HYSTERESIS)
+    assert got == ["neutral"] * 6 + ["smiling"] * 2
+    assert deid._track_scores and deid.make_tracker() is not None and not deid._track_scores
+
+
+def test_a_new_video_forgets_the_last_videos_tracks() -> None:
+    deid = _deidentifier("population")
+    deid._track_jitter[0] = np.ones(4)
+    deid._track_labels[0] = ({"expression": "smiling"}, {})
+    deid.make_tracker()
+    assert not deid._track_jitter and not deid._track_labels
+
+
+def test_evaluate_labels_person_is_deidentifys_person_reference() -> None:
+    (_, default), (_, person) = release_masks(EvalSettings(release_sweep=["labels=person"]))
+    assert "attribute_reference" not in _deidentify_fields(default)
+    assert _deidentify_fields(person)["attribute_reference"] == "person"
+    deid = _deidentifier("person")
+    photos = [img for img, _ in PHOTOS]
+    released, groups = release_photos(deid, photos, [None, None, None], persons=["a", "a", "b"])
+    assert all(r is not None for r in released) and None not in groups and set(deid._people) == {"a", "b"}
+
+
+def test_deidentify_reads_every_photo_first(tmp_path: Path) -> None:
+    from kssgan.deidentify.files import observe_people
+
+    files = []
+    for i, (img, _) in enumerate(PHOTOS):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), img)
+        files.append((tmp_path / f"{i}.png", f"{i}.png"))
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    files.append((tmp_path / "bad.png", "bad.png"))
+    deid = _deidentifier("person")
+    meta = {"0.png": {"identity": "a"}, "1.png": {"identity": "a"}, "2.png": {"identity": "b"}, "bad.png": {}}
+    assert observe_people(deid, files, meta) == 3
+    assert deid._people["a"][1] == 2 and deid._people["b"][1] == 1
