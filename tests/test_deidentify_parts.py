@@ -81,9 +81,27 @@ def test_head_canvas_keeps_the_crop_and_fills_the_ring_from_it() -> None:
     crop[:, 16:] = 200
     canvas = head_canvas(crop, 8)
     assert canvas.shape == (48, 48, 3)
-    assert np.array_equal(canvas[8 + 4 : 40 - 4, 8 + 4 : 40 - 4], crop[4:28, 4:28])  # the core is the crop
+    assert np.array_equal(canvas[8 + 8 : 40 - 8, 8 + 8 : 40 - 8], crop[8:24, 8:24])  # the core is the crop
     assert canvas[24, 0, 0] < 100 and canvas[24, 47, 0] > 100  # each side continues the crop's border
     assert np.array_equal(head_canvas(crop, 0), crop)
+    square = head_canvas(crop, 8, fade="square")  # the frame region's: a thin band, a larger exact core
+    assert np.array_equal(square[8 + 4 : 40 - 4, 8 + 4 : 40 - 4], crop[4:28, 4:28])
+
+
+def test_head_canvas_shows_no_edge_where_the_crop_ends() -> None:
+    """Round fade: the crop's outermost pixels are already its blurred ring, so the step across the
+    crop's edge is a fraction of the square band's and of the noise inside the crop."""
+    from kssgan.deidentify.blend import head_canvas
+
+    crop = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    steps = {}
+    for fade in ("round", "square"):
+        canvas = head_canvas(crop, 8, fade=fade).astype(float)
+        steps[fade] = np.abs(canvas[8] - canvas[7]).mean()  # the crop's top row against the ring above it
+    inside = np.abs(np.diff(crop[8:24, 8:24].astype(float), axis=0)).mean()
+    assert steps["round"] < 0.5 * steps["square"] and steps["round"] < 0.06 * inside
+    with pytest.raises(ValueError, match="fade"):
+        head_canvas(crop, 8, fade="oval")
 
 
 def test_mask_region_is_checked() -> None:

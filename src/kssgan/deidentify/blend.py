@@ -106,20 +106,41 @@ def face_mask(
     return _smoothstep(t).astype(np.float32)
 
 
-def head_canvas(crop: np.ndarray, pad: int) -> np.ndarray:
+#: ``head`` region: the crop fades into its blurred ring over this share of its half-side, along
+#: rounded squares of this superellipse power, so no square edge of the crop shows in the release
+#: (docs/evaluation.md, "No box around the face"). ``frame`` keeps the thin square band below.
+HEAD_CANVAS_BAND = 0.2
+HEAD_CANVAS_POWER = 4.0
+#: ``frame`` region (and ``head`` before this round): a thin band along the crop's square edge, as a
+#: share of its half-side.
+SQUARE_CANVAS_BAND = 0.12
+
+
+def head_canvas(crop: np.ndarray, pad: int, fade: str = "round") -> np.ndarray:
     """``crop`` grown by ``pad`` pixels on every side, the ring filled from the crop alone: its border
-    replicated and blurred (σ = pad / 3), blended into the crop over a thin band inside its edge so
-    that no step shows where the crop ends. A function of the crop only: equal crops, equal canvases."""
+    replicated and blurred (σ = pad / 3), blended into the crop near its edge so that no step shows
+    where the crop ends. ``fade``: ``round`` (the head region) fades over ``HEAD_CANVAS_BAND`` of the
+    crop's half-side along rounded squares (superellipses), so neither the crop's straight edges nor
+    its corners show; ``square`` over a thin band along its edges (the frame region, whose crop edge
+    is the photo's). A function of the crop only: equal crops, equal canvases."""
     if pad <= 0:
         return crop
+    if fade not in ("round", "square"):
+        raise ValueError(f"head_canvas fade must be 'round' or 'square', got {fade!r}")
     size = crop.shape[0]
     big = cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_REPLICATE).astype(np.float32)
     blurred = cv2.GaussianBlur(big, (0, 0), max(1.0, pad / 3.0))
-    band = max(2.0, 0.06 * size)
     idx = np.arange(size + 2 * pad, dtype=np.float32) - pad
-    inside = np.minimum(idx + 0.5, size - 0.5 - idx)  # distance to the crop edge, > 0 inside
-    w = np.clip(np.minimum.outer(inside, inside) / band, 0.0, 1.0)[:, :, None]
-    return np.clip(np.rint(blurred + w * (big - blurred)), 0, 255).astype(np.uint8)
+    u = np.abs(idx + 0.5 - size / 2.0) / (size / 2.0)  # 0 at the crop's centre, 1 at its edges
+    if fade == "round":
+        p = HEAD_CANVAS_POWER
+        inside = 1.0 - (u[:, None] ** p + u[None, :] ** p) ** (1.0 / p)
+        band = HEAD_CANVAS_BAND
+    else:
+        inside = np.minimum.outer(1.0 - u, 1.0 - u)
+        band = max(4.0 / size, SQUARE_CANVAS_BAND)  # at least 2 px
+    w = _smoothstep(np.clip(inside / band, 0.0, 1.0)) if fade == "round" else np.clip(inside / band, 0.0, 1.0)
+    return np.clip(np.rint(blurred + w[:, :, None] * (big - blurred)), 0, 255).astype(np.uint8)
 
 
 def jitter_transform(matrix: np.ndarray, size: int, draw: np.ndarray) -> np.ndarray:
@@ -242,7 +263,7 @@ def _paste_frame(frame: np.ndarray, crop: np.ndarray, matrix: np.ndarray, alpha_
     h, w = frame.shape[:2]
     corners = transform_points(np.asarray(matrix, np.float64), np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float64))
     pad = max(0, int(np.ceil(np.abs(corners - size / 2.0).max() - size / 2.0)) + 2)
-    canvas = head_canvas(crop, pad)
+    canvas = head_canvas(crop, pad, fade="square")
     inv = inverse_transform(matrix).copy()
     inv[:, 2] -= inv[:, :2] @ np.array([pad, pad], np.float64)  # the canvas's pixel (pad, pad) is the crop's (0, 0)
     frame[:] = cv2.warpAffine(canvas, inv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
