@@ -89,3 +89,29 @@ def test_deidentify_names_the_file_and_field_the_csv_leaves_empty(deid_ckpt, sha
 
     face = json.loads((out / "deidentify-report.json").read_text())["files"][0]["faces"][0]
     assert face["label"]["expression"] == "neutral" and face["defaulted_attributes"] == ["expression"]
+
+
+def test_deidentify_reads_a_persons_photos_against_each_other(deid_ckpt, shared_datasets, tmp_path, capsys):
+    """`--attribute-reference person` end to end: two photos of one person, an identity column and no
+    expression: each is read against the pair's mean, so they are released with different expressions
+    (whatever the critic reads absolutely). Without the person: one line, nothing done."""
+    import json
+    import shutil
+
+    from kssgan.cli import main as kssgan_main
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for name in ("subject02.happy", "subject02.normal"):
+        shutil.copyfile(shared_datasets / "yale/yalefaces" / name, src / name)
+    argv = ["deidentify", "--no-progress", "--ckpt", str(deid_ckpt), "--input", str(src), "--output", str(out),
+            "--on-still-matching", "keep", "--attribute-reference", "person"]  # fmt: skip
+    assert kssgan_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--attribute-reference person" in err[0] and not out.exists()
+    csv = tmp_path / "people.csv"
+    csv.write_text("path,identity\nsubject02.happy,subject02\nsubject02.normal,subject02\n")
+    assert kssgan_main([*argv, "--attributes", str(csv)]) == 0
+    files = json.loads((out / "deidentify-report.json").read_text())["files"]
+    labels = [f["faces"][0]["label"]["expression"] for f in files]
+    assert len(set(labels)) == 2 and all(f["faces"][0]["estimated_attributes"] == ["expression"] for f in files)

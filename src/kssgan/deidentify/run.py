@@ -14,7 +14,7 @@ from kssgan.deidentify.encode import part_path
 from kssgan.deidentify.files import deidentify_files
 from kssgan.deidentify.inputs import check_paths, read_attributes, scan_inputs
 from kssgan.deidentify.journal import JOURNAL_NAME, Journal
-from kssgan.deidentify.options import DeidentifyOptions
+from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions
 from kssgan.deidentify.policy import ReleasePolicy
 from kssgan.deidentify.recorder import Recorder
 from kssgan.deidentify.report import REPORT_NAME, build_report, exit_status, summary_line
@@ -49,6 +49,16 @@ def run(args: argparse.Namespace, opts: DeidentifyOptions) -> int:
     inputs = {rel for _, rel in files}
     # an empty or unknown value of a file to release: one line, nothing done
     deid.labels.check_rows({rel: row for rel, row in attributes.items() if rel in inputs}, args.attributes)
+    if opts.attribute_reference == "person" and opts.identity is None:  # a photo's person: one line, nothing done
+        from kssgan.deidentify.video import is_video_path
+
+        unknown = [rel for src, rel in files if not is_video_path(src) and not attributes.get(rel, {}).get("identity")]
+        if unknown:
+            raise DeidentifyError(
+                f"{unknown[0]}: --attribute-reference person reads each photo against its person's photos, and "
+                f"this one's person is unknown ({len(unknown)} such photo(s)): give --identity, or an identity "
+                "column in --attributes"
+            )
     for line in policy.warnings(opts.similarity):
         print(f"kssgan deidentify: WARNING: {line}", file=sys.stderr)
     if opts.audio == "keep":
