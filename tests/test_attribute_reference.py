@@ -38,10 +38,10 @@ LANDMARKS = template(112) * 0.5 + [28, 28]  # a face well inside a 112 px photo
 
 
 class BrightCritic(torch.nn.Module):
-    """Scores [group 0, group 1, neutral, smiling] = [0, 0, 0, 10 × the crop's mean in [-1, 1]]."""
+    """Scores [group 0, group 1, neutral, smiling] = [0, 0, 0, 40 × the crop's mean in [-1, 1]]."""
 
     def forward(self, x: torch.Tensor) -> tuple[None, torch.Tensor]:
-        smile = 10.0 * x.mean(dim=(1, 2, 3))
+        smile = 40.0 * x.mean(dim=(1, 2, 3))
         zeros = torch.zeros_like(smile)
         return None, torch.stack([zeros, zeros, zeros, smile], dim=1)
 
@@ -67,8 +67,8 @@ def _photo(level: int) -> np.ndarray:
     return np.full((112, 112, 3), level, np.uint8)
 
 
-# person a: two photos the critic reads smiling (scores ≈ +1.0 and +2.5); person b: one photo read
-# neutral (≈ −2.2). The release's mean smile score is positive.
+# person a: two photos the critic reads smiling (scores ≈ +3.9 and +10.2: ±3.15 about a's mean, more
+# than the margin of 2); person b: one photo read neutral (≈ −8.6). The release's mean is smiling.
 PHOTOS = [(_photo(140), "a"), (_photo(160), "a"), (_photo(100), "b")]
 
 
@@ -90,12 +90,19 @@ def test_person_reference_reads_each_photo_against_the_persons_photos() -> None:
     assert deid.observe_people([]) == 0 and set(deid._people) == {"a", "b"}
 
 
-def test_relative_scores_remove_the_persons_level_and_break_ties_by_the_population() -> None:
-    rows = np.array([[0.0, 3.0], [0.0, 1.0]])
-    out = relative_scores(rows, rows.mean(0), np.array([0.0, 5.0]))
-    assert np.allclose(out[:, 1] - out[:, 0], [1.005, -0.995])
-    tie = relative_scores(rows[:1], rows[0], np.array([2.0, 0.0]))
-    assert tie[0].argmax() == 0  # nothing to read against: the population's value
+def test_relative_scores_keep_a_change_beyond_the_margin_else_the_reference_value() -> None:
+    from kssgan.data.labels import LabelSpec
+
+    spec = LabelSpec.from_dict({"fields": [*SPEC["fields"], {"name": "glasses", "kind": "binary"}]})
+    est = CriticAttributeEstimator(BrightCritic(), spec)
+    rows = np.array([[0.0, 0, 0, 6, 5], [0.0, 0, 0, 0, 5]])  # smiling by 6 in one photo; glasses in both
+    mean, population = rows.mean(0), np.array([0.0, 0, 0, 1, -1])  # the release: smiling, no glasses
+    read = [est.decide(relative_scores(r, mean, population, spec, 2.0)[None])[0] for r in rows]
+    assert read == [{"expression": "smiling", "glasses": 0}, {"expression": "neutral", "glasses": 0}]
+    wide = [est.decide(relative_scores(r, mean, population, spec, 4.0)[None])[0]["expression"] for r in rows]
+    assert wide == ["smiling", "smiling"]  # 3 about the mean is within a margin of 4: the reference value
+    lone = relative_scores(rows[1], rows[1], np.zeros(5), spec, 2.0)
+    assert est.decide(lone[None])[0] == {"expression": "neutral", "glasses": 0}  # no release mean: first value
 
 
 def test_person_reference_needs_each_photos_person() -> None:
@@ -104,6 +111,8 @@ def test_person_reference_needs_each_photos_person() -> None:
         deid.process([Frame(_photo(140), key="p9")])
     with pytest.raises(DeidentifyError, match="attribute-reference"):
         DeidentifyOptions(attribute_reference="group").check()
+    with pytest.raises(DeidentifyError, match="attribute-margin"):
+        DeidentifyOptions(attribute_margin=-1.0).check()
 
 
 def test_a_video_track_is_read_against_its_own_frames_so_far() -> None:
@@ -115,8 +124,8 @@ def test_a_video_track_is_read_against_its_own_frames_so_far() -> None:
         [(_, [face])] = deid.process([Frame(_photo(level), key=f"f{t}")], tracker, t)
         got.append(face.label["expression"])
     # a frame level with the track's mean so far reads as the field's first value (a video has no
-    # population); the smile reads as one against the neutral frames before it, and the label
-    # changes once it has held for 3 frames (LABEL_HYSTERESIS)
+    # release mean); the smile reads as one against the neutral frames before it (by 12-15, beyond
+    # the margin), and the label changes once it has held for 3 frames (LABEL_HYSTERESIS)
     assert got == ["neutral"] * 6 + ["smiling"] * 2
     assert deid._track_scores and deid.make_tracker() is not None and not deid._track_scores
 

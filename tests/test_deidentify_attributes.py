@@ -93,8 +93,9 @@ def test_deidentify_names_the_file_and_field_the_csv_leaves_empty(deid_ckpt, sha
 
 def test_deidentify_reads_a_persons_photos_against_each_other(deid_ckpt, shared_datasets, tmp_path, capsys):
     """`--attribute-reference person` end to end: two photos of one person, an identity column and no
-    expression: each is read against the pair's mean, so they are released with different expressions
-    (whatever the critic reads absolutely). Without the person: one line, nothing done."""
+    expression: each is read against the pair's mean, so with no margin they are released with
+    different expressions (whatever the critic reads absolutely), and with a margin wider than any
+    change both get the person's reference value. Without the person: one line, nothing done."""
     import json
     import shutil
 
@@ -111,7 +112,10 @@ def test_deidentify_reads_a_persons_photos_against_each_other(deid_ckpt, shared_
     assert len(err) == 1 and "--attribute-reference person" in err[0] and not out.exists()
     csv = tmp_path / "people.csv"
     csv.write_text("path,identity\nsubject02.happy,subject02\nsubject02.normal,subject02\n")
-    assert kssgan_main([*argv, "--attributes", str(csv)]) == 0
-    files = json.loads((out / "deidentify-report.json").read_text())["files"]
-    labels = [f["faces"][0]["label"]["expression"] for f in files]
-    assert len(set(labels)) == 2 and all(f["faces"][0]["estimated_attributes"] == ["expression"] for f in files)
+    for margin, values in (("0", 2), ("1000", 1)):
+        run = [*argv, "--attributes", str(csv), "--attribute-margin", margin, "--overwrite"]
+        assert kssgan_main(run) == 0
+        files = json.loads((out / "deidentify-report.json").read_text())["files"]
+        labels = [f["faces"][0]["label"]["expression"] for f in files]
+        assert len(set(labels)) == values
+        assert all(f["faces"][0]["estimated_attributes"] == ["expression"] for f in files)

@@ -14,7 +14,8 @@ with the same label in all of them: that person-consistent error is what let the
 London's released photos (docs/evaluation.md). The release keeps the change within a person, not
 the person's level: a person whose photos all share one value gets the values the critic ranks
 highest among them, and a person with one photo gets the value the critic reads most often over
-the whole release (:func:`relative_scores`).
+the whole release; a change within the person counts only beyond ``attribute_margin`` of the
+critic's scores (:func:`relative_scores`).
 """
 
 from __future__ import annotations
@@ -66,12 +67,28 @@ class CriticAttributeEstimator:
         return out
 
 
-#: How much the release's mean scores weigh against a face's own, relative ones: only enough to
-#: decide a tie (a person with one photo, whose relative scores are all 0).
-TIE_BREAK = 1e-3
-
-
-def relative_scores(scores: np.ndarray, person_mean: np.ndarray, population_mean: np.ndarray) -> np.ndarray:
-    """Scores read against the person's own photos (``attribute_reference: person``): ``scores`` minus
-    the person's mean scores, ties decided by the mean over the whole release."""
-    return np.asarray(scores, np.float64) - person_mean + TIE_BREAK * np.asarray(population_mean, np.float64)
+def relative_scores(
+    scores: np.ndarray, person_mean: np.ndarray, population_mean: np.ndarray, spec: LabelSpec, margin: float = 0.0
+) -> np.ndarray:
+    """One face's scores read against its person's photos (``attribute_reference: person``), as scores
+    :meth:`CriticAttributeEstimator.decide` decides: for each field, the person's *reference value* (the
+    value the whole release's mean scores favour; the field's first value where there is no release
+    mean, a video) unless, after the person's mean scores are subtracted, another value scores more
+    than ``margin`` above it. The margin keeps noise (a video's near-identical frames, two photos of
+    one expression) from picking a value; what it takes is a real change within the person."""
+    rel = np.asarray(scores, np.float64) - np.asarray(person_mean, np.float64)
+    pop = np.asarray(population_mean, np.float64)
+    out = np.zeros_like(rel)
+    slices = spec.slices()
+    for f in spec.fields[1:]:
+        part, ref = rel[slices[f.name]], pop[slices[f.name]]
+        if f.kind == "onehot":
+            tie = int(ref.argmax())  # all equal (no release mean): the first value
+            best = int(part.argmax())
+            choice = best if part[best] - part[tie] > margin else tie
+            out[slices[f.name]] = np.eye(len(part))[choice]
+        else:
+            tie = 1 if ref[0] > 0 else 0
+            flip = part[0] < -margin if tie else part[0] > margin
+            out[slices[f.name]] = 1.0 if (tie != flip) else -1.0
+    return out

@@ -134,6 +134,13 @@ def build_parser() -> ArgumentParser:
         help="an attribute read off a face: population (the critic's reading, default) | person (against the "
         "person's own photos: needs --identity or an identity column in --attributes; a video: its track)",
     )
+    p.add_argument(
+        "--attribute-margin",
+        type=float,
+        default=d.attribute_margin,
+        help="with --attribute-reference person: how far (critic logits) a face must read another value than "
+        "the person's reference one to keep it",
+    )
     p.add_argument("--identity", type=str, help="closed-set identity of every face in the input (its own k-Same group)")
     p.add_argument(
         "--attributes", type=str, help="CSV with a `path` column (relative to --input) and identity/attribute columns"

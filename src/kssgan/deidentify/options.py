@@ -103,6 +103,9 @@ class DeidentifyOptions:
     # of the face) or person (against the mean of the person's own photos: a photo's identity from the
     # CSV or --identity, a video's track; see deidentify.attributes)
     attribute_reference: str = "population"
+    # attribute_reference person: how far (in the critic's scores, logits) a face must read another
+    # value than the person's reference one, against the person's mean, for that value to be kept
+    attribute_margin: float = 2.0
     identity: str | None = None  # --identity NAME: closed-set group for every face
     similarity: bool = True  # recogniser similarity original vs output in the report
     on_no_face: str = "withhold"  # withhold | pixelate | blur | copy (see deidentify.policy)
@@ -171,6 +174,8 @@ class DeidentifyOptions:
             raise DeidentifyError(
                 f"--attribute-reference {self.attribute_reference!r} is not one of {ATTRIBUTE_REFERENCES}"
             )
+        if self.attribute_margin < 0:
+            raise DeidentifyError(f"--attribute-margin must be >= 0, got {self.attribute_margin}")
         for name in ("follow_strength", "colour_strength"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise DeidentifyError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")

@@ -448,7 +448,7 @@ class Deidentifier:
             total, n = self._people.get(str(who), (row, 1))
             mean = total / n
         population = self._population[0] / self._population[1] if self._population else np.zeros_like(row)
-        return relative_scores(row, mean, population)
+        return relative_scores(row, mean, population, self.spec, self.options.attribute_margin)
 
     def _embed(self, image: np.ndarray, lms: list[np.ndarray]) -> np.ndarray:
         crops = align_faces([image] * len(lms), lms, RECOGNISER_CROP, margin=0.0)
