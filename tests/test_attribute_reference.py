@@ -68,7 +68,7 @@ def _photo(level: int) -> np.ndarray:
 
 
 # person a: two photos the critic reads smiling (scores ≈ +3.9 and +10.2: ±3.15 about a's mean, more
-# than the margin of 2); person b: one photo read neutral (≈ −8.6). The release's mean is smiling.
+# than a margin); person b: one photo read neutral (≈ −8.6). The release's mean is smiling.
 PHOTOS = [(_photo(140), "a"), (_photo(160), "a"), (_photo(100), "b")]
 
 

@@ -1,7 +1,7 @@
 """How often the expression `deidentify` keeps is the dataset's own, read without a CSV: the critic's
 reading of each photo (`--attribute-reference population`, the default) against each photo read
-against its person's photos (`--attribute-reference person`, with its default margin of 2 and with
-none), on a prepared dataset's closed set
+against its person's photos (`--attribute-reference person`, with its default margin of 0 and with
+a margin of 2), on a prepared dataset's closed set
 (docs/evaluation.md, "Kept attributes read against the person's own photos").
 
     .venv/bin/python docs/evaluation/diagnosis/attribute_reference.py CKPT PREPARED_DIR RAW_ROOT OUT.json
@@ -59,8 +59,8 @@ def main() -> None:
             **{k: int(v) for k, v in per_person.items()},
         }
         print(name, result[name], flush=True)
-    result["photos read differently with margin 2 and margin 0"] = int(
-        sum(a != b for a, b in zip(labels["person"], labels["person, margin 0"], strict=True))
+    result["photos read differently with margin 0 and margin 2"] = int(
+        sum(a != b for a, b in zip(labels["person"], labels["person, margin 2"], strict=True))
     )
     Path(out).write_text(json.dumps(result, indent=1) + "\n")
 

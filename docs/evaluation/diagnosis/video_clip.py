@@ -31,7 +31,13 @@ from kssgan.faces.recognize import SFaceRecognizer
 SETTINGS = {
     "population": {},
     "person": {"attribute_reference": "person"},
-    "person+follow": {"attribute_reference": "person", "follow": "expression"},
+    "person, margin 2": {"attribute_reference": "person", "attribute_margin": 2.0},
+    "population, follow expression": {"follow": "expression"},
+    "person, margin 2, follow expression": {
+        "attribute_reference": "person",
+        "attribute_margin": 2.0,
+        "follow": "expression",
+    },
 }
 BLOCKS = ("neutral", "smiling", "neutral")
 PER_BLOCK = 12

@@ -138,8 +138,8 @@ def build_parser() -> ArgumentParser:
         "--attribute-margin",
         type=float,
         default=d.attribute_margin,
-        help="with --attribute-reference person: how far (critic logits) a face must read another value than "
-        "the person's reference one to keep it",
+        help="with --attribute-reference person: how far (critic logits; default 0, video e.g. 2) a face must read "
+        "another value than the person's reference one to keep it",
     )
     p.add_argument("--identity", type=str, help="closed-set identity of every face in the input (its own k-Same group)")
     p.add_argument(

@@ -104,8 +104,10 @@ class DeidentifyOptions:
     # CSV or --identity, a video's track; see deidentify.attributes)
     attribute_reference: str = "population"
     # attribute_reference person: how far (in the critic's scores, logits) a face must read another
-    # value than the person's reference one, against the person's mean, for that value to be kept
-    attribute_margin: float = 2.0
+    # value than the person's reference one, against the person's mean, for that value to be kept.
+    # 0 for photos (a margin makes "changes little" a trait of the person: docs/evaluation.md); a
+    # video's near-identical frames steady with e.g. 2
+    attribute_margin: float = 0.0
     identity: str | None = None  # --identity NAME: closed-set group for every face
     similarity: bool = True  # recogniser similarity original vs output in the report
     on_no_face: str = "withhold"  # withhold | pixelate | blur | copy (see deidentify.policy)
