@@ -182,3 +182,16 @@ make train
 .venv/bin/python docs/make_demo_figure.py outputs/demo/checkpoints/final.ckpt docs/demo_release.png
 .venv/bin/python docs/make_follow_figure.py outputs/demo/checkpoints/final.ckpt outputs/london-ctx/checkpoints/final.ckpt \
   ../shared/datasets/london docs/release_follows.jpg
+
+# -- kept attributes read against the person's own photos; the round head canvas (this round) ------
+# each at its commit (the reports name them): 16567a6 (person reference), c711018 (+ round canvas)
+$K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london-person \
+  --ckpt outputs/london-ctx/checkpoints/final.ckpt --release-draws 8 --release-labels person
+mkdir -p docs/evaluation/london/person && cp outputs/eval/london-person/{metrics.json,report.md} docs/evaluation/london/person/
+# (the same command at c711018, out outputs/eval/london-person-round -> docs/evaluation/london/person-round/)
+.venv/bin/python docs/evaluation/diagnosis/attribute_reference.py outputs/london-ctx/checkpoints/final.ckpt \
+  outputs/prepared/london ../shared/datasets/london docs/evaluation/diagnosis/attribute_reference.json
+.venv/bin/python docs/evaluation/diagnosis/video_clip.py outputs/london-ctx/checkpoints/final.ckpt \
+  outputs/prepared/london ../shared/datasets/london docs/evaluation/diagnosis/video_clip.json 6
+.venv/bin/python docs/make_follow_figure.py outputs/demo/checkpoints/final.ckpt outputs/london-ctx/checkpoints/final.ckpt \
+  ../shared/datasets/london docs/release_follows.jpg

@@ -34,8 +34,8 @@ def main() -> None:
     labels = {}
     for name, reference, margin in (
         ("population", "population", 0.0),
-        ("person", "person", 2.0),
-        ("person, margin 0", "person", 0.0),
+        ("person", "person", 0.0),
+        ("person, margin 2", "person", 2.0),
     ):
         options = DeidentifyOptions(
             attribute_reference=reference, attribute_margin=margin, similarity=False, jitter_seed=0
