@@ -130,12 +130,33 @@ def test_a_video_track_is_read_against_its_own_frames_so_far() -> None:
     assert deid._track_scores and deid.make_tracker() is not None and not deid._track_scores
 
 
+def test_a_video_read_first_reads_each_track_against_the_whole_of_itself() -> None:
+    """Smiling for 8 frames, then neutral for 4: read as it goes, the first frames have nothing to be
+    read against (neutral) and the smile is the track's level (still neutral); read first
+    (deidentify's video pass), the smile is above the track's mean from the first frame."""
+    levels = [160] * 8 + [100] * 4
+    got = {}
+    for first in (False, True):
+        deid = _deidentifier("person")
+        tracker = deid.make_tracker()
+        if first:
+            assert deid.observe_tracks([_photo(v) for v in levels]) == 1
+        labels = []
+        for t, level in enumerate(levels):
+            [(_, [face])] = deid.process([Frame(_photo(level), key=f"f{t}")], tracker, t)
+            labels.append(face.label["expression"])
+        got[first] = labels
+    assert got[False] == ["neutral"] * 12
+    assert got[True] == ["smiling"] * 10 + ["neutral"] * 2  # the change holds after 3 frames
+
+
 def test_a_new_video_forgets_the_last_videos_tracks() -> None:
     deid = _deidentifier("population")
     deid._track_jitter[0] = np.ones(4)
     deid._track_labels[0] = ({"expression": "smiling"}, {})
+    deid._track_reference[0] = np.zeros(4)
     deid.make_tracker()
-    assert not deid._track_jitter and not deid._track_labels
+    assert not deid._track_jitter and not deid._track_labels and not deid._track_reference
 
 
 def test_evaluate_labels_person_is_deidentifys_person_reference() -> None:

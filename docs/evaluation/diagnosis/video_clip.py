@@ -4,7 +4,9 @@ expression flips, and (with --follow) the mouth moving with the source's.
 
 Each clip is one closed-set person: 12 frames of their neutral photo, 12 of their smiling photo,
 12 neutral again, the photo moving (shift ±6 px, scale ±3 %) every frame, at 320 × 320. Released
-frame by frame with one tracker, as `deidentify` releases a video, with each setting below:
+frame by frame with one tracker, as `deidentify` releases a video (with `attribute_reference:
+person` the clip is read once first, each track's mean its reference; "as it goes": against the
+frames so far), with each setting below:
 
     .venv/bin/python docs/evaluation/diagnosis/video_clip.py CKPT PREPARED_DIR RAW_ROOT OUT.json [PEOPLE]
 """
@@ -32,6 +34,7 @@ SETTINGS = {
     "population": {},
     "person": {"attribute_reference": "person"},
     "person, margin 2": {"attribute_reference": "person", "attribute_margin": 2.0},
+    "person, as it goes, margin 2": {"attribute_reference": "person", "attribute_margin": 2.0, "_first": False},
     "population, follow expression": {"follow": "expression"},
     "person, margin 2, follow expression": {
         "attribute_reference": "person",
@@ -75,9 +78,12 @@ def main() -> None:
             source = {e: g[g.expression == e].source.iloc[0] for e in ("neutral", "smiling")}
             photos = {e: cv2.imread(str(Path(raw) / s)) for e, s in source.items()}
             frames, truth = clip(photos)
-            options = DeidentifyOptions(identity=who, jitter_seed=0, similarity=False, **extra)
+            fields = {k: v for k, v in extra.items() if not k.startswith("_")}
+            options = DeidentifyOptions(identity=who, jitter_seed=0, similarity=False, **fields)
             deid = Deidentifier.from_checkpoint(ckpt, options)
             tracker = deid.make_tracker()
+            if extra.get("_first", True):  # as `deidentify` does: the video read once first
+                deid.observe_tracks(frames)
             released, labels, tracks = [], [], set()
             for t, frame in enumerate(frames):
                 [(image, faces)] = deid.process([Frame(frame, key=f"{who}#{t}")], tracker, t)

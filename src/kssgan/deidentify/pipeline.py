@@ -7,7 +7,7 @@ do the I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -174,6 +174,7 @@ class Deidentifier:
         # per video track (as it goes) and over everyone observed
         self._people: dict[str, tuple[np.ndarray, int]] = {}
         self._track_scores: dict[int, tuple[np.ndarray, int]] = {}
+        self._track_reference: dict[int, np.ndarray] = {}  # each track's mean over the whole video (observe_tracks)
         self._population: tuple[np.ndarray, int] | None = None
         self.follower = None
         if opts.follow != "none":
@@ -248,9 +249,11 @@ class Deidentifier:
     def make_tracker(self) -> FaceTracker:
         """A fresh tracker (one per video) using the recogniser's match threshold as a cosine. Its
         track ids start again at 0, so what was kept per track of the last video (paste jitter,
-        followed points, labels) is forgotten: no draw or label carries over to another video."""
+        followed points, labels) is forgotten: no draw or label carries over to another video. Call
+        :meth:`observe_tracks` after it, before the video's first :meth:`process`."""
         for state in (self._track_jitter, self._track_points, self._track_labels, self._track_scores):
             state.clear()
+        self._track_reference.clear()  # read afresh for this video by observe_tracks
         return FaceTracker(self.options.tracker, cosine_threshold(self.recogniser))
 
     def observe_people(self, frames: Sequence[Frame]) -> int:
@@ -277,6 +280,33 @@ class Deidentifier:
             self._population = (total + row, n + 1)
             added += 1
         return added
+
+    def observe_tracks(self, images: Iterable[np.ndarray]) -> int:
+        """``attribute_reference: person`` for a video: its frames read once before it is released,
+        tracked as :meth:`process` will track them (same detector, embeddings and tracker settings,
+        so the same track ids), each track's mean scores over the whole video kept as its reference.
+        Without this pass a track is read against its frames so far. Returns the tracks read."""
+        self._track_reference.clear()
+        est = self.attribute_estimator
+        if est is None or self.options.attribute_reference != "person":
+            return 0
+        tracker = FaceTracker(self.options.tracker, cosine_threshold(self.recogniser))
+        totals: dict[int, tuple[np.ndarray, int]] = {}
+        for fi, image in enumerate(images):
+            dets = self.detector.detect(image)
+            if not dets:
+                tracker.missed(fi)
+                continue
+            lms = [np.asarray(d.landmarks, np.float64) for d in dets]
+            emb = self._embed(image, lms) if self.recogniser is not None else None
+            tracks = tracker.update(fi, [d.box for d in dets], emb)
+            tracker.missed(fi)
+            crops = align_faces([image] * len(dets), lms, self.image_size, margin=self.options.margin)
+            for (track, _), row in zip(tracks, est.scores([c[:, :, ::-1] for c in crops]), strict=True):
+                total, n = totals.get(track.id, (np.zeros(len(row)), 0))
+                totals[track.id] = (total + row, n + 1)
+        self._track_reference.update({tid: total / n for tid, (total, n) in totals.items()})
+        return len(totals)
 
     def forget_people(self) -> None:
         """Drop every person's reference (:meth:`observe_people`)."""
@@ -430,8 +460,8 @@ class Deidentifier:
 
     def _relative(self, row: np.ndarray, who: Any, key: str) -> np.ndarray:
         """One face's scores against its person's mean (:func:`~kssgan.deidentify.attributes.relative_scores`):
-        a video track's mean so far, this frame included; a photo's person as :meth:`observe_people`
-        saw them (a person not seen: this photo alone)."""
+        a video track's mean over the video (:meth:`observe_tracks`), else so far, this frame
+        included; a photo's person as :meth:`observe_people` saw them (not seen: this photo alone)."""
         from kssgan.deidentify.attributes import relative_scores
 
         row = np.asarray(row, np.float64)
@@ -440,7 +470,9 @@ class Deidentifier:
                 f"{key}: --attribute-reference person reads a face against its person's other photos, and "
                 "this photo's person is unknown: give an identity column in --attributes, or --identity"
             )
-        if isinstance(who, int):  # a video track
+        if isinstance(who, int) and who in self._track_reference:  # a video read first: the whole track
+            mean = self._track_reference[who]
+        elif isinstance(who, int):  # a video track as it goes: its frames so far
             total, n = self._track_scores.get(who, (np.zeros_like(row), 0))
             self._track_scores[who] = (total + row, n + 1)
             mean = (total + row) / (n + 1)

@@ -132,6 +132,8 @@ def deidentify_animation(
     except Exception as err:
         raise DeidentifyError(f"cannot read the frames of {Path(key).name}: {type(err).__name__}: {err}") from err
     tracker = deid.make_tracker()
+    if deid.options.attribute_reference == "person":  # each track read against the whole of itself
+        deid.observe_tracks(frames)
     outs, n_faces, with_faces, matching = [], 0, 0, 0
     step = max(1, deid.options.batch_size // 2)
     for i in range(0, len(frames), step):
