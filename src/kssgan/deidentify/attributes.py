@@ -67,6 +67,13 @@ class CriticAttributeEstimator:
         return out
 
 
+#: ``attribute_margin`` when none is given: photos take any change within the person (on London a
+#: margin of 2 left 8 of 82 people one label in both photos, a trait again); a video's tracks need
+#: 2 logits, or their near-identical frames flicker between values (docs/evaluation.md).
+PHOTO_ATTRIBUTE_MARGIN = 0.0
+VIDEO_ATTRIBUTE_MARGIN = 2.0
+
+
 def relative_scores(
     scores: np.ndarray, person_mean: np.ndarray, population_mean: np.ndarray, spec: LabelSpec, margin: float = 0.0
 ) -> np.ndarray:

@@ -136,10 +136,10 @@ def build_parser() -> ArgumentParser:
     )
     p.add_argument(
         "--attribute-margin",
-        type=float,
+        type=float | None,
         default=d.attribute_margin,
-        help="with --attribute-reference person: how far (critic logits; default 0, video e.g. 2) a face must read "
-        "another value than the person's reference one to keep it",
+        help="with --attribute-reference person: how far (critic logits; default 0 for photos, 2 for video) a "
+        "face must read another value than the person's reference one to keep it",
     )
     p.add_argument("--identity", type=str, help="closed-set identity of every face in the input (its own k-Same group)")
     p.add_argument(

@@ -105,9 +105,9 @@ class DeidentifyOptions:
     attribute_reference: str = "population"
     # attribute_reference person: how far (in the critic's scores, logits) a face must read another
     # value than the person's reference one, against the person's mean, for that value to be kept.
-    # 0 for photos (a margin makes "changes little" a trait of the person: docs/evaluation.md); a
-    # video's near-identical frames steady with e.g. 2
-    attribute_margin: float = 0.0
+    # None: 0 for photos (a margin makes "changes little" a trait of the person) and 2 for a video's
+    # tracks (its near-identical frames would flicker); deidentify.attributes, docs/evaluation.md
+    attribute_margin: float | None = None
     identity: str | None = None  # --identity NAME: closed-set group for every face
     similarity: bool = True  # recogniser similarity original vs output in the report
     on_no_face: str = "withhold"  # withhold | pixelate | blur | copy (see deidentify.policy)
@@ -176,7 +176,7 @@ class DeidentifyOptions:
             raise DeidentifyError(
                 f"--attribute-reference {self.attribute_reference!r} is not one of {ATTRIBUTE_REFERENCES}"
             )
-        if self.attribute_margin < 0:
+        if self.attribute_margin is not None and self.attribute_margin < 0:
             raise DeidentifyError(f"--attribute-margin must be >= 0, got {self.attribute_margin}")
         for name in ("follow_strength", "colour_strength"):
             if not 0.0 <= getattr(self, name) <= 1.0:

@@ -462,7 +462,7 @@ class Deidentifier:
         """One face's scores against its person's mean (:func:`~kssgan.deidentify.attributes.relative_scores`):
         a video track's mean over the video (:meth:`observe_tracks`), else so far, this frame
         included; a photo's person as :meth:`observe_people` saw them (not seen: this photo alone)."""
-        from kssgan.deidentify.attributes import relative_scores
+        from kssgan.deidentify.attributes import PHOTO_ATTRIBUTE_MARGIN, VIDEO_ATTRIBUTE_MARGIN, relative_scores
 
         row = np.asarray(row, np.float64)
         if who is None:
@@ -480,7 +480,10 @@ class Deidentifier:
             total, n = self._people.get(str(who), (row, 1))
             mean = total / n
         population = self._population[0] / self._population[1] if self._population else np.zeros_like(row)
-        return relative_scores(row, mean, population, self.spec, self.options.attribute_margin)
+        margin = self.options.attribute_margin
+        if margin is None:
+            margin = VIDEO_ATTRIBUTE_MARGIN if isinstance(who, int) else PHOTO_ATTRIBUTE_MARGIN
+        return relative_scores(row, mean, population, self.spec, margin)
 
     def _embed(self, image: np.ndarray, lms: list[np.ndarray]) -> np.ndarray:
         crops = align_faces([image] * len(lms), lms, RECOGNISER_CROP, margin=0.0)
