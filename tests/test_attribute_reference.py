@@ -51,7 +51,7 @@ class OneFace:
         return [Detection((10.0, 10.0, 90.0, 90.0), LANDMARKS, 0.99)]
 
 
-def _deidentifier(reference: str) -> Deidentifier:
+def _deidentifier(reference: str, recipe: str | None = None) -> Deidentifier:
     from kssgan.data.labels import LabelSpec
 
     def backend(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -60,7 +60,10 @@ def _deidentifier(reference: str) -> Deidentifier:
     options = DeidentifyOptions(attribute_reference=reference, margin=0.0, detector="yunet", similarity=False)
     options.tracker.use_embedding = False
     estimator = CriticAttributeEstimator(BrightCritic(), LabelSpec.from_dict(SPEC))
-    return Deidentifier(backend, SPEC, GROUPS, 32, options, detector=OneFace(), attribute_estimator=estimator)
+    return Deidentifier(
+        backend, SPEC, GROUPS, 32, options, detector=OneFace(), attribute_estimator=estimator,
+        release_attribute_reference=recipe,
+    )  # fmt: skip
 
 
 def _photo(level: int) -> np.ndarray:
@@ -103,6 +106,22 @@ def test_relative_scores_keep_a_change_beyond_the_margin_else_the_reference_valu
     assert wide == ["smiling", "smiling"]  # 3 about the mean is within a margin of 4: the reference value
     lone = relative_scores(rows[1], rows[1], np.zeros(5), spec, 2.0)
     assert est.decide(lone[None])[0] == {"expression": "neutral", "glasses": 0}  # no release mean: first value
+
+
+def test_auto_is_the_recipes_reference_and_reads_a_photo_of_no_known_person_by_the_critic() -> None:
+    """``auto`` (the default) takes the checkpoint's release_attribute_reference; with the recipe's
+    ``person``, a photo whose person is unknown is read as the critic reads it (not refused), and the
+    report says how each face was read."""
+    assert DeidentifyOptions().attribute_reference == "auto"
+    assert _deidentifier("auto").options.attribute_reference == "population"
+    deid = _deidentifier("auto", recipe="person")
+    assert deid.options.attribute_reference == "person" and deid.reference_from_recipe
+    assert _labels(deid) == ["neutral", "smiling", "smiling"]  # as the explicit person reading
+    [(_, [face])] = deid.process([Frame(_photo(140), key="p9")])  # no person: the critic's reading
+    assert face.label["expression"] == "smiling" and face.to_dict()["estimated_against"] == "population"
+    [(_, [face])] = deid.process([Frame(_photo(140), key="p0", identity="a")])
+    assert face.label["expression"] == "neutral" and face.to_dict()["estimated_against"] == "person"
+    assert not _deidentifier("person", recipe="population").reference_from_recipe  # the user's choice wins
 
 
 def test_person_reference_needs_each_photos_person() -> None:
@@ -160,9 +179,12 @@ def test_a_new_video_forgets_the_last_videos_tracks() -> None:
 
 
 def test_evaluate_labels_person_is_deidentifys_person_reference() -> None:
-    (_, default), (_, person) = release_masks(EvalSettings(release_sweep=["labels=person"]))
-    assert "attribute_reference" not in _deidentify_fields(default)
+    (_, default), (_, person), (_, own) = release_masks(
+        EvalSettings(release_sweep=["labels=person", "labels=population"])
+    )
+    assert "attribute_reference" not in _deidentify_fields(default)  # estimated: the recipe's (auto)
     assert _deidentify_fields(person)["attribute_reference"] == "person"
+    assert _deidentify_fields(own)["attribute_reference"] == "population"
     deid = _deidentifier("person")
     photos = [img for img, _ in PHOTOS]
     released, groups = release_photos(deid, photos, [None, None, None], persons=["a", "a", "b"])

@@ -110,6 +110,10 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         release_region: what ``deidentify`` replaces in this recipe's photos unless told
             (``--mask region`` auto; :class:`~kssgan.deidentify.options.MaskShape`): ``head`` (the
             face and a ring around it) or ``frame`` (the whole photo: for datasets of face crops).
+        release_attribute_reference: how ``deidentify`` reads the kept attributes it is not given
+            (``--attribute-reference`` auto): ``population`` (the critic's own reading of each
+            face) or ``person`` (against the person's own photos, where whose each photo is is
+            known: for datasets with several photos per person across the attribute's values).
         generator, critic, siamese: networks injected from config (``class_path`` +
             ``init_args``; :mod:`kssgan.models.factory`); None builds kssgan's own from the
             scalars above.
@@ -170,6 +174,7 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         group_embed_dim: int = 32,
         release_sharpen: float = 0.0,
         release_region: Literal["head", "inner", "frame"] = "head",
+        release_attribute_reference: Literal["population", "person"] = "population",
         generator: dict[str, Any] | None = None,
         critic: dict[str, Any] | None = None,
         siamese: dict[str, Any] | None = None,

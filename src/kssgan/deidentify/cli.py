@@ -131,8 +131,9 @@ def build_parser() -> ArgumentParser:
         "--attribute-reference",
         choices=ATTRIBUTE_REFERENCES,
         default=d.attribute_reference,
-        help="an attribute read off a face: population (the critic's reading, default) | person (against the "
-        "person's own photos: needs --identity or an identity column in --attributes; a video: its track)",
+        help="an attribute read off a face: auto (the checkpoint's recipe's, default) | population (the critic's "
+        "reading) | person (against the person's own photos: needs --identity or an identity column in "
+        "--attributes; a video: its track)",
     )
     p.add_argument(
         "--attribute-margin",

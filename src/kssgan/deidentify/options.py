@@ -101,8 +101,9 @@ class DeidentifyOptions:
     default_attributes: dict[str, str] = field(default_factory=dict)  # --default-attribute name=value
     # how an attribute read off a face (no CSV value) is decided: population (the critic's own reading
     # of the face) or person (against the mean of the person's own photos: a photo's identity from the
-    # CSV or --identity, a video's track; see deidentify.attributes)
-    attribute_reference: str = "population"
+    # CSV or --identity, a video's track; see deidentify.attributes); auto: the checkpoint's
+    # release_attribute_reference, person falling back to population for a photo of no known person
+    attribute_reference: str = "auto"
     # attribute_reference person: how far (in the critic's scores, logits) a face must read another
     # value than the person's reference one, against the person's mean, for that value to be kept.
     # None: 0 for photos (a margin makes "changes little" a trait of the person) and 2 for a video's
@@ -186,7 +187,7 @@ class DeidentifyOptions:
 
 
 #: ``DeidentifyOptions.attribute_reference``: what an estimated attribute is read against.
-ATTRIBUTE_REFERENCES = ("population", "person")
+ATTRIBUTE_REFERENCES = ("auto", "population", "person")
 
 FRAMING_DEFAULTS = {"margin": 0.0, "detector": "yunet"}
 

@@ -52,6 +52,7 @@ class FaceResult:
     defaulted: list[str]
     track: int | None = None
     estimated: list[str] = field(default_factory=list)  # fields read off the face by the critic
+    read_against: str | None = None  # how they were read: population, or person (attribute_reference)
     similarity: float | None = None  # recogniser similarity, original vs de-identified
     match: bool | None = None  # would the recogniser still call them the same person?
     # what of the photo was replaced for this face (MaskShape.region, resolved); "covered": region frame
@@ -71,6 +72,8 @@ class FaceResult:
             out["defaulted_attributes"] = self.defaulted
         if self.estimated:
             out["estimated_attributes"] = self.estimated
+            if self.read_against:
+                out["estimated_against"] = self.read_against
         if self.track is not None:
             out["track"] = self.track
         if self.similarity is not None:
@@ -126,10 +129,16 @@ class Deidentifier:
         prepare: dict[str, Any] | None = None,
         record_alpha: bool = False,
         release_region: str | None = None,
+        release_attribute_reference: str | None = None,
     ) -> None:
         self.options = opts = apply_checkpoint_framing(options or DeidentifyOptions(), prepare)
         if opts.mask.region == "auto":  # the recipe's region (its checkpoint's release_region), else head
             opts.mask = replace(opts.mask, region=release_region or "head")
+        #: the attribute reference is the recipe's (``auto``): a photo of no known person is then read
+        #: by the critic alone, not refused
+        self.reference_from_recipe = opts.attribute_reference == "auto"
+        if self.reference_from_recipe:
+            opts.attribute_reference = release_attribute_reference or "population"
         opts.check()
         self.prepare = prepare
         self.backend, self.image_size = backend, int(image_size)
@@ -174,6 +183,7 @@ class Deidentifier:
         # per video track (as it goes) and over everyone observed
         self._people: dict[str, tuple[np.ndarray, int]] = {}
         self._track_scores: dict[int, tuple[np.ndarray, int]] = {}
+        self._read_against: list[str] = []  # per face of the last _estimate: population or person
         self._track_reference: dict[int, np.ndarray] = {}  # each track's mean over the whole video (observe_tracks)
         self._population: tuple[np.ndarray, int] | None = None
         self.follower = None
@@ -244,6 +254,7 @@ class Deidentifier:
             prepare=model.prepare_info,
             record_alpha=record_alpha,
             release_region=model.hparams.get("release_region"),
+            release_attribute_reference=model.hparams.get("release_attribute_reference"),
         )
 
     def make_tracker(self) -> FaceTracker:
@@ -377,6 +388,8 @@ class Deidentifier:
                 record, defaulted = self.labels.record(group, known)
                 res = FaceResult([float(v) for v in det.box], float(det.score), group, source, record, defaulted, tid)
                 res.estimated = [n for n in estimates[j] if n not in fr.attributes and n not in opts.attributes]
+                if res.estimated:
+                    res.read_against = self._read_against[j]
                 results[fi].append(res)
                 matrix = aligned = similarity_transform(lms[j], size, opts.margin)
                 moved = lms[j]
@@ -455,6 +468,9 @@ class Deidentifier:
         scores = est.scores([c[:, :, ::-1] for c in crops_bgr])
         if self.options.attribute_reference == "person":
             scores = np.stack([self._relative(row, who, key) for row, who in zip(scores, people, strict=True)])
+            self._read_against = ["person" if who is not None else "population" for who in people]
+        else:
+            self._read_against = ["population"] * len(people)
         guesses = est.decide(scores)
         return [{k: v for k, v in g.items() if k in missing} for g in guesses]
 
@@ -465,6 +481,8 @@ class Deidentifier:
         from kssgan.deidentify.attributes import PHOTO_ATTRIBUTE_MARGIN, VIDEO_ATTRIBUTE_MARGIN, relative_scores
 
         row = np.asarray(row, np.float64)
+        if who is None and self.reference_from_recipe:  # the recipe's person reading, no person known
+            return row
         if who is None:
             raise DeidentifyError(
                 f"{key}: --attribute-reference person reads a face against its person's other photos, and "

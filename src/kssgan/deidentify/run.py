@@ -49,7 +49,8 @@ def run(args: argparse.Namespace, opts: DeidentifyOptions) -> int:
     inputs = {rel for _, rel in files}
     # an empty or unknown value of a file to release: one line, nothing done
     deid.labels.check_rows({rel: row for rel, row in attributes.items() if rel in inputs}, args.attributes)
-    if opts.attribute_reference == "person" and opts.identity is None:  # a photo's person: one line, nothing done
+    asked = deid.options.attribute_reference == "person" and not deid.reference_from_recipe
+    if asked and opts.identity is None:  # --attribute-reference person, a photo of no known person: one line
         from kssgan.deidentify.video import is_video_path
 
         unknown = [rel for src, rel in files if not is_video_path(src) and not attributes.get(rel, {}).get("identity")]

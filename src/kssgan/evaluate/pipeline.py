@@ -274,7 +274,7 @@ def run_evaluation(
 
 
 #: Where the released photos' kept attributes come from (``EvalSettings.release_labels``).
-RELEASE_LABELS = ("estimated", "person", "given")
+RELEASE_LABELS = ("estimated", "population", "person", "given")
 
 
 def release_masks(settings: EvalSettings) -> list[tuple[str, dict[str, Any]]]:
@@ -326,7 +326,7 @@ def release_masks(settings: EvalSettings) -> list[tuple[str, dict[str, Any]]]:
 def _sweep_options(entry: str, default: dict[str, Any]) -> dict[str, Any]:
     """``name=value,...`` over the default release: ``follow``, ``colour``, ``blend``, ``sharpen``
     (a number, or ``null``: the checkpoint's), ``upscale`` (true/false), ``follow_strength``,
-    ``colour_strength``, ``region``, ``reach``, ``jitter``, ``labels`` (estimated | person | given)."""
+    ``colour_strength``, ``region``, ``reach``, ``jitter``, ``labels`` (estimated | population | person | given)."""
     from dataclasses import replace
 
     from kssgan.deidentify.options import DeidentifyOptions
@@ -361,10 +361,11 @@ def _sweep_options(entry: str, default: dict[str, Any]) -> dict[str, Any]:
 
 def _deidentify_fields(options: dict[str, Any]) -> dict[str, Any]:
     """A :func:`release_masks` entry as ``DeidentifyOptions`` fields: ``labels`` is not one, but
-    ``labels=person`` is ``deidentify --attribute-reference person``."""
+    ``labels=population|person`` is ``deidentify --attribute-reference`` so (``estimated``: auto, the
+    checkpoint's recipe's, as ``deidentify`` reads attributes it is not given)."""
     out = {k: v for k, v in options.items() if k != "labels"}
-    if options.get("labels") == "person":
-        out["attribute_reference"] = "person"
+    if options.get("labels") in ("population", "person"):
+        out["attribute_reference"] = options["labels"]
     return out
 
 

@@ -52,11 +52,12 @@ class EvalSettings:
     release_blend: str | None = None  # deidentify's --blend: alpha | poisson
     release_sharpen: float | None = None  # deidentify's --sharpen (None: deidentify's default)
     release_upscale: bool | None = None  # deidentify's --upscale (None: deidentify's default)
-    # the kept attributes (expression, …) of each released photo: "estimated" (read off the face by
-    # the critic's classifier, as `deidentify` does without an attributes CSV), "person" (read so,
-    # against each person's own photos: `deidentify --attribute-reference person` with identities
-    # known; strangers against their own photos too) or "given" (the dataset's own labels, as
-    # `deidentify --attributes` passes a data holder's)
+    # the kept attributes (expression, …) of each released photo: "estimated" (read off the face as
+    # `deidentify` reads what it is not given: the checkpoint's release_attribute_reference),
+    # "population" (the critic's own reading), "person" (read against each person's own photos:
+    # `deidentify --attribute-reference person` with identities known; strangers against their own
+    # photos too) or "given" (the dataset's own labels, as `deidentify --attributes` passes a data
+    # holder's)
     release_labels: str = "estimated"
     # further releases attacked too, for the privacy-vs-kept plot: "REGION[:REACH[:JITTER]]", e.g. "inner",
     # "head:1.3", "head:1.3:0", or deidentify options as "name=value,...", e.g. "follow=shape,colour=match"
