@@ -195,3 +195,9 @@ mkdir -p docs/evaluation/london/person && cp outputs/eval/london-person/{metrics
   outputs/prepared/london ../shared/datasets/london docs/evaluation/diagnosis/video_clip.json 6
 .venv/bin/python docs/make_follow_figure.py outputs/demo/checkpoints/final.ckpt outputs/london-ctx/checkpoints/final.ckpt \
   ../shared/datasets/london docs/release_follows.jpg
+# London with the committed recipe (release_attribute_reference: person), released and evaluated by default
+$K fit --config experiments/base.yaml --config experiments/london.yaml --trainer.default_root_dir outputs/london-auto
+$K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london-auto \
+  --ckpt outputs/london-auto/checkpoints/final.ckpt --release-draws 8
+mkdir -p docs/evaluation/london/auto && cp outputs/eval/london-auto/{metrics.json,report.md} docs/evaluation/london/auto/
+cp outputs/london-auto/summary.json outputs/london-auto/logs/version_0/config.yaml docs/evaluation/london/auto/
