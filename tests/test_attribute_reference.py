@@ -19,20 +19,13 @@ from kssgan.evaluate.pipeline import EvalSettings, _deidentify_fields, release_m
 from kssgan.evaluate.release_level import release_photos
 from kssgan.faces.align import template
 from kssgan.faces.detect import Detection
+from tests.test_deidentify_parts import GROUPS
 
 SPEC = {
     "fields": [
         {"name": "group", "kind": "onehot", "values": ["0", "1"]},
         {"name": "expression", "kind": "onehot", "values": ["neutral", "smiling"]},
     ]
-}
-GROUPS = {
-    "k": 2,
-    "method": "mdav",
-    "recogniser": "sface",
-    "seed": 0,
-    "identity_to_group": {"a": 0, "b": 0, "c": 1, "d": 1},
-    "centroids": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
 }
 LANDMARKS = template(112) * 0.5 + [28, 28]  # a face well inside a 112 px photo
 

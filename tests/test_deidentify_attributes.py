@@ -91,7 +91,7 @@ def test_deidentify_names_the_file_and_field_the_csv_leaves_empty(deid_ckpt, sha
     assert face["label"]["expression"] == "neutral" and face["defaulted_attributes"] == ["expression"]
 
 
-def test_deidentify_reads_a_persons_photos_against_each_other(deid_ckpt, shared_datasets, tmp_path, capsys):
+def test_deidentify_reads_a_persons_photos_against_each_other(surrogate_ckpt, shared_datasets, tmp_path, capsys):
     """`--attribute-reference person` end to end: two photos of one person, an identity column and no
     expression: each is read against the pair's mean, so with no margin they are released with
     different expressions (whatever the critic reads absolutely), and with a margin wider than any
@@ -105,7 +105,7 @@ def test_deidentify_reads_a_persons_photos_against_each_other(deid_ckpt, shared_
     src.mkdir()
     for name in ("subject02.happy", "subject02.normal"):
         shutil.copyfile(shared_datasets / "yale/yalefaces" / name, src / name)
-    argv = ["deidentify", "--no-progress", "--ckpt", str(deid_ckpt), "--input", str(src), "--output", str(out),
+    argv = ["deidentify", "--no-progress", "--ckpt", str(surrogate_ckpt), "--input", str(src), "--output", str(out),
             "--on-still-matching", "keep", "--attribute-reference", "person"]  # fmt: skip
     assert kssgan_main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -119,3 +119,4 @@ def test_deidentify_reads_a_persons_photos_against_each_other(deid_ckpt, shared_
         labels = [f["faces"][0]["label"]["expression"] for f in files]
         assert len(set(labels)) == values
         assert all(f["faces"][0]["estimated_attributes"] == ["expression"] for f in files)
+        assert all(f["faces"][0]["estimated_against"] == "person" for f in files)

@@ -135,11 +135,10 @@ def head_canvas(crop: np.ndarray, pad: int, fade: str = "round") -> np.ndarray:
     if fade == "round":
         p = HEAD_CANVAS_POWER
         inside = 1.0 - (u[:, None] ** p + u[None, :] ** p) ** (1.0 / p)
-        band = HEAD_CANVAS_BAND
+        w = _smoothstep(np.clip(inside / HEAD_CANVAS_BAND, 0.0, 1.0))
     else:
-        inside = np.minimum.outer(1.0 - u, 1.0 - u)
         band = max(4.0 / size, SQUARE_CANVAS_BAND)  # at least 2 px
-    w = _smoothstep(np.clip(inside / band, 0.0, 1.0)) if fade == "round" else np.clip(inside / band, 0.0, 1.0)
+        w = np.clip(np.minimum.outer(1.0 - u, 1.0 - u) / band, 0.0, 1.0)
     return np.clip(np.rint(blurred + w[:, :, None] * (big - blurred)), 0, 255).astype(np.uint8)
 
 

@@ -183,7 +183,6 @@ class Deidentifier:
         # per video track (as it goes) and over everyone observed
         self._people: dict[str, tuple[np.ndarray, int]] = {}
         self._track_scores: dict[int, tuple[np.ndarray, int]] = {}
-        self._read_against: list[str] = []  # per face of the last _estimate: population or person
         self._track_reference: dict[int, np.ndarray] = {}  # each track's mean over the whole video (observe_tracks)
         self._population: tuple[np.ndarray, int] | None = None
         self.follower = None
@@ -275,13 +274,14 @@ class Deidentifier:
         est = self.attribute_estimator
         if est is None or self.options.attribute_reference != "person":
             return 0
+        from kssgan.faces.detect import select_face
+
         added = 0
         for fr in frames:
             key = self._person_of(fr)
-            dets = self.detector.detect(fr.image) if key is not None else []
-            if not dets:
+            det, _ = select_face(self.detector.detect(fr.image), fr.image.shape) if key is not None else (None, 0)
+            if det is None:  # the photo's face as prepare picks it (faces.detect.select_face)
                 continue
-            det = max(dets, key=lambda d: d.box[2] * d.box[3])
             lms = np.asarray(det.landmarks, np.float64)
             crop = align_faces([fr.image], [lms], self.image_size, self.options.margin)[0]
             row = est.scores([crop[:, :, ::-1]])[0].astype(np.float64)
@@ -304,20 +304,27 @@ class Deidentifier:
         tracker = FaceTracker(self.options.tracker, cosine_threshold(self.recogniser))
         totals: dict[int, tuple[np.ndarray, int]] = {}
         for fi, image in enumerate(images):
-            dets = self.detector.detect(image)
+            dets, _, crops, _, tracks = self._read_faces(image, tracker, fi)
             if not dets:
-                tracker.missed(fi)
                 continue
-            lms = [np.asarray(d.landmarks, np.float64) for d in dets]
-            emb = self._embed(image, lms) if self.recogniser is not None else None
-            tracks = tracker.update(fi, [d.box for d in dets], emb)
-            tracker.missed(fi)
-            crops = align_faces([image] * len(dets), lms, self.image_size, margin=self.options.margin)
             for (track, _), row in zip(tracks, est.scores([c[:, :, ::-1] for c in crops]), strict=True):
                 total, n = totals.get(track.id, (np.zeros(len(row)), 0))
                 totals[track.id] = (total + row, n + 1)
         self._track_reference.update({tid: total / n for tid, (total, n) in totals.items()})
         return len(totals)
+
+    def _read_faces(self, image: np.ndarray, tracker: FaceTracker | None, frame: int) -> tuple[Any, ...]:
+        """One image's detections, landmarks, aligned crops, embeddings (None without a recogniser)
+        and, with a ``tracker``, ``(track, is_new)`` per face: what :meth:`process` and
+        :meth:`observe_tracks` both read, so the two passes over a video track it alike."""
+        dets = self.detector.detect(image)
+        if not dets:
+            return [], [], [], None, None
+        lms = [np.asarray(d.landmarks, np.float64) for d in dets]
+        crops = align_faces([image] * len(dets), lms, self.image_size, margin=self.options.margin)
+        emb = self._embed(image, lms) if self.recogniser is not None else None
+        tracks = tracker.update(frame, [d.box for d in dets], emb) if tracker is not None else None
+        return dets, lms, crops, emb, tracks
 
     def forget_people(self) -> None:
         """Drop every person's reference (:meth:`observe_people`)."""
@@ -352,7 +359,7 @@ class Deidentifier:
         covered: list[list[tuple[float, float, float, float]]] = [[] for _ in frames]
         bare: list[int] = []  # frames of a video with no face and no live track
         for fi, fr in enumerate(frames):
-            dets = self.detector.detect(fr.image)
+            dets, lms, crops, emb, tracks = self._read_faces(fr.image, tracker, frame_offset + fi)
             if not dets:
                 if tracker is not None:
                     covered[fi] = [t.box for t in tracker.missed(frame_offset + fi)]
@@ -360,17 +367,11 @@ class Deidentifier:
                         bare.append(fi)
                         tracker.bare_frames.append(frame_offset + fi)
                 continue
-            lms = [np.asarray(d.landmarks, np.float64) for d in dets]
             landmarks[fi] = lms
-            crops = align_faces([fr.image] * len(dets), lms, size, margin=opts.margin)
-            emb = self._embed(fr.image, lms) if self.recogniser is not None else None
-            tracks = tracker.update(frame_offset + fi, [d.box for d in dets], emb) if tracker is not None else None
             if tracker is not None:
                 covered[fi] = [t.box for t in tracker.missed(frame_offset + fi)]
             identity = opts.identity or fr.identity
-            people: list[Any] = [self._person_of(fr)] * len(dets)
-            if tracks is not None:
-                people = [t.id for t, _ in tracks]
+            people: list[Any] = [t.id for t, _ in tracks] if tracks is not None else [self._person_of(fr)] * len(dets)
             estimates = self._estimate(crops, fr.attributes, people, fr.key)
             largest = int(np.argmax([d.box[2] * d.box[3] for d in dets]))
             for j, det in enumerate(dets):
@@ -389,7 +390,8 @@ class Deidentifier:
                 res = FaceResult([float(v) for v in det.box], float(det.score), group, source, record, defaulted, tid)
                 res.estimated = [n for n in estimates[j] if n not in fr.attributes and n not in opts.attributes]
                 if res.estimated:
-                    res.read_against = self._read_against[j]
+                    by_person = opts.attribute_reference == "person" and people[j] is not None
+                    res.read_against = "person" if by_person else "population"
                 results[fi].append(res)
                 matrix = aligned = similarity_transform(lms[j], size, opts.margin)
                 moved = lms[j]
@@ -468,9 +470,6 @@ class Deidentifier:
         scores = est.scores([c[:, :, ::-1] for c in crops_bgr])
         if self.options.attribute_reference == "person":
             scores = np.stack([self._relative(row, who, key) for row, who in zip(scores, people, strict=True)])
-            self._read_against = ["person" if who is not None else "population" for who in people]
-        else:
-            self._read_against = ["population"] * len(people)
         guesses = est.decide(scores)
         return [{k: v for k, v in g.items() if k in missing} for g in guesses]
 

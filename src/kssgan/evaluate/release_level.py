@@ -88,9 +88,8 @@ def release_photos(
         for i, (photo, identity, attrs, who) in enumerate(zip(photos, identities, given, whose, strict=True))
     ]
     if getattr(getattr(deidentifier, "options", None), "attribute_reference", "population") == "person":
-        deidentifier.forget_people()
-        for frame in frames:
-            deidentifier.observe_people([frame])
+        deidentifier.forget_people()  # this release's people only (a deidentifier may release twice)
+        deidentifier.observe_people(frames)
     for frame in frames:
         [(image, faces)] = deidentifier.process([frame])
         still_matching = any(f.match for f in faces)
