@@ -197,3 +197,27 @@ def test_deidentify_reads_every_photo_first(tmp_path: Path) -> None:
     meta = {"0.png": {"identity": "a"}, "1.png": {"identity": "a"}, "2.png": {"identity": "b"}, "bad.png": {}}
     assert observe_people(deid, files, meta) == 3
     assert deid._people["a"][1] == 2 and deid._people["b"][1] == 1
+
+
+def test_deidentify_reads_a_video_file_once_before_releasing_it(tmp_path: Path) -> None:
+    """The video path of `deidentify` (a real file through PyAV): with the person reading, the file
+    is decoded once first, and the labels are those of the track read against the whole of itself."""
+    from bad_inputs import sine_video
+
+    from kssgan.deidentify.video import _deidentify_frames
+
+    levels = [160] * 8 + [100] * 4
+    sine_video(tmp_path / "in.avi", [_photo(v) for v in levels])
+    deid = _deidentifier("person")
+    labels: list[str] = []
+    release = deid.process
+
+    def recording(frames, *args, **kwargs):
+        out = release(frames, *args, **kwargs)
+        labels.extend(faces[0].label["expression"] for _, faces in out)
+        return out
+
+    deid.process = recording  # type: ignore[method-assign]
+    info = _deidentify_frames(deid, tmp_path / "in.avi", tmp_path / "out.avi", "in.avi", False, None)
+    assert info["frames"] == 12 and len(info["tracks"]) == 1
+    assert labels == ["smiling"] * 10 + ["neutral"] * 2
