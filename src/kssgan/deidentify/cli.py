@@ -46,7 +46,7 @@ from jsonargparse import ArgumentParser, Namespace
 
 from kssgan.deidentify.encode import ENCODE_EXTENSION, IMAGE_EXTENSIONS, encode_image
 from kssgan.deidentify.files import CHUNK_MAX_PIXELS, deidentify_files
-from kssgan.deidentify.follow import FOLLOW_MODES
+from kssgan.deidentify.follow import FOLLOW_MODES, FOLLOW_REFERENCES
 from kssgan.deidentify.inputs import check_paths, collect_inputs, read_attributes, scan_inputs
 from kssgan.deidentify.options import (
     ATTRIBUTE_REFERENCES,
@@ -194,6 +194,14 @@ def build_parser() -> ArgumentParser:
         " | all (+ eyes, brows) | shape (the source's 68 points)",
     )
     p.add_argument("--follow-strength", type=float, default=d.follow_strength, help="0-1: how far to follow")
+    p.add_argument(
+        "--follow-reference",
+        choices=FOLLOW_REFERENCES,
+        default=d.follow_reference,
+        help="what --follow follows: source (its own geometry) | person (its change from the person's own "
+        "photos, a video's track: the person's resting face is not followed) | auto (person where "
+        "--attribute-reference reads the person, default)",
+    )
     p.add_argument("--colour-strength", type=float, default=d.colour_strength, help="0-1: how far to match colour")
     p.add_argument(
         "--colour", "--color", choices=COLOUR_MODES, default=d.colour, help="none | match (source skin tone, light)"

@@ -67,7 +67,7 @@ def deidentify_files(
     from kssgan.deidentify.video import deidentify_video, is_video_path
 
     attributes = attributes or {}
-    if deid.options.attribute_reference == "person":
+    if deid.reads_people:
         observe_people(deid, files, attributes)
     policy = ReleasePolicy(deid.options.on_no_face, deid.options.on_still_matching)
     rec = Recorder(journal, release)
@@ -158,8 +158,9 @@ def deidentify_files(
 
 
 def observe_people(deid: Any, files: list[tuple[Path, str]], attributes: dict[str, dict[str, Any]]) -> int:
-    """``--attribute-reference person``: every photo's face read once, before any is released, so that
-    each photo is read against all of its person's photos (:meth:`Deidentifier.observe_people`).
+    """``--attribute-reference person`` or ``--follow-reference person``: every photo's face read once,
+    before any is released, so that each photo is read against all of its person's photos
+    (:meth:`Deidentifier.observe_people`).
     Videos and files that do not decode are passed over here (the file loop reports them)."""
     from kssgan.data.readers.image_io import load_image
     from kssgan.deidentify.pipeline import Frame
@@ -175,7 +176,7 @@ def observe_people(deid: Any, files: list[tuple[Path, str]], attributes: dict[st
         except Exception:  # reported by the file loop
             continue
         seen += deid.observe_people([Frame(image, rel, identity)])
-    log.info("attribute reference person: %d photos read first, as each person's reference", seen)
+    log.info("reference person: %d photos read first, as each person's reference", seen)
     return seen
 
 

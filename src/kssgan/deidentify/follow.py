@@ -18,6 +18,14 @@ output (upscaled to the face's size in the photo):
   measured (``docs/evaluation.md``, "A face that follows its source").
 * ``follow: none`` is the frozen face.
 
+``follow_reference`` says what is followed. ``source`` (above): the source's own ratios, or points.
+``person``: the source's *change* from its person's mean (the mean of their photos' points, each
+in its aligned crop's coordinates: :class:`PersonShapes`), applied to the group's face. A person's
+neutral → smiling change then shows in the outputs, while what is the same in all of their photos
+(their head's habitual turn, their mouth's resting width, their face shape) does not: every member
+of a group at their own mean gets the group's face, which is what k-Same's bound rests on. A person
+with one photo, or of unknown identity, gets no change at all: the frozen face.
+
 The measuring landmark model of ``kssgan evaluate`` is a different one (MediaPipe's mesh,
 :mod:`kssgan.faces.mesh`), so the figures are not read off the points this warp sets.
 """
@@ -25,13 +33,26 @@ The measuring landmark model of ``kssgan evaluate`` is a different one (MediaPip
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-__all__ = ["FOLLOWED", "FOLLOW_MODES", "GeometryFollower", "expression_target", "piecewise_affine", "registered_mean"]
+__all__ = [
+    "FOLLOWED",
+    "FOLLOW_MODES",
+    "FOLLOW_REFERENCES",
+    "GeometryFollower",
+    "PersonShapes",
+    "expression_target",
+    "piecewise_affine",
+    "registered_mean",
+]
 
 FOLLOW_MODES = ("none", "expression", "pose", "all", "shape")
+#: ``DeidentifyOptions.follow_reference``: the source's own geometry, or its change from its person's
+#: mean; auto: person where attributes are read against the person (``attribute_reference``).
+FOLLOW_REFERENCES = ("auto", "source", "person")
 #: The :func:`_ratios` each ratio-transfer mode takes from the source.
 FOLLOWED = {
     "expression": ("mouth", "smile", "lift"),
@@ -83,17 +104,32 @@ def _ratios(p: np.ndarray) -> dict[str, float]:
     return out
 
 
+#: Ratios that are gaps (lips, lids): a change against the person's mean never closes them past shut.
+GAPS = ("mouth", "eye0", "eye1")
+
+
 def expression_target(
-    own: np.ndarray, source: np.ndarray, followed: tuple[str, ...] = FOLLOWED["all"], strength: float = 1.0
+    own: np.ndarray,
+    source: np.ndarray,
+    followed: tuple[str, ...] = FOLLOWED["all"],
+    strength: float = 1.0,
+    reference: np.ndarray | None = None,
 ) -> np.ndarray:
     """``own`` (the generated face's 68 points) moved so that its :func:`_ratios` named in
     ``followed`` equal ``source``'s (``strength`` 1) or go that fraction of the way; its shape is
-    otherwise its own (the jaw line never moves)."""
+    otherwise its own (the jaw line never moves). With ``reference`` (the person's mean points) the
+    ratios move by the source's change from the reference's instead: ``own`` at the person's mean."""
     o = np.asarray(own, np.float64)
     t = o.copy()
     across, down, height, width = _axes(o)
     want, have = _ratios(np.asarray(source, np.float64)), _ratios(o)
-    delta = {k: strength * (want[k] - have[k]) if k in followed else 0.0 for k in want}
+    if reference is None:
+        delta = {k: strength * (want[k] - have[k]) if k in followed else 0.0 for k in want}
+    else:
+        base = _ratios(np.asarray(reference, np.float64))
+        delta = {k: strength * (want[k] - base[k]) if k in followed else 0.0 for k in want}
+        for k in GAPS:
+            delta[k] = max(delta[k], -max(have[k], 0.0))
     # mouth opening: lips apart symmetrically
     t[UPPER_LIP] -= 0.5 * delta["mouth"] * height * down
     t[LOWER_LIP] += 0.5 * delta["mouth"] * height * down
@@ -199,12 +235,60 @@ class GeometryFollower:
         #: 68×2 points of the face in a box (x0, y0, x1, y1) of an image
         self.landmarks = Landmarks68(predictor)
 
-    def __call__(self, canvas: np.ndarray, source_points: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
+    def __call__(
+        self,
+        canvas: np.ndarray,
+        source_points: np.ndarray,
+        box: tuple[float, ...],
+        reference: np.ndarray | None = None,
+    ) -> np.ndarray:
         """``canvas`` (the generated face, upscaled) warped to follow ``source_points`` (the source's
-        68 points in the canvas's coordinates); ``box``: where the face is in the canvas."""
+        68 points in the canvas's coordinates); ``box``: where the face is in the canvas. With
+        ``reference`` (the person's mean points, same coordinates) it follows the source's change
+        from it instead (``follow_reference: person``)."""
         own = self.landmarks(canvas, box)
         if self.mode == "shape":
-            target = own + self.strength * (source_points - own)
+            goal = source_points if reference is None else own + (source_points - reference)
+            target = own + self.strength * (goal - own)
         else:
-            target = expression_target(own, source_points, FOLLOWED[self.mode], self.strength)
+            target = expression_target(own, source_points, FOLLOWED[self.mode], self.strength, reference)
+        if np.allclose(target, own, atol=1e-6):  # nothing to follow (a face at its person's mean): untouched
+            return canvas
         return open_mouth(piecewise_affine(canvas, own, target), own, target)
+
+
+class PersonShapes:
+    """The mean 68 points of each person's (or video track's) faces, each face's points taken in its
+    aligned crop's coordinates (so that where and how large the face is in its photo does not count):
+    what ``follow_reference: person`` follows a change from. A key seen once is its one face."""
+
+    def __init__(self) -> None:
+        self._sums: dict[Any, tuple[np.ndarray, int]] = {}
+        self._fixed: dict[Any, np.ndarray] = {}
+
+    def add(self, key: Any, points: np.ndarray) -> None:
+        total, n = self._sums.get(key, (np.zeros((68, 2)), 0))
+        self._sums[key] = (total + np.asarray(points, np.float64), n + 1)
+
+    def fix(self) -> None:
+        """Keep the means so far as they are (a video read whole before it is released): :meth:`mean`
+        no longer adds the face it is asked about."""
+        self._fixed = {k: total / n for k, (total, n) in self._sums.items()}
+
+    def fixed(self, key: Any) -> bool:
+        """Whether ``key``'s mean was fixed (:meth:`fix`)."""
+        return key in self._fixed
+
+    def mean(self, key: Any, points: np.ndarray) -> np.ndarray:
+        """``key``'s mean: fixed (:meth:`fix`), else as observed (:meth:`add`); for a key never seen,
+        ``points`` itself (no change to follow)."""
+        if key in self._fixed:
+            return self._fixed[key]
+        if key in self._sums:
+            total, n = self._sums[key]
+            return total / n
+        return np.asarray(points, np.float64)
+
+    def clear(self) -> None:
+        self._sums.clear()
+        self._fixed.clear()

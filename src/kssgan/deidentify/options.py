@@ -125,6 +125,10 @@ class DeidentifyOptions:
     # shape (the source's own 68 landmarks, face shape included)
     follow: str = "none"
     follow_strength: float = 1.0  # how far (0–1) the followed ratios (or, for shape, points) move to the source's
+    # what --follow follows (deidentify.follow): source (the source's own ratios or points) or person (the
+    # source's change from its person's mean, on the group's face: a person's level is not followed);
+    # auto: person where attribute_reference is person, else source
+    follow_reference: str = "auto"
     colour: str = "none"  # none | match: the source's inner-face CIELAB mean and spread (deidentify.appearance)
     colour_strength: float = 1.0  # how far (0–1) the colour moves to the source's
     # alpha (feathered mask) | harmonise (the photo's colour at the boundary, fading inwards) | poisson
@@ -159,15 +163,21 @@ class DeidentifyOptions:
 
     def check(self) -> None:
         """A :class:`DeidentifyError` for a value outside its range or choices."""
-        from kssgan.deidentify.follow import FOLLOW_MODES
+        from kssgan.deidentify.follow import FOLLOW_MODES, FOLLOW_REFERENCES
 
         if self.batch_size < 1:
             raise DeidentifyError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.paste_jitter < 0:
             raise DeidentifyError(f"--paste-jitter must be >= 0, got {self.paste_jitter}")
-        for name, choices in (("follow", FOLLOW_MODES), ("colour", COLOUR_MODES), ("blend", BLEND_MODES)):
+        for name, choices in (
+            ("follow", FOLLOW_MODES),
+            ("follow_reference", FOLLOW_REFERENCES),
+            ("colour", COLOUR_MODES),
+            ("blend", BLEND_MODES),
+        ):
             if getattr(self, name) not in choices:
-                raise DeidentifyError(f"--{name} {getattr(self, name)!r} is not one of {choices}")
+                flag = name.replace("_", "-")
+                raise DeidentifyError(f"--{flag} {getattr(self, name)!r} is not one of {choices}")
         if self.mask.region == "frame" and self.follow != "none":
             raise DeidentifyError(
                 f"--follow {self.follow} moves the face to the source's; region frame keeps nothing of the "

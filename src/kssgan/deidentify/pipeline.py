@@ -53,6 +53,9 @@ class FaceResult:
     track: int | None = None
     estimated: list[str] = field(default_factory=list)  # fields read off the face by the critic
     read_against: str | None = None  # how they were read: population, or person (attribute_reference)
+    # with --follow, what the face followed: source (its own geometry) or person (its change from its
+    # person's mean, follow_reference); None: nothing followed
+    followed: str | None = None
     similarity: float | None = None  # recogniser similarity, original vs de-identified
     match: bool | None = None  # would the recogniser still call them the same person?
     # what of the photo was replaced for this face (MaskShape.region, resolved); "covered": region frame
@@ -74,6 +77,8 @@ class FaceResult:
             out["estimated_attributes"] = self.estimated
             if self.read_against:
                 out["estimated_against"] = self.read_against
+        if self.followed:
+            out["followed"] = self.followed
         if self.track is not None:
             out["track"] = self.track
         if self.similarity is not None:
@@ -91,6 +96,7 @@ class _Job:
     result: FaceResult
     aligned: np.ndarray  # frame -> crop the source was aligned with (unjittered)
     box: tuple[float, float, float, float]  # the detection box (x0, y0, x1, y1)
+    person: Any = None  # whose face (a photo's person, a video's track id), for follow_reference person
 
 
 #: The largest enlargement of G's crop before pasting (``upscale``).
@@ -139,6 +145,8 @@ class Deidentifier:
         self.reference_from_recipe = opts.attribute_reference == "auto"
         if self.reference_from_recipe:
             opts.attribute_reference = release_attribute_reference or "population"
+        if opts.follow_reference == "auto":  # the person's change where attributes are read against the person
+            opts.follow_reference = "person" if opts.attribute_reference == "person" else "source"
         opts.check()
         self.prepare = prepare
         self.backend, self.image_size = backend, int(image_size)
@@ -187,9 +195,11 @@ class Deidentifier:
         self._population: tuple[np.ndarray, int] | None = None
         self.follower = None
         if opts.follow != "none":
-            from kssgan.deidentify.follow import GeometryFollower
+            from kssgan.deidentify.follow import GeometryFollower, PersonShapes
 
             self.follower = GeometryFollower(opts.follow, opts.follow_strength)
+            # follow_reference person: each person's (observe_people) and video track's mean points
+            self._person_shapes, self._track_shapes = PersonShapes(), PersonShapes()
         self._skin = None
         if opts.colour == "match":
             from kssgan.deidentify.appearance import skin_region
@@ -264,15 +274,29 @@ class Deidentifier:
         for state in (self._track_jitter, self._track_points, self._track_labels, self._track_scores):
             state.clear()
         self._track_reference.clear()  # read afresh for this video by observe_tracks
+        if self.follower is not None:
+            self._track_shapes.clear()
         return FaceTracker(self.options.tracker, cosine_threshold(self.recogniser))
 
+    @property
+    def reads_people(self) -> bool:
+        """Whether a photo is released against its person's other photos (``attribute_reference`` or
+        ``follow_reference`` person), so that they must be observed first (:meth:`observe_people`,
+        :meth:`observe_tracks`)."""
+        return self.options.attribute_reference == "person" or self._follows_person
+
+    @property
+    def _follows_person(self) -> bool:
+        return self.follower is not None and self.options.follow_reference == "person"
+
     def observe_people(self, frames: Sequence[Frame]) -> int:
-        """``attribute_reference: person``: add each frame's largest face to its person's reference
-        (the mean of the critic's scores over that person's photos) before the photos are released.
-        Frames without a person (``person``, ``identity`` or ``--identity``) or a face are passed
-        over. Returns how many faces were added."""
-        est = self.attribute_estimator
-        if est is None or self.options.attribute_reference != "person":
+        """Add each frame's largest face to its person's references before the photos are released:
+        the mean of the critic's scores over that person's photos (``attribute_reference: person``)
+        and of their faces' points (``follow_reference: person``). Frames without a person
+        (``person``, ``identity`` or ``--identity``) or a face are passed over. Returns how many
+        faces were added."""
+        est = self.attribute_estimator if self.options.attribute_reference == "person" else None
+        if est is None and not self._follows_person:
             return 0
         from kssgan.faces.detect import select_face
 
@@ -283,14 +307,23 @@ class Deidentifier:
             if det is None:  # the photo's face as prepare picks it (faces.detect.select_face)
                 continue
             lms = np.asarray(det.landmarks, np.float64)
+            if self._follows_person:
+                self._person_shapes.add(key, self._aligned_points(fr.image, lms, _corners(det.box)))
+            added += 1
+            if est is None:
+                continue
             crop = align_faces([fr.image], [lms], self.image_size, self.options.margin)[0]
             row = est.scores([crop[:, :, ::-1]])[0].astype(np.float64)
             total, n = self._people.get(key, (np.zeros_like(row), 0))
             self._people[key] = (total + row, n + 1)
             total, n = self._population or (np.zeros_like(row), 0)
             self._population = (total + row, n + 1)
-            added += 1
         return added
+
+    def _aligned_points(self, image: np.ndarray, lms: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
+        """The follower's 68 points of the face in ``box``, in its aligned crop's coordinates."""
+        aligned = similarity_transform(lms, self.image_size, self.options.margin)
+        return transform_points(aligned, self.follower.landmarks(image, box))
 
     def observe_tracks(self, images: Iterable[np.ndarray]) -> int:
         """``attribute_reference: person`` for a video: its frames read once before it is released,
@@ -298,20 +331,31 @@ class Deidentifier:
         so the same track ids), each track's mean scores over the whole video kept as its reference.
         Without this pass a track is read against its frames so far. Returns the tracks read."""
         self._track_reference.clear()
-        est = self.attribute_estimator
-        if est is None or self.options.attribute_reference != "person":
+        est = self.attribute_estimator if self.options.attribute_reference == "person" else None
+        if est is None and not self._follows_person:
             return 0
+        if self._follows_person:
+            self._track_shapes.clear()
         tracker = FaceTracker(self.options.tracker, cosine_threshold(self.recogniser))
         totals: dict[int, tuple[np.ndarray, int]] = {}
+        seen: set[int] = set()
         for fi, image in enumerate(images):
-            dets, _, crops, _, tracks = self._read_faces(image, tracker, fi)
+            dets, lms, crops, _, tracks = self._read_faces(image, tracker, fi)
             if not dets:
+                continue
+            seen.update(t.id for t, _ in tracks)
+            if self._follows_person:
+                for (track, _), det, points in zip(tracks, dets, lms, strict=True):
+                    self._track_shapes.add(track.id, self._aligned_points(image, points, _corners(det.box)))
+            if est is None:
                 continue
             for (track, _), row in zip(tracks, est.scores([c[:, :, ::-1] for c in crops]), strict=True):
                 total, n = totals.get(track.id, (np.zeros(len(row)), 0))
                 totals[track.id] = (total + row, n + 1)
         self._track_reference.update({tid: total / n for tid, (total, n) in totals.items()})
-        return len(totals)
+        if self._follows_person:
+            self._track_shapes.fix()
+        return len(seen)
 
     def _read_faces(self, image: np.ndarray, tracker: FaceTracker | None, frame: int) -> tuple[Any, ...]:
         """One image's detections, landmarks, aligned crops, embeddings (None without a recogniser)
@@ -330,6 +374,8 @@ class Deidentifier:
         """Drop every person's reference (:meth:`observe_people`)."""
         self._people.clear()
         self._population = None
+        if self.follower is not None:
+            self._person_shapes.clear()
 
     def _person_of(self, frame: Frame) -> str | None:
         return frame.person or frame.identity or self.options.identity
@@ -411,9 +457,10 @@ class Deidentifier:
                     moved = transform_points(inverse_transform(pasted), transform_points(matrix, lms[j]))
                     matrix = pasted
                 landed[fi].append(moved)
-                jobs.append(
-                    _Job(fi, matrix, crops[j][:, :, ::-1], self.spec.encode(record), res, aligned, _corners(det.box))
-                )
+                if self.follower is not None:
+                    res.followed = opts.follow_reference
+                label = self.spec.encode(record)
+                jobs.append(_Job(fi, matrix, crops[j][:, :, ::-1], label, res, aligned, _corners(det.box), people[j]))
         self._generate_and_paste(jobs, frames, outputs)
         if opts.similarity and self.recogniser is not None:
             self._measure(frames, outputs, landmarks, landed, results, tracker)
@@ -549,6 +596,7 @@ class Deidentifier:
             to_canvas = np.asarray(job.aligned, np.float64) * factor
             x0, y0, x1, y1 = job.box
             points = transform_points(to_canvas, self.follower.landmarks(image, job.box)) / factor
+            reference = self._shape_reference(job.person, points) if self._follows_person else None
             track = job.result.track
             if track is not None:  # video: the followed points move smoothly along a track
                 last = self._track_points.get(track)
@@ -557,8 +605,19 @@ class Deidentifier:
             points = points * factor
             corners = transform_points(to_canvas, np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64))
             box = (*corners.min(0), *corners.max(0))
-            crop = self.follower(crop, points, box)
+            crop = self.follower(crop, points, box, None if reference is None else reference * factor)
         return crop, np.asarray(job.matrix, np.float64) * factor
+
+    def _shape_reference(self, who: Any, points: np.ndarray) -> np.ndarray:
+        """The mean points (aligned crop coordinates) a face's ``points`` are followed against: a video
+        track's over the video (:meth:`observe_tracks`) or so far, this frame included; a photo's
+        person's as :meth:`observe_people` saw them; a face of no known person, or a person never
+        observed: its own points (nothing changes: the frozen face)."""
+        if isinstance(who, int):
+            if not self._track_shapes.fixed(who):
+                self._track_shapes.add(who, points)
+            return self._track_shapes.mean(who, points)
+        return self._person_shapes.mean(who, points)
 
     def _measure(
         self,

@@ -325,7 +325,8 @@ def release_masks(settings: EvalSettings) -> list[tuple[str, dict[str, Any]]]:
 
 def _sweep_options(entry: str, default: dict[str, Any]) -> dict[str, Any]:
     """``name=value,...`` over the default release: ``follow``, ``colour``, ``blend``, ``sharpen``
-    (a number, or ``null``: the checkpoint's), ``upscale`` (true/false), ``follow_strength``,
+    (a number, or ``null``: the checkpoint's), ``upscale`` (true/false), ``follow_reference``
+    (auto | source | person), ``follow_strength``,
     ``colour_strength``, ``region``, ``reach``, ``jitter``, ``labels`` (estimated | population | person | given)."""
     from dataclasses import replace
 
@@ -347,7 +348,7 @@ def _sweep_options(entry: str, default: dict[str, Any]) -> dict[str, Any]:
             if value.strip().lower() not in ("true", "false"):
                 raise ValueError(f"upscale={value!r}: use true or false")
             out[name] = value.strip().lower() == "true"
-        elif name in ("follow", "colour", "blend"):
+        elif name in ("follow", "follow_reference", "colour", "blend"):
             out[name] = value
         elif name == "labels":
             if value.strip() not in RELEASE_LABELS:

@@ -74,9 +74,9 @@ def release_photos(
     ``alphas``: receives each photo's paste mask (a deidentifier built with ``record_alpha``).
     ``attributes``: each photo's kept attributes as ``deidentify --attributes`` gives them (the data
     holder's labels); None: read off each face, as ``deidentify`` does without a CSV.
-    ``persons``: whose each photo is (default: ``identities``); with ``attribute_reference: person``
-    every photo is read first, as ``deidentify`` reads its inputs, so that each is read against its
-    person's photos (strangers: against their own, the model knowing none of them)."""
+    ``persons``: whose each photo is (default: ``identities``); with ``attribute_reference`` or
+    ``follow_reference`` person every photo is read first, as ``deidentify`` reads its inputs, so that
+    each is read against its person's photos (strangers: against their own, the model knowing none of them)."""
     from kssgan.deidentify.pipeline import Frame
 
     released: list[np.ndarray | None] = []
@@ -87,7 +87,7 @@ def release_photos(
         Frame(np.ascontiguousarray(photo), key=f"photo{i}", identity=identity, attributes=dict(attrs), person=who)
         for i, (photo, identity, attrs, who) in enumerate(zip(photos, identities, given, whose, strict=True))
     ]
-    if getattr(getattr(deidentifier, "options", None), "attribute_reference", "population") == "person":
+    if getattr(deidentifier, "reads_people", False):
         deidentifier.forget_people()  # this release's people only (a deidentifier may release twice)
         deidentifier.observe_people(frames)
     for frame in frames:
