@@ -162,6 +162,27 @@ def test_a_video_read_first_reads_each_track_against_the_whole_of_itself() -> No
     assert got[True] == ["smiling"] * 10 + ["neutral"] * 2  # the change holds after 3 frames
 
 
+def test_one_label_per_track_is_the_whole_tracks_reading_for_every_frame() -> None:
+    """``video_labels: track``: smiling for 8 frames, then neutral for 4, read once first. The critic's
+    own reading of the track's mean (level 140: smiling) holds for all 12 frames; read against the
+    person, a track at its own mean is its reference value (a video has no release mean: the first,
+    neutral). Either way the label never changes, so G draws one face throughout."""
+    levels = [160] * 8 + [100] * 4
+    got = {}
+    for reference in ("population", "person"):
+        deid = _deidentifier(reference)
+        deid.options.video_labels = "track"
+        assert deid.reads_tracks_first
+        tracker = deid.make_tracker()
+        assert deid.observe_tracks([_photo(v) for v in levels]) == 1
+        out = deid.process([Frame(_photo(v), key=f"f{t}") for t, v in enumerate(levels)], tracker)
+        got[reference] = [faces[0].label["expression"] for _, faces in out]
+    assert got == {"population": ["smiling"] * 12, "person": ["neutral"] * 12}
+    assert not _deidentifier("population").reads_tracks_first  # frame labels read a video as it goes
+    with pytest.raises(DeidentifyError, match="--video-labels 'scene' is not one of"):
+        DeidentifyOptions(video_labels="scene").check()
+
+
 def test_a_new_video_forgets_the_last_videos_tracks() -> None:
     deid = _deidentifier("population")
     deid._track_jitter[0] = np.ones(4)

@@ -8,7 +8,10 @@ frame by frame with one tracker, as `deidentify` releases a video (with `attribu
 person` the clip is read once first, each track's mean its reference; "as it goes": against the
 frames so far), with each setting below:
 
-    .venv/bin/python docs/evaluation/diagnosis/video_clip.py CKPT PREPARED_DIR RAW_ROOT OUT.json [PEOPLE]
+    .venv/bin/python docs/evaluation/diagnosis/video_clip.py CKPT PREPARED_DIR RAW_ROOT OUT.json [PEOPLE [SETTING;...]]
+
+With a list of settings, only those are run, and OUT.json's other settings (of the same checkpoint)
+are kept.
 """
 
 from __future__ import annotations
@@ -40,6 +43,25 @@ SETTINGS = {
         "attribute_reference": "person",
         "attribute_margin": 2.0,
         "follow": "expression",
+        "follow_reference": "source",
+    },
+    "person, margin 2, follow expression against the track": {
+        "attribute_reference": "person",
+        "attribute_margin": 2.0,
+        "follow": "expression",
+        "follow_reference": "person",
+    },
+    "person, one label per track, follow expression against the track": {
+        "attribute_reference": "person",
+        "video_labels": "track",
+        "follow": "expression",
+        "follow_reference": "person",
+    },
+    "person, one label per track, follow pose against the track": {
+        "attribute_reference": "person",
+        "video_labels": "track",
+        "follow": "pose",
+        "follow_reference": "person",
     },
 }
 BLOCKS = ("neutral", "smiling", "neutral")
@@ -64,6 +86,7 @@ def clip(photos: dict[str, np.ndarray]) -> tuple[list[np.ndarray], list[str]]:
 def main() -> None:
     ckpt, prepared, raw, out = sys.argv[1:5]
     people = int(sys.argv[5]) if len(sys.argv) > 5 else 6
+    only = sys.argv[6].split(";") if len(sys.argv) > 6 else list(SETTINGS)
     manifest = pd.read_csv(Path(prepared) / "manifest.csv", dtype=str, keep_default_na=False)
     manifest = manifest[(manifest.status == "ok") & (manifest.split != "stranger")]
     both = [i for i, g in manifest.groupby("identity") if set(g.expression) >= {"neutral", "smiling"}]
@@ -71,7 +94,10 @@ def main() -> None:
     det, mesh, sface = YuNetDetector(), FaceMesh(), SFaceRecognizer()
     result: dict = {"checkpoint_sha256": hashlib.sha256(Path(ckpt).read_bytes()).hexdigest(), "clips": chosen}
     result |= {"frames_per_clip": len(BLOCKS) * PER_BLOCK, "side": SIDE, "settings": {}}
-    for name, extra in SETTINGS.items():
+    kept = json.loads(Path(out).read_text()) if Path(out).exists() else {}
+    if kept.get("checkpoint_sha256") == result["checkpoint_sha256"] and kept.get("clips") == chosen:
+        result["settings"] = {k: v for k, v in kept["settings"].items() if k in SETTINGS and k not in only}
+    for name, extra in ((n, SETTINGS[n]) for n in only):
         rows = []
         for who in chosen:
             g = manifest[manifest.identity == who]
@@ -121,6 +147,7 @@ def main() -> None:
             "mouth_r_median": round(float(np.median([r["mouth_r"] for r in rows])), 3),
             "clips": rows,
         }
+    result["settings"] = {n: result["settings"][n] for n in SETTINGS if n in result["settings"]}
     Path(out).write_text(json.dumps(result, indent=1) + "\n")
 
 

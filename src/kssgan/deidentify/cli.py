@@ -52,6 +52,7 @@ from kssgan.deidentify.options import (
     ATTRIBUTE_REFERENCES,
     BLEND_MODES,
     COLOUR_MODES,
+    VIDEO_LABELS,
     DeidentifyError,
     DeidentifyOptions,
     MaskShape,
@@ -141,6 +142,13 @@ def build_parser() -> ArgumentParser:
         default=d.attribute_margin,
         help="with --attribute-reference person: how far (critic logits; default 0 for photos, 2 for video) a "
         "face must read another value than the person's reference one to keep it",
+    )
+    p.add_argument(
+        "--video-labels",
+        choices=VIDEO_LABELS,
+        default=d.video_labels,
+        help="a video track's estimated attributes: frame (each frame's, default) | track (one reading of the whole "
+        "track: one face throughout; --follow expression carries the mouth)",
     )
     p.add_argument("--identity", type=str, help="closed-set identity of every face in the input (its own k-Same group)")
     p.add_argument(

@@ -109,6 +109,10 @@ class DeidentifyOptions:
     # None: 0 for photos (a margin makes "changes little" a trait of the person) and 2 for a video's
     # tracks (its near-identical frames would flicker); deidentify.attributes, docs/evaluation.md
     attribute_margin: float | None = None
+    # a video track's estimated attributes: frame (each frame's reading, a change held LABEL_HYSTERESIS
+    # frames first) or track (one reading of the whole track, read before the video is released, for
+    # all its frames: G's face is then one person throughout, and --follow carries the expression)
+    video_labels: str = "frame"
     identity: str | None = None  # --identity NAME: closed-set group for every face
     similarity: bool = True  # recogniser similarity original vs output in the report
     on_no_face: str = "withhold"  # withhold | pixelate | blur | copy (see deidentify.policy)
@@ -187,6 +191,8 @@ class DeidentifyOptions:
             raise DeidentifyError(
                 f"--attribute-reference {self.attribute_reference!r} is not one of {ATTRIBUTE_REFERENCES}"
             )
+        if self.video_labels not in VIDEO_LABELS:
+            raise DeidentifyError(f"--video-labels {self.video_labels!r} is not one of {VIDEO_LABELS}")
         if self.attribute_margin is not None and self.attribute_margin < 0:
             raise DeidentifyError(f"--attribute-margin must be >= 0, got {self.attribute_margin}")
         for name in ("follow_strength", "colour_strength"):
@@ -198,6 +204,8 @@ class DeidentifyOptions:
 
 #: ``DeidentifyOptions.attribute_reference``: what an estimated attribute is read against.
 ATTRIBUTE_REFERENCES = ("auto", "population", "person")
+#: ``DeidentifyOptions.video_labels``: a video track's estimated attributes per frame, or one per track.
+VIDEO_LABELS = ("frame", "track")
 
 FRAMING_DEFAULTS = {"margin": 0.0, "detector": "yunet"}
 

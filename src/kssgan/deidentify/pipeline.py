@@ -279,6 +279,12 @@ class Deidentifier:
         return FaceTracker(self.options.tracker, cosine_threshold(self.recogniser))
 
     @property
+    def reads_tracks_first(self) -> bool:
+        """Whether a video is read once before it is released (:meth:`observe_tracks`): its tracks are
+        read against the whole of themselves, or one label is kept per track (``video_labels``)."""
+        return self.reads_people or self.options.video_labels == "track"
+
+    @property
     def reads_people(self) -> bool:
         """Whether a photo is released against its person's other photos (``attribute_reference`` or
         ``follow_reference`` person), so that they must be observed first (:meth:`observe_people`,
@@ -331,7 +337,8 @@ class Deidentifier:
         so the same track ids), each track's mean scores over the whole video kept as its reference.
         Without this pass a track is read against its frames so far. Returns the tracks read."""
         self._track_reference.clear()
-        est = self.attribute_estimator if self.options.attribute_reference == "person" else None
+        whole = self.options.attribute_reference == "person" or self.options.video_labels == "track"
+        est = self.attribute_estimator if whole else None
         if est is None and not self._follows_person:
             return 0
         if self._follows_person:
@@ -515,6 +522,10 @@ class Deidentifier:
         if est is None or not missing:
             return [{} for _ in crops_bgr]
         scores = est.scores([c[:, :, ::-1] for c in crops_bgr])
+        if self.options.video_labels == "track":  # a track read first: its whole reading, every frame
+            whose = list(people) or [None] * len(scores)
+            held = self._track_reference
+            scores = np.stack([held.get(w, r) if isinstance(w, int) else r for r, w in zip(scores, whose, strict=True)])
         if self.options.attribute_reference == "person":
             scores = np.stack([self._relative(row, who, key) for row, who in zip(scores, people, strict=True)])
         guesses = est.decide(scores)

@@ -132,7 +132,7 @@ def deidentify_animation(
     except Exception as err:
         raise DeidentifyError(f"cannot read the frames of {Path(key).name}: {type(err).__name__}: {err}") from err
     tracker = deid.make_tracker()
-    if deid.reads_people:  # each track read against the whole of itself
+    if deid.reads_tracks_first:  # each track read against (or as) the whole of itself
         deid.observe_tracks(frames)
     outs, n_faces, with_faces, matching = [], 0, 0, 0
     step = max(1, deid.options.batch_size // 2)

@@ -107,7 +107,7 @@ def _deidentify_frames(
     deid: Deidentifier, src: Path, dst: Path, key: str, progress: bool, chunk_frames: int | None
 ) -> dict[str, Any]:
     tracker = deid.make_tracker()
-    if deid.reads_people:  # each track read against the whole of itself
+    if deid.reads_tracks_first:  # each track read against (or as) the whole of itself
         with VideoSource(src) as first:
             deid.observe_tracks(first.frames())
     chunk_frames = chunk_frames or max(1, deid.options.batch_size // 2)
