@@ -1,6 +1,7 @@
 """A talking-head clip built from London's photos, released by a trained checkpoint, measured as
 issue "A released face that follows its source" asks for video: one identity across frames, no
-expression flips, and (with --follow) the mouth moving with the source's.
+expression flips, and (with --follow) the mouth moving with the source's: its opening and its smile
+width (MediaPipe's mesh on source and release frames, Pearson r over the clip's frames).
 
 Each clip is one closed-set person: 12 frames of their neutral photo, 12 of their smiling photo,
 12 neutral again, the photo moving (shift ±6 px, scale ±3 %) every frame, at 320 × 320. Released
@@ -119,12 +120,13 @@ def main() -> None:
             emb, found = embed_faces(attacker_faces(released, det), sface)
             ok = found[1:] & found[:-1]
             cos = np.sum(emb[1:] * emb[:-1], axis=1)[ok]
-            src_mouth, rel_mouth = [], []
+            src, rel = {"mouth": [], "smile": []}, {"mouth": [], "smile": []}
             for f, r in zip(frames, released, strict=True):
                 a, b = measure_face(f, det, mesh), measure_face(r, det, mesh)
                 if a is not None and b is not None:
-                    src_mouth.append(a.geometry["mouth"])
-                    rel_mouth.append(b.geometry["mouth"])
+                    for n in src:
+                        src[n].append(a.geometry[n])
+                        rel[n].append(b.geometry[n])
             rows.append(
                 {
                     "person": who,
@@ -133,7 +135,8 @@ def main() -> None:
                     "label_changes": int(sum(a != b for a, b in zip(labels[1:], labels[:-1], strict=True))),
                     "consecutive_sface_cosine_min": float(cos.min()) if len(cos) else None,
                     "released_faces_found": float(found.mean()),
-                    "mouth_r": pearson(src_mouth, rel_mouth),
+                    "mouth_r": pearson(src["mouth"], rel["mouth"]),
+                    "smile_r": pearson(src["smile"], rel["smile"]),
                     "labels": "".join("s" if v == "smiling" else "n" for v in labels),
                 }
             )
@@ -145,6 +148,7 @@ def main() -> None:
             "truth_changes": len(BLOCKS) - 1,
             "consecutive_sface_cosine_min": round(min(r["consecutive_sface_cosine_min"] or 0 for r in rows), 4),
             "mouth_r_median": round(float(np.median([r["mouth_r"] for r in rows])), 3),
+            "smile_r_median": round(float(np.median([r["smile_r"] for r in rows])), 3),
             "clips": rows,
         }
     result["settings"] = {n: result["settings"][n] for n in SETTINGS if n in result["settings"]}
