@@ -201,3 +201,17 @@ $K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london-auto \
   --ckpt outputs/london-auto/checkpoints/final.ckpt --release-draws 8
 mkdir -p docs/evaluation/london/auto && cp outputs/eval/london-auto/{metrics.json,report.md} docs/evaluation/london/auto/
 cp outputs/london-auto/summary.json outputs/london-auto/logs/version_0/config.yaml docs/evaluation/london/auto/
+
+# -- London's default release again, with another eight jitter draws (seeds 8-15) -------------------
+$K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london-auto-s8 \
+  --ckpt outputs/london-auto/checkpoints/final.ckpt --release-draws 8 --seed 8
+mkdir -p docs/evaluation/london/auto-s8 && cp outputs/eval/london-auto-s8/{metrics.json,report.md} docs/evaluation/london/auto-s8/
+# -- following a person's change, not their resting face (--follow-reference person, at commit 4699351) --
+$K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london-follow-person \
+  --ckpt outputs/london-auto/checkpoints/final.ckpt --release-draws 8 --release-follow expression \
+  --release-sweep '["follow=expression,follow_reference=source", "follow=all", "follow=all,follow_reference=source", "follow=shape"]'
+mkdir -p docs/evaluation/london/follow-person
+cp outputs/eval/london-follow-person/{metrics.json,report.md} docs/evaluation/london/follow-person/
+# the video clips, every setting (one label per track and following against the track included)
+.venv/bin/python docs/evaluation/diagnosis/video_clip.py outputs/london-ctx/checkpoints/final.ckpt \
+  outputs/prepared/london ../shared/datasets/london docs/evaluation/diagnosis/video_clip.json 6
