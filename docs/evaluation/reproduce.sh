@@ -215,3 +215,5 @@ cp outputs/eval/london-follow-person/{metrics.json,report.md} docs/evaluation/lo
 # the video clips, every setting (one label per track and following against the track included)
 .venv/bin/python docs/evaluation/diagnosis/video_clip.py outputs/london-ctx/checkpoints/final.ckpt \
   outputs/prepared/london ../shared/datasets/london docs/evaluation/diagnosis/video_clip.json 6
+.venv/bin/python docs/evaluation/diagnosis/within_person.py outputs/london-auto/checkpoints/final.ckpt \
+  outputs/prepared/london ../shared/datasets/london docs/evaluation/diagnosis/within_person.json
