@@ -185,3 +185,25 @@ def test_a_persons_smile_shows_on_the_group_face_and_their_resting_face_does_not
     assert smile(followed[1]) > smile(followed[0]) + 0.02  # the smile shows
     assert smile(followed[0]) < smile(frozen[0]) < smile(followed[1])  # around the group's own face
     assert np.abs(lone[0].astype(int) - frozen[0]).max() <= 1  # a lone photo: the frozen face
+
+
+def test_follow_auto_is_the_recipes_release_follow_and_nothing_for_a_whole_photo() -> None:
+    def backend(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return np.zeros_like(images)
+
+    def deid(recipe: str | None, region: str | None = None, **options: object) -> Deidentifier:
+        opts = DeidentifyOptions(margin=0.0, detector="yunet", similarity=False, **options)
+        spec = {"fields": SPEC["fields"][:1]}
+        return Deidentifier(
+            backend, spec, GROUPS, 32, opts, detector=OneFace(), release_follow=recipe, release_region=region
+        )
+
+    assert DeidentifyOptions().follow == "auto"
+    london = deid("expression", attribute_reference="person")
+    assert london.options.follow == "expression" and london.follower is not None
+    assert london.options.follow_reference == "person"  # read against the person, as the attributes are
+    assert deid(None).options.follow == "none" and deid(None).follower is None  # no recipe: the frozen face
+    assert deid("expression", region="frame").follower is None  # a whole-photo release follows nothing
+    assert deid("expression", follow="none").follower is None  # the user's choice wins
+    with pytest.raises(DeidentifyError, match="region frame keeps nothing"):
+        DeidentifyOptions(follow="pose", mask=DeidentifyOptions().mask.__class__(region="frame")).check()

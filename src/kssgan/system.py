@@ -114,6 +114,10 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
             (``--attribute-reference`` auto): ``population`` (the critic's own reading of each
             face) or ``person`` (against the person's own photos, where whose each photo is is
             known: for datasets with several photos per person across the attribute's values).
+        release_follow: what of the source ``deidentify`` puts on the group's face unless told
+            (``--follow`` auto; :mod:`kssgan.deidentify.follow`): ``none`` (the frozen face) or a
+            follow mode, read against the person where attributes are (``--follow-reference``
+            auto). A recipe that replaces whole photos (``release_region: frame``) follows nothing.
         generator, critic, siamese: networks injected from config (``class_path`` +
             ``init_args``; :mod:`kssgan.models.factory`); None builds kssgan's own from the
             scalars above.
@@ -175,6 +179,7 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         release_sharpen: float = 0.0,
         release_region: Literal["head", "inner", "frame"] = "head",
         release_attribute_reference: Literal["population", "person"] = "population",
+        release_follow: Literal["none", "expression", "pose", "all", "shape"] = "none",
         generator: dict[str, Any] | None = None,
         critic: dict[str, Any] | None = None,
         siamese: dict[str, Any] | None = None,

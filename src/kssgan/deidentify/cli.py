@@ -46,7 +46,7 @@ from jsonargparse import ArgumentParser, Namespace
 
 from kssgan.deidentify.encode import ENCODE_EXTENSION, IMAGE_EXTENSIONS, encode_image
 from kssgan.deidentify.files import CHUNK_MAX_PIXELS, deidentify_files
-from kssgan.deidentify.follow import FOLLOW_MODES, FOLLOW_REFERENCES
+from kssgan.deidentify.follow import FOLLOW_CHOICES, FOLLOW_REFERENCES
 from kssgan.deidentify.inputs import check_paths, collect_inputs, read_attributes, scan_inputs
 from kssgan.deidentify.options import (
     ATTRIBUTE_REFERENCES,
@@ -196,10 +196,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--jitter-seed", type=int | None, default=d.jitter_seed, help="seed of the jitter (default: fresh)")
     p.add_argument(
         "--follow",
-        choices=FOLLOW_MODES,
+        choices=FOLLOW_CHOICES,
         default=d.follow,
-        help="what the face follows of the source: none (frozen) | expression (mouth, smile) | pose (+ yaw, pitch)"
-        " | all (+ eyes, brows) | shape (the source's 68 points)",
+        help="what the face follows of the source: auto (the checkpoint's recipe's release_follow, default) | none "
+        "(frozen) | expression (mouth, smile) | pose (+ yaw, pitch) | all (+ eyes, brows) | shape (the 68 points)",
     )
     p.add_argument("--follow-strength", type=float, default=d.follow_strength, help="0-1: how far to follow")
     p.add_argument(

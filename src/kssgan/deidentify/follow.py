@@ -40,6 +40,7 @@ import numpy as np
 
 __all__ = [
     "FOLLOWED",
+    "FOLLOW_CHOICES",
     "FOLLOW_MODES",
     "FOLLOW_REFERENCES",
     "GeometryFollower",
@@ -50,6 +51,8 @@ __all__ = [
 ]
 
 FOLLOW_MODES = ("none", "expression", "pose", "all", "shape")
+#: ``DeidentifyOptions.follow``: a mode, or auto (the checkpoint's ``release_follow``; none without one).
+FOLLOW_CHOICES = ("auto", *FOLLOW_MODES)
 #: ``DeidentifyOptions.follow_reference``: the source's own geometry, or its change from its person's
 #: mean; auto: person where attributes are read against the person (``attribute_reference``).
 FOLLOW_REFERENCES = ("auto", "source", "person")

@@ -127,7 +127,8 @@ class DeidentifyOptions:
     # what of the source the generated face follows (deidentify.follow): none (the group's frozen
     # face), expression (the source's pose and expression as ratios on the group's face shape) or
     # shape (the source's own 68 landmarks, face shape included)
-    follow: str = "none"
+    # auto: the checkpoint's release_follow (none without one, and with region frame)
+    follow: str = "auto"
     follow_strength: float = 1.0  # how far (0–1) the followed ratios (or, for shape, points) move to the source's
     # what --follow follows (deidentify.follow): source (the source's own ratios or points) or person (the
     # source's change from its person's mean, on the group's face: a person's level is not followed);
@@ -167,14 +168,14 @@ class DeidentifyOptions:
 
     def check(self) -> None:
         """A :class:`DeidentifyError` for a value outside its range or choices."""
-        from kssgan.deidentify.follow import FOLLOW_MODES, FOLLOW_REFERENCES
+        from kssgan.deidentify.follow import FOLLOW_CHOICES, FOLLOW_REFERENCES
 
         if self.batch_size < 1:
             raise DeidentifyError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.paste_jitter < 0:
             raise DeidentifyError(f"--paste-jitter must be >= 0, got {self.paste_jitter}")
         for name, choices in (
-            ("follow", FOLLOW_MODES),
+            ("follow", FOLLOW_CHOICES),
             ("follow_reference", FOLLOW_REFERENCES),
             ("colour", COLOUR_MODES),
             ("blend", BLEND_MODES),
@@ -182,7 +183,7 @@ class DeidentifyOptions:
             if getattr(self, name) not in choices:
                 flag = name.replace("_", "-")
                 raise DeidentifyError(f"--{flag} {getattr(self, name)!r} is not one of {choices}")
-        if self.mask.region == "frame" and self.follow != "none":
+        if self.mask.region == "frame" and self.follow not in ("none", "auto"):
             raise DeidentifyError(
                 f"--follow {self.follow} moves the face to the source's; region frame keeps nothing of the "
                 "source, not even where its face was: use --mask.region head with --follow"

@@ -136,6 +136,7 @@ class Deidentifier:
         record_alpha: bool = False,
         release_region: str | None = None,
         release_attribute_reference: str | None = None,
+        release_follow: str | None = None,
     ) -> None:
         self.options = opts = apply_checkpoint_framing(options or DeidentifyOptions(), prepare)
         if opts.mask.region == "auto":  # the recipe's region (its checkpoint's release_region), else head
@@ -145,6 +146,8 @@ class Deidentifier:
         self.reference_from_recipe = opts.attribute_reference == "auto"
         if self.reference_from_recipe:
             opts.attribute_reference = release_attribute_reference or "population"
+        if opts.follow == "auto":  # the recipe's (its checkpoint's release_follow); a whole-photo release: none
+            opts.follow = "none" if opts.mask.region == "frame" else (release_follow or "none")
         if opts.follow_reference == "auto":  # the person's change where attributes are read against the person
             opts.follow_reference = "person" if opts.attribute_reference == "person" else "source"
         opts.check()
@@ -264,6 +267,7 @@ class Deidentifier:
             record_alpha=record_alpha,
             release_region=model.hparams.get("release_region"),
             release_attribute_reference=model.hparams.get("release_attribute_reference"),
+            release_follow=model.hparams.get("release_follow"),
         )
 
     def make_tracker(self) -> FaceTracker:

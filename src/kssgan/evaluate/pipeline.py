@@ -440,6 +440,8 @@ def _release_level(
                 }
             options_record = {k: asdict(v) if k == "mask" else v for k, v in options.items() if k != "jitter_seed"}
             options_record["mask"] = asdict(deid.options.mask)
+            options_record["follow"] = deid.options.follow  # resolved (auto: the checkpoint's release_follow)
+            options_record["follow_reference"] = deid.options.follow_reference
             if mask_name == "default" and settings.release_draws > 1:
                 _parrot_draws(
                     entry_of, photos, released, lm, options, ids, clusters, recognisers, detector, settings, attrs,
