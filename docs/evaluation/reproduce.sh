@@ -217,3 +217,6 @@ cp outputs/eval/london-follow-person/{metrics.json,report.md} docs/evaluation/lo
   outputs/prepared/london ../shared/datasets/london docs/evaluation/diagnosis/video_clip.json 6
 .venv/bin/python docs/evaluation/diagnosis/within_person.py outputs/london-auto/checkpoints/final.ckpt \
   outputs/prepared/london ../shared/datasets/london docs/evaluation/diagnosis/within_person.json
+# README's first figure, with the London recipe's checkpoint and its default (following the person's change)
+.venv/bin/python docs/make_follow_figure.py outputs/demo/checkpoints/final.ckpt outputs/london-auto/checkpoints/final.ckpt \
+  ../shared/datasets/london docs/release_follows.jpg
