@@ -336,10 +336,12 @@ class Deidentifier:
         return transform_points(aligned, self.follower.landmarks(image, box))
 
     def observe_tracks(self, images: Iterable[np.ndarray]) -> int:
-        """``attribute_reference: person`` for a video: its frames read once before it is released,
-        tracked as :meth:`process` will track them (same detector, embeddings and tracker settings,
-        so the same track ids), each track's mean scores over the whole video kept as its reference.
-        Without this pass a track is read against its frames so far. Returns the tracks read."""
+        """A video's frames read once before it is released (:attr:`reads_tracks_first`), tracked as
+        :meth:`process` will track them (same detector, embeddings and tracker settings, so the same
+        track ids). Each track's mean scores over the whole video are kept as its reference
+        (``attribute_reference: person``) or its one reading (``video_labels: track``), and its mean
+        points as what it is followed against (``follow_reference: person``). Without this pass a
+        track is read against its frames so far. Returns the tracks seen."""
         self._track_reference.clear()
         whole = self.options.attribute_reference == "person" or self.options.video_labels == "track"
         est = self.attribute_estimator if whole else None
