@@ -1,8 +1,7 @@
 """Build docs/release_follows.jpg: whole photos and what `kssgan deidentify` releases for them, with the
-defaults (the demo's recipe replaces the whole face-crop photo with the group's frozen face, `region:
-frame`; the London recipe puts each person's change from their own photos' mean on the group's face,
-`release_follow: expression` read against the person, given whose each photo is) and following the
-source itself (`--mask.region head --follow pose --follow-reference source --colour match --blend
+defaults (the group's frozen face; the demo's recipe replaces the whole face-crop photo, `region:
+frame`; London's the head region, each photo read with its person's, given whose each photo is) and
+following the source itself (`--mask.region head --follow pose --follow-reference source --colour match --blend
 harmonise`).
 
 Top row: two synthetic demo people (DCGAN, people who do not exist). Bottom row: one person of the
@@ -30,11 +29,10 @@ FOLLOWING = {
     "colour": "match",
     "blend": "harmonise",
 }
-#: (label, options) per row; the London checkpoint of docs/evaluation.md predates its recipe's
-#: release_follow, so its default is spelled out (the same release a new London checkpoint makes)
+#: (label, options) per row
 RELEASES = {
     "demo": {"default": {}, "following the source": FOLLOWING},
-    "london": {"default": {"follow": "expression"}, "following the source": FOLLOWING},
+    "london": {"default": {}, "following the source": FOLLOWING},
 }
 
 
