@@ -302,7 +302,7 @@ def release_masks(settings: EvalSettings) -> list[tuple[str, dict[str, Any]]]:
         "jitter_seed": settings.seed,
         "labels": settings.release_labels,
     }
-    for name in ("follow", "colour", "blend", "sharpen", "upscale"):
+    for name in ("follow", "follow_reference", "colour", "blend", "sharpen", "upscale"):
         value = getattr(settings, f"release_{name}")
         default[name] = getattr(base, name) if value is None else value
     out = [("default", default)]

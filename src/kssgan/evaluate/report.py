@@ -394,6 +394,9 @@ def fidelity_table(metrics: dict) -> list[str]:
         geo, tone, kind = u["geometry"], u["skin_tone"], u.get("kind", {})
         opts = r.get("release_options", {})
         how = ", ".join(f"{k} {opts[k]}" for k in ("follow", "colour", "blend") if k in opts) or "default"
+        if opts.get("follow", "none") != "none" and "follow_reference" in opts:
+            followed = f"follow {opts['follow']}"
+            how = how.replace(followed, f"{followed} (against the {opts['follow_reference']})")
         lines.append(
             f"| {r['method']} | {r['k'] or '—'} | {how} | "
             + " | ".join(_num(geo[n]["pearson"]) for n in names)
