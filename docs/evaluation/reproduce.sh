@@ -220,3 +220,16 @@ cp outputs/eval/london-follow-person/{metrics.json,report.md} docs/evaluation/lo
 # README's first figure, with the London recipe's checkpoint and its default (following the person's change)
 .venv/bin/python docs/make_follow_figure.py outputs/demo/checkpoints/final.ckpt outputs/london-auto/checkpoints/final.ckpt \
   ../shared/datasets/london docs/release_follows.jpg
+$K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london-follow-person-s8 \
+  --ckpt outputs/london-auto/checkpoints/final.ckpt --release-draws 8 --seed 8 --release-follow expression
+mkdir -p docs/evaluation/london/follow-person-s8
+cp outputs/eval/london-follow-person-s8/{metrics.json,report.md} docs/evaluation/london/follow-person-s8/
+# the attacker who picks the least alike member of the probe's group
+.venv/bin/python docs/evaluation/diagnosis/reverse_parrot.py outputs/london-auto/checkpoints/final.ckpt \
+  outputs/prepared/london ../shared/datasets/london docs/evaluation/diagnosis/reverse_parrot.json
+# following expression against the source, with the person's reading (commit b2303b3)
+$K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london-follow-source \
+  --ckpt outputs/london-auto/checkpoints/final.ckpt --release-draws 8 --release-follow expression \
+  --release-follow-reference source
+mkdir -p docs/evaluation/london/follow-source
+cp outputs/eval/london-follow-source/{metrics.json,report.md} docs/evaluation/london/follow-source/
