@@ -39,7 +39,9 @@ SWEEP_DEFAULTS: dict[str, Any] = {
     "reuse_actors": True,
     "resources": {"cpu": 1, "gpu": 0, "workers": 1},
     "wandb": {"enabled": True},
-    "checkpoints": {"enabled": True, "num_to_keep": 1},
+    # 2, not 1: Ray deletes a trial's previous checkpoint when a better one is written, before its
+    # experiment state records the new one; a kill -9 in between left the state pointing at nothing
+    "checkpoints": {"enabled": True, "num_to_keep": 2},
     "scheduler": {"kind": "fifo"},
 }
 SWEEP_SECTIONS = {*SWEEP_DEFAULTS, "name", "searcher", "metric", "budget", "space", "verbose"}
