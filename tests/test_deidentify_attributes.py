@@ -120,3 +120,33 @@ def test_deidentify_reads_a_persons_photos_against_each_other(surrogate_ckpt, sh
         assert len(set(labels)) == values
         assert all(f["faces"][0]["estimated_attributes"] == ["expression"] for f in files)
         assert all(f["faces"][0]["estimated_against"] == "person" for f in files)
+
+
+def test_deidentify_follows_a_persons_change_with_the_default_recipes_checkpoint(
+    surrogate_ckpt, shared_datasets, tmp_path
+):
+    """`--follow expression` end to end with the default recipe's checkpoint: read against the person
+    (auto, with `--attribute-reference person`), both photos of the person are read first and the
+    report says each face was followed against its person; `--follow-reference source` says source.
+    `--video-labels track` reaches the options."""
+    import json
+    import shutil
+
+    from kssgan.cli import main as kssgan_main
+    from kssgan.deidentify.cli import build_parser, options_from_args
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for name in ("subject02.happy", "subject02.normal"):
+        shutil.copyfile(shared_datasets / "yale/yalefaces" / name, src / name)
+    csv = tmp_path / "people.csv"
+    csv.write_text("path,identity\nsubject02.happy,subject02\nsubject02.normal,subject02\n")
+    argv = ["deidentify", "--no-progress", "--ckpt", str(surrogate_ckpt), "--input", str(src), "--output", str(out),
+            "--on-still-matching", "keep", "--attribute-reference", "person", "--attributes", str(csv),
+            "--follow", "expression"]  # fmt: skip
+    for reference, want in (("auto", "person"), ("source", "source")):
+        assert kssgan_main([*argv, "--follow-reference", reference, "--overwrite"]) == 0
+        files = json.loads((out / "deidentify-report.json").read_text())["files"]
+        assert len(files) == 2 and all(f["faces"][0]["followed"] == want for f in files)
+    args = build_parser().parse_args(["--ckpt", "x", "--input", "y", "--output", "z", "--video-labels", "track"])
+    assert options_from_args(args).video_labels == "track"

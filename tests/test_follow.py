@@ -118,6 +118,26 @@ def test_expression_following_moves_a_closed_mouth_to_a_smile(shared_datasets: P
     assert abs(span(after) - span(smiling)) < abs(span(neutral) - span(smiling)) / 2
 
 
+def other_persons_face(london: Path, detector: object) -> tuple[object, dict, dict]:
+    """A stand-in G that always draws one other London person's neutral face (045), with the label
+    spec and groups of two one-person groups ``a`` and ``b``: ``(backend, spec, groups)``."""
+    from kssgan.data.readers.image_io import load_image
+    from kssgan.faces.align import align_faces
+    from kssgan.faces.detect import select_face
+
+    other = load_image(london / "neutral_front/045_03.jpg")[0]
+    lms = np.asarray(select_face(detector.detect(other), other.shape)[0].landmarks, np.float64)
+    drawn = align_faces([other], [lms], 64, margin=0.0)[0][:, :, ::-1].astype(np.float32) / 127.5 - 1.0
+
+    def backend(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return np.repeat(drawn.transpose(2, 0, 1)[None], len(images), axis=0)
+
+    spec = {"fields": [{"name": "group", "kind": "onehot", "values": ["0", "1"]}]}
+    groups = {"k": 2, "method": "mdav", "recogniser": "sface", "seed": 0, "identity_to_group": {"a": 0, "b": 1}}
+    groups["centroids"] = [[1.0, 0.0], [0.0, 1.0]]
+    return backend, spec, groups
+
+
 def test_harmonise_meets_the_photo_at_the_boundary_and_leaves_the_face_alone() -> None:
     from kssgan.deidentify.blend import harmonise
 
@@ -156,22 +176,12 @@ def test_a_followed_clip_keeps_one_identity_and_moves_its_mouth(shared_datasets:
     from kssgan.deidentify.pipeline import Deidentifier, Frame
     from kssgan.evaluate.fidelity import measure_face, pearson
     from kssgan.evaluate.release_level import attacker_faces, embed_faces
-    from kssgan.faces.align import align_faces
-    from kssgan.faces.detect import YuNetDetector, select_face
+    from kssgan.faces.detect import YuNetDetector
     from kssgan.faces.mesh import FaceMesh
     from kssgan.faces.recognize import SFaceRecognizer
 
     root, det = shared_datasets / "london", YuNetDetector()
-    other = load_image(root / "neutral_front/045_03.jpg")[0]
-    lms = np.asarray(select_face(det.detect(other), other.shape)[0].landmarks, np.float64)
-    drawn = align_faces([other], [lms], 64, margin=0.0)[0][:, :, ::-1].astype(np.float32) / 127.5 - 1.0
-
-    def backend(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        return np.repeat(drawn.transpose(2, 0, 1)[None], len(images), axis=0)
-
-    spec = {"fields": [{"name": "group", "kind": "onehot", "values": ["0", "1"]}]}
-    groups = {"k": 2, "method": "mdav", "recogniser": "sface", "seed": 0, "identity_to_group": {"a": 0, "b": 1}}
-    groups["centroids"] = [[1.0, 0.0], [0.0, 1.0]]
+    backend, spec, groups = other_persons_face(root, det)
     options = DeidentifyOptions(follow="pose", jitter_seed=0, identity="a", margin=0.0, detector="yunet")
     deid = Deidentifier(backend, spec, groups, 64, options, detector=det)
     faces = [load_image(root / f)[0] for f in ("neutral_front/002_03.jpg", "smiling_front/002_08.jpg")]

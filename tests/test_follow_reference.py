@@ -13,7 +13,7 @@ from kssgan.deidentify.options import DeidentifyError, DeidentifyOptions
 from kssgan.deidentify.pipeline import Deidentifier, Frame
 from tests.test_attribute_reference import LANDMARKS, SPEC, OneFace, _photo
 from tests.test_deidentify_parts import GROUPS
-from tests.test_follow import _face68
+from tests.test_follow import _face68, other_persons_face
 
 
 def _wider(p: np.ndarray, px: float) -> np.ndarray:
@@ -150,21 +150,11 @@ def test_a_persons_smile_shows_on_the_group_face_and_their_resting_face_does_not
     person with one photo gets exactly the frozen face."""
     from kssgan.data.readers.image_io import load_image
     from kssgan.evaluate.fidelity import measure_face
-    from kssgan.faces.align import align_faces
-    from kssgan.faces.detect import YuNetDetector, select_face
+    from kssgan.faces.detect import YuNetDetector
     from kssgan.faces.mesh import FaceMesh
 
     root, det = shared_datasets / "london", YuNetDetector()
-    other = load_image(root / "neutral_front/045_03.jpg")[0]
-    lms = np.asarray(select_face(det.detect(other), other.shape)[0].landmarks, np.float64)
-    drawn = align_faces([other], [lms], 64, margin=0.0)[0][:, :, ::-1].astype(np.float32) / 127.5 - 1.0
-
-    def backend(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        return np.repeat(drawn.transpose(2, 0, 1)[None], len(images), axis=0)
-
-    spec = {"fields": [{"name": "group", "kind": "onehot", "values": ["0", "1"]}]}
-    groups = {"k": 2, "method": "mdav", "recogniser": "sface", "seed": 0, "identity_to_group": {"a": 0, "b": 1}}
-    groups["centroids"] = [[1.0, 0.0], [0.0, 1.0]]
+    backend, spec, groups = other_persons_face(root, det)
     photos = [load_image(root / f)[0] for f in ("neutral_front/002_03.jpg", "smiling_front/002_08.jpg")]
     frames = [Frame(p, key=f"p{i}", identity="a") for i, p in enumerate(photos)]
 

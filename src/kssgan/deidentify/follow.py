@@ -270,7 +270,7 @@ class PersonShapes:
         self._fixed: dict[Any, np.ndarray] = {}
 
     def add(self, key: Any, points: np.ndarray) -> None:
-        total, n = self._sums.get(key, (np.zeros((68, 2)), 0))
+        total, n = self._sums.get(key, (np.zeros(np.shape(points)), 0))
         self._sums[key] = (total + np.asarray(points, np.float64), n + 1)
 
     def fix(self) -> None:

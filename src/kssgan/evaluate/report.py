@@ -393,10 +393,13 @@ def fidelity_table(metrics: dict) -> list[str]:
         u, q = r["utility"], r.get("quality", {})
         geo, tone, kind = u["geometry"], u["skin_tone"], u.get("kind", {})
         opts = r.get("release_options", {})
-        how = ", ".join(f"{k} {opts[k]}" for k in ("follow", "colour", "blend") if k in opts) or "default"
-        if opts.get("follow", "none") != "none" and "follow_reference" in opts:
-            followed = f"follow {opts['follow']}"
-            how = how.replace(followed, f"{followed} (against the {opts['follow_reference']})")
+        parts = []
+        for k in (k for k in ("follow", "colour", "blend") if k in opts):
+            value = opts[k]
+            if k == "follow" and value != "none" and "follow_reference" in opts:
+                value = f"{value} (against the {opts['follow_reference']})"
+            parts.append(f"{k} {value}")
+        how = ", ".join(parts) or "default"
         lines.append(
             f"| {r['method']} | {r['k'] or '—'} | {how} | "
             + " | ".join(_num(geo[n]["pearson"]) for n in names)
