@@ -130,21 +130,64 @@ def test_parrot_on_k_same_pixel_has_a_tight_clustered_bound_where_wilson_is_wide
     assert exact.rank1.value == 1.0 and exact.rank1_clustered["ci_low"] < 1.0
 
 
+def _release_row(clustered_high: float, draws_value: float | None = None, crop_parrot: float = 0.0) -> dict:
+    """A result row whose release-level parrot reads 0.324 on one release (and ``draws_value`` over
+    draws), with G's crop reading ``crop_parrot``."""
+    r1 = {"value": 0.324, "n": 102, "ci_low": 0.24, "ci_high": 0.419, "successes": 33.0}
+    parrot = {"rank1": r1, "rank1_clustered": {"ci_low": 0.31, "ci_high": clustered_high, "n_clusters": 33}}
+    parrot["rank1_clustered"]["unit"] = "k-Same group"
+    level = {"parrot": parrot, "verification": {"protection_rate": 1.0}}
+    if draws_value is not None:
+        d1 = dict(r1, value=draws_value, n=408, ci_high=draws_value + 0.04)
+        level["parrot_draws"] = {"rank1": d1, "rank1_clustered": dict(parrot["rank1_clustered"]), "draws": 4}
+    crop = {"parrot": {"rank1": dict(r1, value=crop_parrot)}, "verification": {"protection_rate": 1.0}}
+    return {"method": "kss-gan", "k": 3, "privacy_release": {"sface": level}, "privacy": {"sface": crop}, "utility": {}}
+
+
 def test_release_check_judges_the_clustered_bound_and_shows_wilson_beside_it() -> None:
     from kssgan.evaluate.release_check import checks
 
-    def row(clustered_high: float) -> dict:
-        r1 = {"value": 0.324, "n": 102, "ci_low": 0.24, "ci_high": 0.419, "successes": 33.0}
-        parrot = {"rank1": r1, "rank1_clustered": {"ci_low": 0.31, "ci_high": clustered_high, "n_clusters": 33}}
-        parrot["rank1_clustered"]["unit"] = "k-Same group"
-        rec = {"parrot": parrot, "verification": {"protection_rate": 1.0}}
-        return {"method": "kss-gan", "k": 3, "privacy": {"sface": rec}, "utility": {}}
-
-    passed = [c for c in checks({"results": []}, row(0.334)) if "upper bound" in c[0]]
+    passed = [c for c in checks({"results": []}, _release_row(0.334)) if "upper bound" in c[0]]
     assert passed[0][2] and "clustered by k-Same group, 33" in passed[0][0] and "Wilson" in passed[0][1]
     assert "0.419" in passed[0][1]
-    failed = [c for c in checks({"results": []}, row(0.40)) if "upper bound" in c[0]]
+    failed = [c for c in checks({"results": []}, _release_row(0.40)) if "upper bound" in c[0]]
     assert not failed[0][2] and failed[0][3] == "+0.017"
+
+
+NAMES = ("yaw", "pitch", "mouth", "smile", "eyes")
+
+
+def test_release_check_judges_the_release_never_the_crop() -> None:
+    """A crop at 1/k and a release over draws above it miss; a row whose release was not measured
+    misses; the fidelity targets read the release's figures."""
+    from kssgan.evaluate.release_check import checks
+
+    row = _release_row(0.36, draws_value=0.34, crop_parrot=0.30)
+    parrot = next(c for c in checks({"results": []}, row) if c[0].startswith("parrot rank-1"))
+    assert not parrot[2] and parrot[3] == "+0.007" and "over 4 releases (one release: 0.324)" in parrot[1]
+    row = _release_row(0.36, draws_value=0.30, crop_parrot=0.90)  # a leaking crop does not decide it either
+    assert next(c for c in checks({"results": []}, row) if c[0].startswith("parrot rank-1"))[2]
+    crop_only = {"method": "kss-gan", "k": 3, "privacy": row["privacy"], "utility": {}}
+    assert [c[2] for c in checks({"results": []}, crop_only)] == [False]
+    geo = {n: {"pearson": r} for n, r in zip(NAMES, (0.95, 0.5, 0.7, 0.69, 0.5), strict=True)}
+    row["utility"] = {
+        "geometry": geo,
+        "skin_tone": {"delta_e_median": 6.0, "share_over_10": 0.2},
+        "kind": {"gender_agreement": 0.96, "age_within_8": 0.5},
+    }
+    row["quality"] = {"inner_sharpness_ratio": 0.7, "seam_ratio": 1.6, "face_found": 1.0}
+    got = {
+        c[0].split(" ")[0] + (" " + c[0].split(" ")[1] if c[0].startswith("skin") else ""): c[2]
+        for c in checks({"results": []}, row)
+    }
+    keys = (*NAMES, "gender", "age", "inner", "seam", "YuNet")
+    assert {k: got[k] for k in keys} == {
+        "yaw": True, "pitch": False, "mouth": True, "smile": False, "eyes": True,
+        "gender": True, "age": False, "inner": True, "seam": False, "YuNet": True,
+    }  # fmt: skip
+    row["release_options"] = {"sharpen": 0.8}  # sharpness is judged with the unsharp mask off only
+    sharp = next(c for c in checks({"results": []}, row) if c[0].startswith("inner sharpness"))
+    assert not sharp[2] and sharp[3] == "measured with the mask on"
 
 
 class FakeRecogniser:

@@ -4,6 +4,7 @@
     kssgan evaluate --ckpt k3=a.ckpt --ablation-ckpt k3=l1.ckpt --dataset orl --k 2,3,5,10
     kssgan evaluate --dataset outputs/prepared/orl            # baselines only, no model
     kssgan evaluate --config eval.yaml --dataset orl          # any option below, by name, in YAML
+    kssgan evaluate --rewrite-report docs/evaluation/orl      # report.md again from its metrics.json
 
 Writes ``metrics.json``, ``report.md`` and PNG plots to ``--out`` (default
 ``outputs/eval/<dataset>``); embeddings are cached under ``<out>/cache``.
@@ -69,7 +70,13 @@ def _parser() -> ArgumentParser:
         help="a checkpoint evaluated as a row named NAME, e.g. kss-gan-paper=paper.ckpt (repeatable)",
     )
     p.add_argument(
-        "--dataset", type=str, required=True, help="yale | orl | demo | data_modules/<name>.yaml | a prepared folder"
+        "--dataset", type=str, help="yale | orl | demo | data_modules/<name>.yaml | a prepared folder (required)"
+    )
+    p.add_argument(
+        "--rewrite-report",
+        type=str,
+        metavar="DIR",
+        help="write DIR/report.md again from DIR/metrics.json (this version's tables and targets); measures nothing",
     )
     p.add_argument("--out", type=str, help="output folder (default outputs/eval/<dataset name>)")
     # the evaluation settings: each option's dest is its EvalSettings field, so a YAML of fields parses
@@ -115,8 +122,29 @@ def settings_from(args: Any) -> EvalSettings:
     return s
 
 
+def rewrite_report(folder: Path) -> int:
+    """``folder/report.md`` again from ``folder/metrics.json``."""
+    import json
+
+    from kssgan.evaluate.report import markdown
+
+    source = folder / "metrics.json"
+    if not source.is_file():
+        print(f"kssgan evaluate: no metrics.json in {folder}", file=sys.stderr)
+        return 2
+    metrics = json.loads(source.read_text())
+    (folder / "report.md").write_text(markdown(metrics, list(metrics.get("files", []))))
+    print(f"report written to {folder / 'report.md'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.rewrite_report:
+        return rewrite_report(Path(args.rewrite_report))
+    if not args.dataset:
+        print("kssgan evaluate: --dataset is required (or --rewrite-report DIR)", file=sys.stderr)
+        return 2
     settings = settings_from(args)
     name = Path(args.dataset).stem if args.dataset.endswith((".yaml", ".yml")) else Path(args.dataset).name
     out = args.out or f"outputs/eval/{name}"

@@ -525,7 +525,7 @@ def markdown(metrics: dict, files: list[str]) -> str:
     for rec in recs:
         lines += [
             "",
-            f"## Privacy — {rec}",
+            f"## Privacy — {rec}, G's crop (a proxy: not what is released)",
             "",
             "| method | k | 1/k | rank-1 (originals gallery) | clustered upper | rank-5 | parrot rank-1 "
             "| clustered upper | verified as same person | protection rate | KID | FID |",
