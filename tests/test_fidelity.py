@@ -140,3 +140,19 @@ def test_a_released_copy_keeps_its_geometry_exactly_and_a_frozen_face_keeps_none
     assert copy["quality"]["inner_sharpness_ratio"] == pytest.approx(1.0)
     frozen = fidelity.release_fidelity(sources, photos, [photos[0]] * len(photos), alphas, det, mesh)
     assert all(v["pearson"] == 0.0 for v in frozen["utility"]["geometry"].values())
+
+
+@pytest.mark.shared_data
+def test_the_kind_reader_reads_londoners_genders_off_their_photos(london_faces, shared_datasets: Path) -> None:
+    """The reader crops YuNet's (x, y, w, h) box: on the sources it agrees with the set's own labels
+    (a reader that took the box for corners read none of these 16 photos, or the wrong region)."""
+    import csv
+
+    labels = {r["identity"]: r for r in csv.DictReader((shared_datasets / "london" / "labels.csv").open())}
+    det, reader = YuNetDetector(), fidelity.KindReader()
+    read = []
+    for (photo, _), person in zip(london_faces, [p for p in PEOPLE for _ in range(2)], strict=True):
+        gender, age = reader(photo, select_face(det.detect(photo), photo.shape)[0])
+        assert gender in ("male", "female") and age is not None
+        read.append(gender == labels[person]["gender"].lower())
+    assert np.mean(read) >= 0.9
