@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -123,3 +124,60 @@ def test_stratified_grouping_never_mixes_strata_and_keeps_k() -> None:
     assert GroupAssignment.from_dict(a.to_dict()).stratify == "gender"
     plain = KSameGrouping(k=3).fit(emb)
     assert plain.stratify is None and "stratify" not in plain.to_dict()
+
+
+def test_grouping_on_kind_keeps_group_mates_alike_in_kind_and_centroids_in_embedding_space() -> None:
+    """Twelve people whose faces all look alike to the recogniser, in two skin tones: grouped on
+    identity alone the tones mix; grouped on kind as well, no group mixes them, groups still hold k,
+    and a stranger's nearest group is still decided by the embedding."""
+    rng = np.random.default_rng(1)
+    ids = [f"p{i:02d}" for i in range(12)]
+    base = rng.normal(size=16)
+    emb = {i: base + 0.05 * rng.normal(size=16) for i in ids}
+    tone = {i: n % 2 for n, i in enumerate(ids)}  # alternating: identity order says nothing of tone
+    kind = {i: np.array([2.0 * tone[i], 0.0]) for i in ids}
+
+    def mixed(a: GroupAssignment) -> int:
+        by_group: dict[int, set[int]] = {}
+        for ident, g in a.identity_to_group.items():
+            by_group.setdefault(g, set()).add(tone[ident])
+        return sum(len(s) > 1 for s in by_group.values())
+
+    plain = KSameGrouping(k=3).fit(emb)
+    alike = KSameGrouping(k=3).fit(emb, kind=kind, kind_weights={"tone": 0.5})
+    assert mixed(plain) > 0 and mixed(alike) == 0
+    assert min(alike.group_sizes) >= 3 and not alike.audit()
+    assert alike.centroids.shape == plain.centroids.shape == (alike.num_groups, 16)
+    assert GroupAssignment.from_dict(alike.to_dict()).kind == {"tone": 0.5} and "kind" not in plain.to_dict()
+    with pytest.raises(GroupingError, match="no kind features for 1 identities"):
+        KSameGrouping(k=3).fit(emb, kind={i: kind[i] for i in ids[1:]}, kind_weights={"tone": 0.5})
+
+
+def test_regroup_on_skin_tone_and_age_of_a_prepared_folder(demo_dir, tmp_path) -> None:
+    """``kssgan prepare --regroup … --grouping.kind`` on a prepared folder: the demo's people given
+    ages in two bands far apart are never grouped across them; bad features are one-line errors."""
+    import pandas as pd
+
+    from kssgan.data.prepare import regroup
+    from kssgan.data.prepare.cli import main as prepare_main
+    from kssgan.data.prepare.grouping_step import kind_features
+
+    folder = tmp_path / "demo"
+    shutil.copytree(demo_dir, folder)
+    manifest = pd.read_csv(folder / "manifest.csv")
+    people = sorted(manifest["identity"].astype(str).unique())
+    band = {p: 20 + 40 * (n % 2) for n, p in enumerate(people)}
+    manifest["age"] = manifest["identity"].astype(str).map(band)
+    manifest.to_csv(folder / "manifest.csv", index=False)
+    a = regroup(folder, 3, kind={"age": 2.0, "tone": 0.5}, out=tmp_path / "g.json")
+    assert a.kind == {"age": 2.0, "tone": 0.5} and min(a.group_sizes) >= 3
+    for g in range(a.num_groups):
+        assert len({band[m] for m in a.members(g)}) == 1
+    ok = manifest[manifest["status"] == "ok"]
+    tones = kind_features(folder, ok, {"tone": 1.0})
+    assert set(tones) == set(people) and all(v.shape == (3,) and 0 < v[0] < 10 for v in tones.values())
+    with pytest.raises(GroupingError, match="unknown feature"):
+        regroup(folder, 3, kind={"height": 1.0}, out=tmp_path / "h.json")
+    args = ["--regroup", str(folder), "--k", "3", "--groups-out", str(tmp_path / "c.json")]
+    assert prepare_main([*args, "--grouping.kind", "{tone: 0.5, age: 0.5}"]) == 0
+    assert GroupAssignment.load(tmp_path / "c.json").kind == {"tone": 0.5, "age": 0.5}

@@ -40,6 +40,7 @@ class GroupAssignment:
     identity_to_group: dict[str, int]
     centroids: np.ndarray = field(repr=False)
     stratify: str | None = None  # manifest column no group straddles (e.g. gender), if any
+    kind: dict[str, float] | None = None  # weights of the kind features grouped on beside identity
 
     @property
     def num_groups(self) -> int:
@@ -77,16 +78,20 @@ class GroupAssignment:
 
     # -- persistence --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "k": self.k,
-            "method": self.method,
-            "recogniser": self.recogniser,
-            "seed": self.seed,
-            "num_groups": self.num_groups,
-            "group_sizes": self.group_sizes,
-            "identity_to_group": dict(sorted(self.identity_to_group.items())),
-            "centroids": np.round(self.centroids, 6).tolist(),
-        } | ({"stratify": self.stratify} if self.stratify else {})
+        return (
+            {
+                "k": self.k,
+                "method": self.method,
+                "recogniser": self.recogniser,
+                "seed": self.seed,
+                "num_groups": self.num_groups,
+                "group_sizes": self.group_sizes,
+                "identity_to_group": dict(sorted(self.identity_to_group.items())),
+                "centroids": np.round(self.centroids, 6).tolist(),
+            }
+            | ({"stratify": self.stratify} if self.stratify else {})
+            | ({"kind": self.kind} if self.kind else {})
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GroupAssignment:
@@ -98,6 +103,7 @@ class GroupAssignment:
             identity_to_group={str(k): int(v) for k, v in data["identity_to_group"].items()},
             centroids=np.asarray(data["centroids"], dtype=np.float64),
             stratify=data.get("stratify"),
+            kind=data.get("kind"),
         )
 
     def save(self, path: str | Path) -> Path:
@@ -134,13 +140,21 @@ class KSameGrouping:
         identity_embeddings: Mapping[str, np.ndarray],
         strata: Mapping[str, str] | None = None,
         stratify: str | None = None,
+        kind: Mapping[str, np.ndarray] | None = None,
+        kind_weights: Mapping[str, float] | None = None,
     ) -> GroupAssignment:
         """Group identities given one (mean) embedding per identity.
 
         ``strata`` (identity → value of the ``stratify`` attribute, e.g. gender) groups each stratum
         separately, so that no group mixes strata and a released face can keep the attribute by
         construction; strata with fewer than k identities are pooled (and, if still fewer than k,
-        joined to the largest stratum), so every group still holds ≥ k identities."""
+        joined to the largest stratum), so every group still holds ≥ k identities.
+
+        ``kind`` (identity → a short, already weighted vector, e.g. skin tone and age; see
+        :func:`kssgan.data.prepare.grouping_step.kind_features`) is appended to the L2-normalised
+        embedding for the grouping's distances only, so that group-mates are alike in kind as well
+        as in identity; the centroids (a stranger's nearest group) stay in the embedding space.
+        ``kind_weights`` is recorded in the assignment."""
         ids = sorted(str(i) for i in identity_embeddings)
         n = len(ids)
         if n < self.k:
@@ -150,9 +164,15 @@ class KSameGrouping:
             )
         x = np.stack([np.asarray(identity_embeddings[i], dtype=np.float64).ravel() for i in ids])
         x /= np.clip(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12, None)  # _l2, in place
+        grouped_on = x
+        if kind:
+            missing = [i for i in ids if i not in kind]
+            if missing:
+                raise GroupingError(f"no kind features for {len(missing)} identities, e.g. {missing[0]!r}")
+            grouped_on = np.concatenate([x, np.stack([np.asarray(kind[i], np.float64).ravel() for i in ids])], 1)
         clusters: list[list[int]] = []
         for part in _strata_parts(ids, strata, self.k):
-            sub = x if len(part) == len(x) else x[part]  # one part (no strata): no copy
+            sub = grouped_on if len(part) == len(x) else grouped_on[part]  # one part (no strata): no copy
             if self.method == "mdav":
                 local = _mdav(sub, self.k)
             else:
@@ -163,7 +183,14 @@ class KSameGrouping:
         mapping = {ids[i]: g for g, members in enumerate(clusters) for i in members}
         centroids = np.stack([x[members].mean(axis=0) for members in clusters])
         return GroupAssignment(
-            self.k, self.method, self.recogniser, self.seed, mapping, centroids, stratify if strata else None
+            self.k,
+            self.method,
+            self.recogniser,
+            self.seed,
+            mapping,
+            centroids,
+            stratify if strata else None,
+            dict(kind_weights) if kind and kind_weights else None,
         )
 
     @staticmethod

@@ -103,6 +103,11 @@ def build_parser() -> Any:
     p.add_argument("--grouping.method", choices=["mdav", "random"], default="mdav", help="grouping method")
     p.add_argument("--grouping.seed", "--seed", type=int, default=0)
     p.add_argument("--grouping.stratify", "--stratify", type=str | None, help="no group mixes values of this attribute")
+    p.add_argument(
+        "--grouping.kind",
+        type=dict[str, float] | None,
+        help="group on these beside identity, by weight: {tone: 0.5, age: 0.5} (skin colour, age; docs/evaluation.md)",
+    )
     p.add_argument("--labels.onehot", type=list[str] | None, help="manifest columns one-hot in the domain label")
     p.add_argument("--labels.binary", type=list[str] | None, help="0/1 manifest columns in the domain label")
     p.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
@@ -179,6 +184,7 @@ def _job(cfg: Any) -> dict[str, Any]:
         "grouping_method": cfg.grouping.method,
         "seed": cfg.grouping.seed,
         "grouping_stratify": cfg.grouping.stratify,
+        "grouping_kind": cfg.grouping.kind,
         "model_dir": expand(cfg.model_dir) if cfg.model_dir else None,
         "reader_options": reader_options,
         "margin": cfg.margin,
@@ -203,7 +209,7 @@ def _regroup(cfg: Any) -> int:
         return 2
     g = cfg.grouping
     try:
-        a = regroup(cfg.regroup, cfg.k, g.method, g.seed, cfg.groups_out, g.stratify)
+        a = regroup(cfg.regroup, cfg.k, g.method, g.seed, cfg.groups_out, g.stratify, g.kind)
     except (GroupingError, FileNotFoundError) as err:
         print(f"kssgan prepare: {err}", file=sys.stderr)
         return 1

@@ -48,6 +48,7 @@ def prepare_dataset(
     grouping_method: str = "mdav",
     seed: int = 0,
     grouping_stratify: str | None = None,
+    grouping_kind: Mapping[str, float] | None = None,
     model_dir: str | Path | None = None,
     reader_options: Mapping[str, Any] | None = None,
     margin: float = 0.0,
@@ -197,7 +198,8 @@ def prepare_dataset(
         for s, why in reader_skipped
     ]
     keep = ["crop", "identity", "split", "reason"]
-    keep += [c for c in (grouping_stratify,) if c and c in columns and c not in keep]
+    kind_cols = ("age",) if (grouping_kind or {}).get("age") else ()
+    keep += [c for c in (grouping_stratify, *kind_cols) if c and c in columns and c not in keep]
     finished = finish_manifest(
         manifest_path, columns, list(table["source"]), extra, keep, [c for c in attr_cols if c in columns]
     )
@@ -265,7 +267,8 @@ def prepare_dataset(
     # -- k-Same grouping -----------------------------------------------------------------------
     group_error: GroupingError | None = None
     try:
-        assignment = fit_groups(ok, emb_matrix, k, grouping_method, seed, recogniser, grouping_stratify)
+        kind = dict(grouping_kind) if grouping_kind else None
+        assignment = fit_groups(ok, emb_matrix, k, grouping_method, seed, recogniser, grouping_stratify, kind, out)
         assignment.save(out / "groups.json")
         summary["groups"] = groups_summary(assignment, k, grouping_method)
     except GroupingError as err:
