@@ -233,3 +233,22 @@ $K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london-follow
   --release-follow-reference source
 mkdir -p docs/evaluation/london/follow-source
 cp outputs/eval/london-follow-source/{metrics.json,report.md} docs/evaluation/london/follow-source/
+
+# -- this round: the release targets judged on the release; the kind reader's box fixed (commit 3ffa328) --
+$K evaluate --rewrite-report docs/evaluation/london/auto   # (and every other committed report folder)
+$K evaluate --dataset london --k 3 --no-samples --out outputs/eval/london-auto-kind \
+  --ckpt outputs/london-auto/checkpoints/final.ckpt --release-draws 8
+mkdir -p docs/evaluation/london/auto-reread && cp outputs/eval/london-auto-kind/{metrics.json,report.md} docs/evaluation/london/auto-reread/
+$K evaluate --dataset orl --k 3 --no-samples --out outputs/eval/orl-frame-kind \
+  --ckpt outputs/orl-ctx/checkpoints/final.ckpt --release-draws 2 --release-region frame
+mkdir -p docs/evaluation/orl/frame-reread && cp outputs/eval/orl-frame-kind/{metrics.json,report.md} docs/evaluation/orl/frame-reread/
+# group-mates alike in kind: what the grouping alone allows, then London prepared, trained and evaluated with
+# grouping.kind {tone: 0.5, age: 0.5} and synthetic_context: kind (commit 5efb976)
+.venv/bin/python docs/evaluation/diagnosis/kind_groups.py outputs/prepared/london docs/evaluation/diagnosis/kind_groups.json
+$K prepare --config data_modules/london.yaml --prepared-dir outputs/prepared/london-kind
+$K fit --config experiments/base.yaml --config experiments/london.yaml --trainer.default_root_dir outputs/london-kindctx \
+  --data.init_args.prepared_dir outputs/prepared/london-kind
+$K evaluate --dataset outputs/prepared/london-kind --k 3 --no-samples --out outputs/eval/london-kindctx \
+  --ckpt outputs/london-kindctx/checkpoints/final.ckpt --release-draws 8
+mkdir -p docs/evaluation/london/kind-groups && cp outputs/eval/london-kindctx/{metrics.json,report.md} docs/evaluation/london/kind-groups/
+cp outputs/london-kindctx/summary.json outputs/london-kindctx/logs/version_0/config.yaml docs/evaluation/london/kind-groups/
