@@ -111,15 +111,17 @@ def synthetic_video_frames(n: int, size: tuple[int, int] = (640, 480)) -> list[n
         frame = np.full((h, w, 3), 200, np.uint8)
         for j, face in enumerate(faces):
             fh, fw = face.shape[:2]
-            x = int(w * (0.08 + 0.5 * j)) + 2 * t
-            y = (h - fh) // 2 + (t % 3)
+            x = min(int(w * (0.08 + 0.5 * j)) + 2 * t, w - fw)  # drifting, never past the frame's edge
+            y = min((h - fh) // 2 + (t % 3), h - fh)
             frame[y : y + fh, x : x + fw] = face
         frames.append(frame)
     return frames
 
 
 def _yale_root() -> Path:
-    return Path(__file__).resolve().parents[3].parent / "shared" / "datasets" / "yale" / "yalefaces"
+    from kssgan.data.prepare.recipe import shared_data_root
+
+    return shared_data_root() / "yale" / "yalefaces"
 
 
 def write_photo_folder(n: int, folder: Path) -> list[tuple[Path, str]]:

@@ -33,14 +33,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kssgan.data.prepare.recipe import REPO_ROOT
+from kssgan.data.prepare.recipe import REPO_ROOT, shared_data_root
 
 BASELINE_REF = "41b7580"  # the last commit whose prepare ran in one process
 OUTPUTS = ("manifest.csv", "embeddings.npz", "groups.json")
-
-
-def _shared() -> Path:
-    return Path(os.environ.get("KSSGAN_SHARED_DATA", REPO_ROOT.parent / "shared" / "datasets"))
 
 
 def _export_baseline(ref: str, into: Path) -> Path | None:
@@ -95,7 +91,7 @@ def _prepare_argv(data: Path, out: Path) -> list[str]:
 
 
 def _london_argv(out: Path, workers: int | None) -> list[str]:
-    argv = _prepare_argv(_shared() / "london", out)
+    argv = _prepare_argv(shared_data_root() / "london", out)
     argv += ["--labels-csv", "labels.csv", "--protocol", "closed_set", "--k", "3", "--no-progress"]
     return argv + (["--workers", str(workers)] if workers else [])
 
@@ -146,7 +142,12 @@ def bench_london(reps: int, baseline_ref: str, tmp: Path) -> dict[str, Any]:
             today = summary[f"today ({baseline_ref})"][key]
             ratios[f"workers1_over_today[{key}]"] = round(w1 / today, 3) if w1 and today else None
             ratios[f"workers2_over_today[{key}]"] = round(w2 / today, 3) if w2 and today else None
-    return {"dataset": str(_shared() / "london"), "repetitions": reps, "configurations": summary, "ratios": ratios}
+    return {
+        "dataset": str(shared_data_root() / "london"),
+        "repetitions": reps,
+        "configurations": summary,
+        "ratios": ratios,
+    }
 
 
 def make_celeba_fixture(root: Path, photos: int, seed: int = 0) -> Path:
@@ -155,9 +156,9 @@ def make_celeba_fixture(root: Path, photos: int, seed: int = 0) -> Path:
     import cv2
     import numpy as np
 
-    sources = sorted((_shared() / "london").glob("*_front/*.jpg"))
+    sources = sorted((shared_data_root() / "london").glob("*_front/*.jpg"))
     if not sources:
-        raise FileNotFoundError(f"no London photos under {_shared() / 'london'}")
+        raise FileNotFoundError(f"no London photos under {shared_data_root() / 'london'}")
     faces = []
     for path in sources:
         img = cv2.imread(str(path))
@@ -322,8 +323,8 @@ def bench_prepare_suite(
     sections: tuple[str, ...] = ("london", "fixture", "grouping", "ray_cluster"),
 ) -> dict[str, Any]:
     """Every section above (each one's failure is recorded, not raised); a missing London → skipped."""
-    if not (_shared() / "london").is_dir():
-        return {"skipped": f"no data at {_shared() / 'london'} (set KSSGAN_SHARED_DATA)"}
+    if not (shared_data_root() / "london").is_dir():
+        return {"skipped": f"no data at {shared_data_root() / 'london'} (set KSSGAN_SHARED_DATA)"}
     out: dict[str, Any] = {"cores": len(os.sched_getaffinity(0))}
     with tempfile.TemporaryDirectory(prefix="kssgan-bench-prepare-") as tmp_name:
         tmp = Path(tmp_name)

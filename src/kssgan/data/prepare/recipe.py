@@ -14,6 +14,13 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
+
+
+def shared_data_root() -> Path:
+    """The shared real-face datasets: ``$KSSGAN_SHARED_DATA``, else ``../shared/datasets`` beside the repo."""
+    return Path(os.environ.get("KSSGAN_SHARED_DATA", REPO_ROOT.parent / "shared" / "datasets"))
+
+
 READERS = ("folder", "rafd", "celeba")
 # recipe values that may hold ${VAR} / ${VAR:-default} and ~
 PATH_KEYS = ("data_dir", "prepared_dir", "labels_csv", "model_dir")
