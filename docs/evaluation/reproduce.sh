@@ -252,3 +252,6 @@ $K evaluate --dataset outputs/prepared/london-kind --k 3 --no-samples --out outp
   --ckpt outputs/london-kindctx/checkpoints/final.ckpt --release-draws 8
 mkdir -p docs/evaluation/london/kind-groups && cp outputs/eval/london-kindctx/{metrics.json,report.md} docs/evaluation/london/kind-groups/
 cp outputs/london-kindctx/summary.json outputs/london-kindctx/logs/version_0/config.yaml docs/evaluation/london/kind-groups/
+# README's first figure, with this round's London recipe's checkpoint
+.venv/bin/python docs/make_follow_figure.py outputs/demo/checkpoints/final.ckpt outputs/london-kindctx/checkpoints/final.ckpt \
+  ../shared/datasets/london docs/release_follows.jpg
