@@ -56,3 +56,12 @@ def test_a_small_face_in_a_large_photo_is_found_by_the_tiles(shared_datasets: Pa
     x, y, w, h = found[0].box
     assert 4100 <= x + w / 2 <= 4206 and 2500 <= y + h / 2 <= 2580
     assert max(sides) <= det.retry_max_side + 1
+
+
+def test_a_detections_region_grows_its_x_y_w_h_box_and_clips_it_to_the_image() -> None:
+    from kssgan.faces.detect import Detection
+
+    face = Detection((100.0, 50.0, 40.0, 60.0), np.zeros((5, 2)), 0.9)  # x, y, w, h: not corners
+    assert face.region(0.0, (480, 640, 3)) == (100, 50, 140, 110)
+    assert face.region(0.5, (480, 640, 3)) == (80, 20, 160, 140)  # doubled about its centre
+    assert face.region(1.0, (100, 150)) == (60, 0, 150, 100)  # clipped to the image

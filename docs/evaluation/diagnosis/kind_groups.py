@@ -11,31 +11,30 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 
 import numpy as np
 import pandas as pd
 
 from kssgan.data.grouping import GroupAssignment
 from kssgan.data.prepare import regroup
-from kssgan.data.prepare.grouping_step import AGE_UNIT, TONE_UNIT, kind_features
+from kssgan.data.prepare.grouping_step import AGE_UNIT, TONE_UNIT, photo_tones
 from kssgan.data.prepared import PreparedDataset
 
 WEIGHTS = ({"tone": 0.5}, {"tone": 0.5, "age": 0.5}, {"tone": 1.0, "age": 1.0})
 
 
-def alike(root: str, assignment: GroupAssignment) -> dict[str, float]:
-    data = PreparedDataset.open(root, groups=None, text=True)
-    ok = data.manifest[data.manifest["identity"].astype(str).isin(assignment.identity_to_group)]
+def alike(ok: pd.DataFrame, photos: np.ndarray, assignment: GroupAssignment) -> dict[str, float]:
+    """``ok``: the grouped people's rows; ``photos``: their :func:`photo_tones`."""
     ids = ok["identity"].astype(str).to_numpy()
-    tone = kind_features(root, ok, {"tone": 1.0})  # per person, in TONE_UNIT
-    photos = kind_features(root, ok.assign(identity=np.arange(len(ok)).astype(str)), {"tone": 1.0})
+    tone = {n: photos[ids == n].mean(0) for n in set(ids)}  # per person
     age = pd.to_numeric(ok["age"], errors="coerce").groupby(ids).mean() if "age" in ok.columns else None
     de, near = [], []
     for g in range(assignment.num_groups):
         members = assignment.members(g)
-        mean_tone = np.mean([tone[m] for m in members], 0) * TONE_UNIT
+        mean_tone = np.mean([tone[m] for m in members], 0)
         for i in np.flatnonzero(np.isin(ids, members)):
-            de.append(float(np.linalg.norm(photos[str(i)] * TONE_UNIT - mean_tone)))
+            de.append(float(np.linalg.norm(photos[i] - mean_tone)))
         if age is not None:
             known = [float(age[m]) for m in members if np.isfinite(age[m])]
             near += [abs(float(age[ids[i]]) - np.mean(known)) <= 8 for i in np.flatnonzero(np.isin(ids, members))
@@ -49,13 +48,17 @@ def alike(root: str, assignment: GroupAssignment) -> dict[str, float]:
 
 def main(root: str, out: str) -> None:
     current = GroupAssignment.load(f"{root}/groups.json")
+    data = PreparedDataset.open(root, groups=None, text=True)
+    ok = data.manifest[data.manifest["identity"].astype(str).isin(current.identity_to_group)]
+    photos = photo_tones(root, ok)  # read once; every grouping below covers the same people
     result = {
         "units": {"tone": TONE_UNIT, "age": AGE_UNIT},
-        "groups.json": {"kind": current.kind} | alike(root, current),
+        "groups.json": {"kind": current.kind} | alike(ok, photos, current),
     }
-    for w in WEIGHTS:
-        a = regroup(root, current.k, current.method, current.seed, "/tmp/kind_groups.json", current.stratify, w)
-        result[json.dumps(w)] = alike(root, a)
+    with tempfile.TemporaryDirectory() as tmp:
+        for w in WEIGHTS:
+            a = regroup(root, current.k, current.method, current.seed, f"{tmp}/groups.json", current.stratify, w)
+            result[json.dumps(w)] = alike(ok, photos, a)
     print(json.dumps(result, indent=1))
     with open(out, "w") as fh:
         json.dump(result, fh, indent=1)

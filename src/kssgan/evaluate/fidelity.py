@@ -223,12 +223,7 @@ class KindReader:
         self._model = AgeAndGender()
 
     def __call__(self, image_bgr: np.ndarray, face: Any) -> tuple[str | None, float | None]:
-        x, y, bw, bh = (float(v) for v in face.box)  # YuNet's (x, y, w, h)
-        x0, y0, x1, y1 = x, y, x + bw, y + bh
-        gx, gy = KIND_BOX_GROWTH * bw, KIND_BOX_GROWTH * bh
-        h, w = image_bgr.shape[:2]
-        a, b = max(0, int(x0 - gx)), max(0, int(y0 - gy))
-        c, d = min(w, int(x1 + gx)), min(h, int(y1 + gy))
+        a, b, c, d = face.region(KIND_BOX_GROWTH, image_bgr.shape)
         if c - a < 8 or d - b < 8:
             return None, None
         img = image_bgr if image_bgr.ndim == 3 else cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2BGR)

@@ -96,6 +96,18 @@ class Detection:
     def eye_distance(self) -> float:
         return float(np.linalg.norm(self.landmarks[0] - self.landmarks[1]))
 
+    def region(self, grow: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """``(x0, y0, x1, y1)`` pixel corners of the box grown by ``grow`` × its width / height on
+        each side, clipped to an image of ``shape`` (0.5: the box doubled about its centre)."""
+        x, y, w, h = (float(v) for v in self.box)
+        height, width = shape[:2]
+        return (
+            max(0, int(x - grow * w)),
+            max(0, int(y - grow * h)),
+            min(width, int(x + w + grow * w)),
+            min(height, int(y + h + grow * h)),
+        )
+
 
 @runtime_checkable
 class FaceDetector(Protocol):

@@ -24,6 +24,16 @@ KIND_FEATURES = ("tone", "age")
 TONE_UNIT, AGE_UNIT = 10.0, 10.0
 
 
+def photo_tones(root: str | Path, rows: pd.DataFrame, image_size: int = 64) -> np.ndarray:
+    """N×3 mean CIELAB skin colour of each of ``rows``' crops (the inner-face ellipse of
+    :func:`kssgan.data.synthetic_surrogates.skin_tones`), read once."""
+    from kssgan.data.synthetic_surrogates import skin_tones
+
+    data = PreparedDataset.open(root, groups=None, text=True)
+    crops = data.read_crops(rows["crop"].astype(str).tolist(), image_size)[..., ::-1]  # RGB -> BGR
+    return skin_tones(crops, data.margin)
+
+
 def kind_features(
     root: str | Path, ok: pd.DataFrame, weights: dict[str, float], image_size: int = 64
 ) -> dict[str, np.ndarray]:
@@ -38,11 +48,7 @@ def kind_features(
     names = sorted(set(ids))
     parts: list[np.ndarray] = []
     if weights.get("tone"):
-        from kssgan.data.synthetic_surrogates import skin_tones
-
-        data = PreparedDataset.open(root, groups=None, text=True)
-        crops = data.read_crops(ok["crop"].astype(str).tolist(), image_size)[..., ::-1]  # RGB -> BGR
-        tones = skin_tones(crops, data.margin)
+        tones = photo_tones(root, ok, image_size)
         parts.append(np.stack([tones[ids == n].mean(0) for n in names]) / TONE_UNIT * float(weights["tone"]))
     if weights.get("age"):
         if "age" not in ok.columns:
