@@ -197,3 +197,55 @@ def test_follow_auto_is_the_recipes_release_follow_and_nothing_for_a_whole_photo
     assert deid("expression", follow="none").follower is None  # the user's choice wins
     with pytest.raises(DeidentifyError, match="region frame keeps nothing"):
         DeidentifyOptions(follow="pose", mask=DeidentifyOptions().mask.__class__(region="frame")).check()
+
+
+def _rest_deid(**options: object) -> tuple[Deidentifier, RecordingFollower]:
+    def backend(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return np.zeros_like(images)
+
+    opts = DeidentifyOptions(
+        follow="expression", follow_reference="rest", margin=0.0, detector="yunet", similarity=False,
+        paste_jitter=0.0, upscale=False, **options,
+    )  # fmt: skip
+    opts.tracker.use_embedding = False
+    deid = Deidentifier(backend, SPEC, GROUPS, 32, opts, detector=OneFace())
+    deid.follower = follower = RecordingFollower()
+    return deid, follower
+
+
+def test_a_resting_photo_gets_the_group_face_and_a_smile_is_followed_from_the_persons_rest() -> None:
+    deid, follower = _rest_deid()
+    shots = [(40, "a", "neutral"), (80, "a", "neutral"), (160, "a", "smiling"), (120, "b", "smiling")]
+    frames = [
+        Frame(_photo(v), key=f"p{i}", identity=who, attributes={"expression": e}) for i, (v, who, e) in enumerate(shots)
+    ]
+    assert deid.reads_people and deid.observe_people(frames) == 4
+    results = [deid.process([f])[0][1][0] for f in frames]
+    (n0, r0), (n1, r1), (s, rs), (b, rb) = follower.calls
+    assert np.allclose(r0, n0) and np.allclose(r1, n1)  # each resting photo: its own points, the group's face
+    assert np.allclose(rs, (n0 + n1) / 2)  # the smile: against a's resting photos only, not a's mean
+    assert not np.allclose(rs, (n0 + n1 + s) / 3, atol=0.2)
+    assert np.allclose(rb, b)  # b has no resting photo: nothing to follow, the frozen face
+    assert [r.to_dict()["followed"] for r in results] == ["rest"] * 4
+    deid.forget_people()
+    deid.process([frames[2]])
+    assert np.allclose(follower.calls[-1][1], follower.calls[-1][0])  # forgotten: the frozen face
+
+
+def test_a_video_track_is_followed_from_its_resting_frames_so_far() -> None:
+    deid, follower = _rest_deid()
+    tracker = deid.make_tracker()
+    clip = [(160, "smiling"), (40, "neutral"), (60, "neutral"), (160, "smiling")]
+    deid.process([Frame(_photo(v), key="clip", attributes={"expression": e}) for v, e in clip], tracker=tracker)
+    (s0, r0), (n0, rn0), (n1, rn1), (s1, r1) = follower.calls
+    assert np.allclose(r0, s0)  # no resting frame yet: the frozen face
+    assert np.allclose(rn0, n0) and np.allclose(rn1, n1)  # resting frames (as followed, smoothed): untouched
+    assert np.allclose(r1, (n0 + n1) / 2) and not np.allclose(r1, s1, atol=0.2)  # the smile: from the rest frames
+
+
+def test_follow_rest_must_name_a_label_value_the_checkpoint_knows() -> None:
+    with pytest.raises(DeidentifyError, match="has no field 'mood'"):
+        _rest_deid(follow_rest={"mood": "calm"})
+    with pytest.raises(DeidentifyError, match="unknown value; this checkpoint knows"):
+        _rest_deid(follow_rest={"expression": "calm"})
+    assert DeidentifyOptions().follow_rest == {"expression": "neutral"}

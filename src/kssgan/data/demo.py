@@ -56,10 +56,15 @@ def generate_demo(
     seed: int = 0,
     image_size: int = 64,
     grouping: str = "sface",
+    grouping_kind: dict[str, float] | None = None,
 ) -> Path:
-    """Write the demo prepared dataset to ``out_dir`` (skipped when already complete)."""
+    """Write the demo prepared dataset to ``out_dir`` (skipped when already complete). ``grouping_kind``
+    (``grouping="sface"`` only): group-mates alike in kind as well as in face, as ``kssgan prepare``'s
+    ``grouping.kind`` (the demo people have no age: ``tone`` only)."""
     if grouping not in ("sface", "latent"):
         raise ValueError(f"demo grouping must be 'sface' or 'latent', got {grouping!r}")
+    if grouping_kind and grouping != "sface":
+        raise ValueError("demo grouping_kind needs grouping='sface' (the latent grouping reads no crop)")
     out = Path(out_dir)
     info = {
         "kind": "demo",
@@ -71,6 +76,8 @@ def generate_demo(
         "image_size": image_size,
         "grouping": grouping,
     }
+    if grouping_kind:
+        info["grouping_kind"] = dict(grouping_kind)
     done = out / "demo.json"
     if done.is_file() and json.loads(done.read_text()).get("params") == info:
         return out
@@ -88,7 +95,7 @@ def generate_demo(
         imgs = net(z.view(-1, LATENT_DIM, 1, 1)).clamp(-1, 1)
     imgs = ((imgs + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
     if grouping == "sface":
-        _prepare_through_pipeline(out, imgs, images_per_identity, k, seed, image_size)
+        _prepare_through_pipeline(out, imgs, images_per_identity, k, seed, image_size, grouping_kind)
         done.write_text(json.dumps({"params": info}, indent=1))
         return out
     rows = []
@@ -167,7 +174,13 @@ RAW_SIZE = 256  # YuNet finds every DCGAN face once upscaled to this size
 
 
 def _prepare_through_pipeline(
-    out: Path, imgs: np.ndarray, images_per_identity: int, k: int, seed: int, image_size: int
+    out: Path,
+    imgs: np.ndarray,
+    images_per_identity: int,
+    k: int,
+    seed: int,
+    image_size: int,
+    grouping_kind: dict[str, float] | None = None,
 ) -> None:
     """Write the synthetic photos as ``<out>/raw/idNNN/MM.png`` and run ``kssgan prepare`` on them."""
     from kssgan.data.prepare import prepare_dataset
@@ -179,7 +192,16 @@ def _prepare_through_pipeline(
         path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(path), cv2.cvtColor(big, cv2.COLOR_RGB2BGR))
     prepare_dataset(
-        raw, out, reader="folder", image_size=image_size, k=k, seed=seed, progress=False, quiet=True, name="demo"
+        raw,
+        out,
+        reader="folder",
+        image_size=image_size,
+        k=k,
+        seed=seed,
+        grouping_kind=grouping_kind,
+        progress=False,
+        quiet=True,
+        name="demo",
     )
 
 
@@ -199,6 +221,7 @@ class DemoDataModule(FaceDataModule):
         augmentation: dict | None = None,
         seed: int = 0,
         grouping: str = "sface",
+        grouping_kind: dict[str, float] | None = None,
     ) -> None:
         super().__init__(
             prepared_dir=prepared_dir,
@@ -218,6 +241,7 @@ class DemoDataModule(FaceDataModule):
             seed=seed,
             image_size=image_size,
             grouping=grouping,
+            grouping_kind=grouping_kind,
         )
 
     def ensure_prepared(self) -> None:

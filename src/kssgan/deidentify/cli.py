@@ -207,8 +207,16 @@ def build_parser() -> ArgumentParser:
         choices=FOLLOW_REFERENCES,
         default=d.follow_reference,
         help="what --follow follows: source (its own geometry) | person (its change from the person's own "
-        "photos, a video's track: the person's resting face is not followed) | auto (person where "
-        "--attribute-reference reads the person, default)",
+        "photos, a video's track: the person's resting face is not followed) | rest (its change from the "
+        "person's resting photos, --follow-rest; a resting photo gets the group's face untouched) | auto "
+        "(person where --attribute-reference reads the person, default)",
+    )
+    p.add_argument(
+        "--follow-rest",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a label value of a face at rest, for --follow-reference rest (default: expression=neutral)",
     )
     p.add_argument("--colour-strength", type=float, default=d.colour_strength, help="0-1: how far to match colour")
     p.add_argument(
@@ -246,6 +254,7 @@ def options_from_args(args: Namespace) -> DeidentifyOptions:
     every option whose flag has its name is taken as parsed; the rest are converted here."""
     special = {
         "attributes": _pairs(args.set, "--set"),
+        "follow_rest": _pairs(args.follow_rest, "--follow-rest") or DeidentifyOptions().follow_rest,
         "default_attributes": _pairs(args.default_attribute, "--default-attribute"),
         "similarity": not args.no_similarity,
         "mask": MaskShape(**_fields(args.mask)),

@@ -25,6 +25,14 @@ neutral → smiling change then shows in the outputs, while what is the same in 
 (their head's habitual turn, their mouth's resting width, their face shape) does not: every member
 of a group at their own mean gets the group's face, which is what k-Same's bound rests on. A person
 with one photo, or of unknown identity, gets no change at all: the frozen face.
+``rest``: the change from the person's *resting* photos only (those released with the resting label,
+``follow_rest``, e.g. ``expression=neutral``; the mean of their points). A photo released at rest gets
+the group's face untouched, so every resting photo of a group's members is the same face wherever the
+person's own mean lies; only a change away from rest (a smile) is added. ``person`` moves a person's
+two photos in opposite directions about their mean, and an attacker who picks the least alike of a
+group finds them (docs/evaluation.md, "An attacker who picks the least alike"); ``rest`` never moves a
+resting photo. A person with no resting photo gets the frozen face throughout; a video track is
+followed against its resting frames so far.
 
 The measuring landmark model of ``kssgan evaluate`` is a different one (MediaPipe's mesh,
 :mod:`kssgan.faces.mesh`), so the figures are not read off the points this warp sets.
@@ -54,8 +62,9 @@ FOLLOW_MODES = ("none", "expression", "pose", "all", "shape")
 #: ``DeidentifyOptions.follow``: a mode, or auto (the checkpoint's ``release_follow``; none without one).
 FOLLOW_CHOICES = ("auto", *FOLLOW_MODES)
 #: ``DeidentifyOptions.follow_reference``: the source's own geometry, or its change from its person's
-#: mean; auto: person where attributes are read against the person (``attribute_reference``).
-FOLLOW_REFERENCES = ("auto", "source", "person")
+#: mean, or from its person's resting photos (``follow_rest``); auto: person where attributes are read
+#: against the person (``attribute_reference``).
+FOLLOW_REFERENCES = ("auto", "source", "person", "rest")
 #: The :func:`_ratios` each ratio-transfer mode takes from the source.
 FOLLOWED = {
     "expression": ("mouth", "smile", "lift"),

@@ -132,8 +132,12 @@ class DeidentifyOptions:
     follow_strength: float = 1.0  # how far (0–1) the followed ratios (or, for shape, points) move to the source's
     # what --follow follows (deidentify.follow): source (the source's own ratios or points) or person (the
     # source's change from its person's mean, on the group's face: a person's level is not followed);
-    # auto: person where attribute_reference is person, else source
+    # or rest (the source's change from its person's resting photos, those released with follow_rest:
+    # a resting photo gets the group's face untouched); auto: person where attribute_reference is
+    # person, else source
     follow_reference: str = "auto"
+    # the label values that are a face at rest, for follow_reference rest (field -> value)
+    follow_rest: dict[str, str] = field(default_factory=lambda: {"expression": "neutral"})
     colour: str = "none"  # none | match: the source's inner-face CIELAB mean and spread (deidentify.appearance)
     colour_strength: float = 1.0  # how far (0–1) the colour moves to the source's
     # alpha (feathered mask) | harmonise (the photo's colour at the boundary, fading inwards) | poisson

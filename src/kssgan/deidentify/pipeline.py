@@ -97,6 +97,7 @@ class _Job:
     aligned: np.ndarray  # frame -> crop the source was aligned with (unjittered)
     box: tuple[float, float, float, float]  # the detection box (x0, y0, x1, y1)
     person: Any = None  # whose face (a photo's person, a video's track id), for follow_reference person
+    rest: bool = False  # released with the resting label (follow_rest), for follow_reference rest
 
 
 #: The largest enlargement of G's crop before pasting (``upscale``).
@@ -203,6 +204,13 @@ class Deidentifier:
             self.follower = GeometryFollower(opts.follow, opts.follow_strength)
             # follow_reference person: each person's (observe_people) and video track's mean points
             self._person_shapes, self._track_shapes = PersonShapes(), PersonShapes()
+            # follow_reference rest: each person's and track's resting faces' mean points; a person's
+            # photos wait (points, scores, given attributes) until everyone is read (observe_people)
+            self._rest_shapes, self._track_rest = PersonShapes(), PersonShapes()
+            self._rest_pending: list[tuple[Any, np.ndarray, np.ndarray | None, dict[str, Any], str]] = []
+            self._rest_settled = True
+            if opts.follow_reference == "rest":
+                self._check_rest()
         self._skin = None
         if opts.colour == "match":
             from kssgan.deidentify.appearance import skin_region
@@ -297,7 +305,32 @@ class Deidentifier:
 
     @property
     def _follows_person(self) -> bool:
-        return self.follower is not None and self.options.follow_reference == "person"
+        """Whether faces are followed against their person's photos (``follow_reference`` person or rest)."""
+        return self.follower is not None and self.options.follow_reference in ("person", "rest")
+
+    @property
+    def _follows_rest(self) -> bool:
+        return self.follower is not None and self.options.follow_reference == "rest"
+
+    def _check_rest(self) -> None:
+        """A one-line error where ``follow_rest`` names a field or value this checkpoint's label lacks."""
+        fields = {f.name: f for f in self.spec.fields[1:]}
+        if not self.options.follow_rest:
+            raise DeidentifyError("--follow-reference rest needs --follow-rest NAME=VALUE (a label value at rest)")
+        for name, value in self.options.follow_rest.items():
+            f = fields.get(name)
+            if f is None:
+                raise DeidentifyError(
+                    f"--follow-rest {name}={value}: this checkpoint's label has no field {name!r}; its fields are "
+                    f"{list(fields)} (--follow-reference rest needs a resting value of one of them)"
+                )
+            if f.kind == "onehot" and str(value) not in f.values:
+                known = list(f.values)
+                raise DeidentifyError(f"--follow-rest {name}={value!r}: unknown value; this checkpoint knows {known}")
+
+    def _at_rest(self, values: dict[str, Any]) -> bool:
+        """Whether a face's label ``values`` are the resting ones (``follow_rest``)."""
+        return all(str(values.get(n)) == str(v) for n, v in self.options.follow_rest.items())
 
     def observe_people(self, frames: Sequence[Frame]) -> int:
         """Add each frame's largest face to its person's references before the photos are released:
@@ -306,6 +339,8 @@ class Deidentifier:
         (``person``, ``identity`` or ``--identity``) or a face are passed over. Returns how many
         faces were added."""
         est = self.attribute_estimator if self.options.attribute_reference == "person" else None
+        if est is None and self._follows_rest:  # the resting photos are read as the release reads them
+            est = self.attribute_estimator
         if est is None and not self._follows_person:
             return 0
         from kssgan.faces.detect import select_face
@@ -317,13 +352,19 @@ class Deidentifier:
             if det is None:  # the photo's face as prepare picks it (faces.detect.select_face)
                 continue
             lms = np.asarray(det.landmarks, np.float64)
-            if self._follows_person:
-                self._person_shapes.add(key, self._aligned_points(fr.image, lms, _corners(det.box)))
+            points = self._aligned_points(fr.image, lms, _corners(det.box)) if self._follows_person else None
+            if points is not None:
+                self._person_shapes.add(key, points)
             added += 1
-            if est is None:
+            row = None
+            if est is not None:
+                crop = align_faces([fr.image], [lms], self.image_size, self.options.margin)[0]
+                row = est.scores([crop[:, :, ::-1]])[0].astype(np.float64)
+            if self._follows_rest:
+                self._rest_pending.append((key, points, row, dict(fr.attributes), fr.key))
+                self._rest_settled = False  # settled again once everyone is read (_rest_reference)
+            if est is None or self.options.attribute_reference != "person":
                 continue
-            crop = align_faces([fr.image], [lms], self.image_size, self.options.margin)[0]
-            row = est.scores([crop[:, :, ::-1]])[0].astype(np.float64)
             total, n = self._people.get(key, (np.zeros_like(row), 0))
             self._people[key] = (total + row, n + 1)
             total, n = self._population or (np.zeros_like(row), 0)
@@ -345,9 +386,10 @@ class Deidentifier:
         self._track_reference.clear()
         whole = self.options.attribute_reference == "person" or self.options.video_labels == "track"
         est = self.attribute_estimator if whole else None
-        if est is None and not self._follows_person:
+        track_means = self.follower is not None and self.options.follow_reference == "person"
+        if est is None and not track_means:
             return 0
-        if self._follows_person:
+        if track_means:
             self._track_shapes.clear()
         tracker = FaceTracker(self.options.tracker, cosine_threshold(self.recogniser))
         totals: dict[int, tuple[np.ndarray, int]] = {}
@@ -357,7 +399,7 @@ class Deidentifier:
             if not dets:
                 continue
             seen.update(t.id for t, _ in tracks)
-            if self._follows_person:
+            if track_means:
                 for (track, _), det, points in zip(tracks, dets, lms, strict=True):
                     self._track_shapes.add(track.id, self._aligned_points(image, points, _corners(det.box)))
             if est is None:
@@ -366,7 +408,7 @@ class Deidentifier:
                 total, n = totals.get(track.id, (np.zeros(len(row)), 0))
                 totals[track.id] = (total + row, n + 1)
         self._track_reference.update({tid: total / n for tid, (total, n) in totals.items()})
-        if self._follows_person:
+        if track_means:
             self._track_shapes.fix()
         return len(seen)
 
@@ -389,6 +431,9 @@ class Deidentifier:
         self._population = None
         if self.follower is not None:
             self._person_shapes.clear()
+            self._rest_shapes.clear()
+            self._rest_pending.clear()
+            self._rest_settled = True
 
     def _person_of(self, frame: Frame) -> str | None:
         return frame.person or frame.identity or self.options.identity
@@ -473,7 +518,10 @@ class Deidentifier:
                 if self.follower is not None:
                     res.followed = opts.follow_reference
                 label = self.spec.encode(record)
-                jobs.append(_Job(fi, matrix, crops[j][:, :, ::-1], label, res, aligned, _corners(det.box), people[j]))
+                rest = self._follows_rest and self._at_rest(record)
+                jobs.append(
+                    _Job(fi, matrix, crops[j][:, :, ::-1], label, res, aligned, _corners(det.box), people[j], rest)
+                )
         self._generate_and_paste(jobs, frames, outputs)
         if opts.similarity and self.recogniser is not None:
             self._measure(frames, outputs, landmarks, landed, results, tracker)
@@ -613,12 +661,15 @@ class Deidentifier:
             to_canvas = np.asarray(job.aligned, np.float64) * factor
             x0, y0, x1, y1 = job.box
             points = transform_points(to_canvas, self.follower.landmarks(image, job.box)) / factor
-            reference = self._shape_reference(job.person, points) if self._follows_person else None
+            by_mean = self._follows_person and not self._follows_rest
+            reference = self._shape_reference(job.person, points) if by_mean else None
             track = job.result.track
             if track is not None:  # video: the followed points move smoothly along a track
                 last = self._track_points.get(track)
                 points = points if last is None else TRACK_SMOOTHING * last + (1.0 - TRACK_SMOOTHING) * points
                 self._track_points[track] = points
+            if self._follows_rest:  # the points as followed (smoothed): a resting face is then untouched
+                reference = self._rest_reference(job.person, points, job.rest)
             points = points * factor
             corners = transform_points(to_canvas, np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64))
             box = (*corners.min(0), *corners.max(0))
@@ -635,6 +686,36 @@ class Deidentifier:
                 self._track_shapes.add(who, points)
             return self._track_shapes.mean(who, points)
         return self._person_shapes.mean(who, points)
+
+    def _rest_reference(self, who: Any, points: np.ndarray, rest: bool) -> np.ndarray:
+        """What a face's ``points`` are followed against under ``follow_reference: rest``: a face released
+        at rest, its own points (the group's face untouched); else its person's resting photos' mean
+        (:meth:`observe_people`), or a video track's resting frames so far; none known: its own
+        points (the frozen face)."""
+        if isinstance(who, int):
+            if rest:
+                self._track_rest.add(who, points)
+                return points
+            return self._track_rest.mean(who, points)
+        if rest or who is None:
+            return points
+        if not self._rest_settled:
+            self._settle_rest()
+        return self._rest_shapes.mean(who, points)
+
+    def _settle_rest(self) -> None:
+        """Each observed photo's resting reading, as the release labels it (the given attributes, else
+        the estimate, against the person where attributes are read so), into the resting means."""
+        self._rest_shapes.clear()
+        self._rest_settled = True
+        for who, points, row, given, key in self._rest_pending:
+            known = {**given, **self.options.attributes}
+            missing = [n for n in self.options.follow_rest if n not in known]
+            if missing and row is not None:
+                scores = self._relative(row, who, key) if self.options.attribute_reference == "person" else row
+                known = {**self.attribute_estimator.decide(scores[None])[0], **known}
+            if all(n in known for n in self.options.follow_rest) and self._at_rest(known):
+                self._rest_shapes.add(who, points)
 
     def _measure(
         self,

@@ -326,7 +326,7 @@ def release_masks(settings: EvalSettings) -> list[tuple[str, dict[str, Any]]]:
 def _sweep_options(entry: str, default: dict[str, Any]) -> dict[str, Any]:
     """``name=value,...`` over the default release: ``follow``, ``colour``, ``blend``, ``sharpen``
     (a number, or ``null``: the checkpoint's), ``upscale`` (true/false), ``follow_reference``
-    (auto | source | person), ``follow_strength``,
+    (auto | source | person | rest), ``follow_strength``,
     ``colour_strength``, ``region``, ``reach``, ``jitter``, ``labels`` (estimated | population | person | given)."""
     from dataclasses import replace
 

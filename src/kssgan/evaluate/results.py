@@ -48,7 +48,7 @@ class EvalSettings:
     release_reach: float | None = None
     release_jitter: float | None = None  # deidentify's --paste-jitter
     release_follow: str | None = None  # deidentify's --follow: none | expression | shape
-    release_follow_reference: str | None = None  # deidentify's --follow-reference: source | person
+    release_follow_reference: str | None = None  # deidentify's --follow-reference: source | person | rest
     release_colour: str | None = None  # deidentify's --colour: none | match
     release_blend: str | None = None  # deidentify's --blend: alpha | poisson
     release_sharpen: float | None = None  # deidentify's --sharpen (None: deidentify's default)
