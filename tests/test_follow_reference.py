@@ -181,17 +181,21 @@ def test_follow_auto_is_the_recipes_release_follow_and_nothing_for_a_whole_photo
     def backend(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
         return np.zeros_like(images)
 
-    def deid(recipe: str | None, region: str | None = None, **options: object) -> Deidentifier:
+    def deid(recipe: str | None, region: str | None = None, reference: str | None = None, **options: object):
         opts = DeidentifyOptions(margin=0.0, detector="yunet", similarity=False, **options)
-        spec = {"fields": SPEC["fields"][:1]}
         return Deidentifier(
-            backend, spec, GROUPS, 32, opts, detector=OneFace(), release_follow=recipe, release_region=region
-        )
+            backend, SPEC, GROUPS, 32, opts, detector=OneFace(), release_follow=recipe, release_region=region,
+            release_follow_reference=reference,
+        )  # fmt: skip
 
     assert DeidentifyOptions().follow == "auto"
     london = deid("expression", attribute_reference="person")
     assert london.options.follow == "expression" and london.follower is not None
     assert london.options.follow_reference == "person"  # read against the person, as the attributes are
+    rest = deid("expression", reference="rest", attribute_reference="person")
+    assert rest.options.follow_reference == "rest"  # the recipe's reference
+    told = deid("expression", reference="rest", follow_reference="source")
+    assert told.options.follow_reference == "source"  # the user's choice wins
     assert deid(None).options.follow == "none" and deid(None).follower is None  # no recipe: the frozen face
     assert deid("expression", region="frame").follower is None  # a whole-photo release follows nothing
     assert deid("expression", follow="none").follower is None  # the user's choice wins

@@ -120,6 +120,10 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
             (``--follow`` auto; :mod:`kssgan.deidentify.follow`): ``none`` (the frozen face) or a
             follow mode, read against the person where attributes are (``--follow-reference``
             auto). A recipe that replaces whole photos (``release_region: frame``) follows nothing.
+        release_follow_reference: what that following is against unless told (``--follow-reference``
+            auto): ``auto`` (the person where attributes are read against the person, else the
+            source), ``source``, ``person`` or ``rest`` (the change from the person's resting photos;
+            a resting photo gets the group's face untouched).
         generator, critic, siamese: networks injected from config (``class_path`` +
             ``init_args``; :mod:`kssgan.models.factory`); None builds kssgan's own from the
             scalars above.
@@ -182,6 +186,7 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         release_region: Literal["head", "inner", "frame"] = "head",
         release_attribute_reference: Literal["population", "person"] = "population",
         release_follow: Literal["none", "expression", "pose", "all", "shape"] = "none",
+        release_follow_reference: Literal["auto", "source", "person", "rest"] = "auto",
         generator: dict[str, Any] | None = None,
         critic: dict[str, Any] | None = None,
         siamese: dict[str, Any] | None = None,

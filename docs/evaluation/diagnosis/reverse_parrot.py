@@ -10,7 +10,9 @@ London's closed set (gallery: neutral photos, probes: smiling; both released as 
 releases them, each person's two photos read first), SFace on the attacker's own detection and
 alignment, two jitter draws per setting:
 
-    .venv/bin/python docs/evaluation/diagnosis/reverse_parrot.py CKPT PREPARED_DIR RAW_ROOT OUT.json
+    .venv/bin/python docs/evaluation/diagnosis/reverse_parrot.py CKPT PREPARED_DIR RAW_ROOT OUT.json [SETTING,...]
+
+(the optional last argument: the names of ``SETTINGS`` to run, comma-separated; default all)
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ SETTINGS = {
     "follow expression, against the source": {"follow": "expression", "follow_reference": "source"},
     "follow expression, against the person": {"follow": "expression", "follow_reference": "person"},
     "follow all, against the person": {"follow": "all", "follow_reference": "person"},
+    "follow expression, against the rest": {"follow": "expression", "follow_reference": "rest"},
 }
 DRAWS = (0, 1)
 
@@ -47,6 +50,7 @@ def _pick(sims: np.ndarray, own: int, best: float) -> float:
 
 def main() -> None:
     ckpt, prepared, raw, out = sys.argv[1:5]
+    chosen = sys.argv[5].split(",") if len(sys.argv) > 5 else list(SETTINGS)
     manifest = pd.read_csv(Path(prepared) / "manifest.csv", dtype=str, keep_default_na=False)
     manifest = manifest[(manifest.status == "ok") & (manifest.split != "stranger")]
     people = [i for i, g in manifest.groupby("identity") if set(g.expression) >= {"neutral", "smiling"}]
@@ -59,7 +63,8 @@ def main() -> None:
     det, sface = YuNetDetector(), SFaceRecognizer()
     result: dict = {"checkpoint_sha256": hashlib.sha256(Path(ckpt).read_bytes()).hexdigest(), "people": len(people)}
     result["settings"] = {}
-    for name, extra in SETTINGS.items():
+    for name in chosen:
+        extra = SETTINGS[name]
         draws = []
         for seed in DRAWS:
             deid = Deidentifier.from_checkpoint(ckpt, DeidentifyOptions(jitter_seed=seed, similarity=False, **extra))

@@ -7,7 +7,9 @@ mouth opening of each source and release. Reported per setting: the share of peo
 smiling photo reads wider (more open) than their released neutral one, and the median of the
 release's change over the source's.
 
-    .venv/bin/python docs/evaluation/diagnosis/within_person.py CKPT PREPARED_DIR RAW_ROOT OUT.json
+    .venv/bin/python docs/evaluation/diagnosis/within_person.py CKPT PREPARED_DIR RAW_ROOT OUT.json [SETTING,...]
+
+(the optional last argument: the names of ``SETTINGS`` to run, comma-separated; default all)
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ SETTINGS = {
     "frozen (no follow)": {},
     "follow expression against the person": {"follow": "expression", "follow_reference": "person"},
     "follow expression against the source": {"follow": "expression", "follow_reference": "source"},
+    "follow expression against the rest": {"follow": "expression", "follow_reference": "rest"},
 }
 
 
 def main() -> None:
     ckpt, prepared, raw, out = sys.argv[1:5]
+    chosen = sys.argv[5].split(",") if len(sys.argv) > 5 else list(SETTINGS)
     manifest = pd.read_csv(Path(prepared) / "manifest.csv", dtype=str, keep_default_na=False)
     manifest = manifest[(manifest.status == "ok") & (manifest.split != "stranger")]
     people = [i for i, g in manifest.groupby("identity") if set(g.expression) >= {"neutral", "smiling"}]
@@ -51,7 +55,8 @@ def main() -> None:
     source = [measure_face(f.image, det, mesh) for f in frames]
     result: dict = {"checkpoint_sha256": hashlib.sha256(Path(ckpt).read_bytes()).hexdigest(), "people": len(people)}
     result["settings"] = {}
-    for name, extra in SETTINGS.items():
+    for name in chosen:
+        extra = SETTINGS[name]
         deid = Deidentifier.from_checkpoint(ckpt, DeidentifyOptions(jitter_seed=0, similarity=False, **extra))
         deid.observe_people(frames)
         released = [measure_face(deid.process([f])[0][0], det, mesh) for f in frames]

@@ -138,6 +138,7 @@ class Deidentifier:
         release_region: str | None = None,
         release_attribute_reference: str | None = None,
         release_follow: str | None = None,
+        release_follow_reference: str | None = None,
     ) -> None:
         self.options = opts = apply_checkpoint_framing(options or DeidentifyOptions(), prepare)
         if opts.mask.region == "auto":  # the recipe's region (its checkpoint's release_region), else head
@@ -149,6 +150,8 @@ class Deidentifier:
             opts.attribute_reference = release_attribute_reference or "population"
         if opts.follow == "auto":  # the recipe's (its checkpoint's release_follow); a whole-photo release: none
             opts.follow = "none" if opts.mask.region == "frame" else (release_follow or "none")
+        if opts.follow_reference == "auto" and release_follow_reference not in (None, "auto"):
+            opts.follow_reference = release_follow_reference  # the recipe's
         if opts.follow_reference == "auto":  # the person's change where attributes are read against the person
             opts.follow_reference = "person" if opts.attribute_reference == "person" else "source"
         opts.check()
@@ -276,6 +279,7 @@ class Deidentifier:
             release_region=model.hparams.get("release_region"),
             release_attribute_reference=model.hparams.get("release_attribute_reference"),
             release_follow=model.hparams.get("release_follow"),
+            release_follow_reference=model.hparams.get("release_follow_reference"),
         )
 
     def make_tracker(self) -> FaceTracker:
