@@ -46,3 +46,32 @@ def test_k_larger_than_the_identities_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="larger than the number of demo identities"):
         DemoDataModule(prepared_dir=str(tmp_path / "d"), num_identities=4, k=5)
+
+
+def _tone_spread(root: Path) -> float:
+    """Median ΔE76 of each photo's skin tone to its group's mean tone (the tone its face is given)."""
+    import numpy as np
+
+    from kssgan.data.grouping import GroupAssignment
+    from kssgan.data.prepare.grouping_step import photo_tones
+
+    groups = GroupAssignment.load(root / "groups.json")
+    ok = PreparedDataset.open(root, groups=None, text=True).manifest
+    ok = ok[ok["identity"].astype(str).isin(groups.identity_to_group)]
+    tones, ids = photo_tones(root, ok), ok["identity"].astype(str).to_numpy()
+    out = []
+    for g in range(groups.num_groups):
+        rows = np.isin(ids, groups.members(g))
+        out += list(np.linalg.norm(tones[rows] - tones[rows].mean(0), axis=1))
+    return float(np.median(out))
+
+
+def test_the_demo_groups_people_alike_in_skin_tone_when_asked(tmp_path: Path) -> None:
+    args = dict(num_identities=12, images_per_identity=3, k=3, image_size=32)
+    plain = generate_demo(tmp_path / "plain", **args)
+    kind = generate_demo(tmp_path / "kind", **args, grouping_kind={"tone": 1.0})
+    assert json.loads((kind / "groups.json").read_text())["kind"] == {"tone": 1.0}
+    assert json.loads((plain / "groups.json").read_text()).get("kind") is None
+    assert _tone_spread(kind) < 0.8 * _tone_spread(plain)
+    with pytest.raises(ValueError, match="grouping_kind needs grouping='sface'"):
+        generate_demo(tmp_path / "latent", **args, grouping="latent", grouping_kind={"tone": 1.0})

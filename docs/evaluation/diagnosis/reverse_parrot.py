@@ -10,9 +10,9 @@ London's closed set (gallery: neutral photos, probes: smiling; both released as 
 releases them, each person's two photos read first), SFace on the attacker's own detection and
 alignment, two jitter draws per setting:
 
-    .venv/bin/python docs/evaluation/diagnosis/reverse_parrot.py CKPT PREPARED_DIR RAW_ROOT OUT.json [SETTING,...]
+    .venv/bin/python docs/evaluation/diagnosis/reverse_parrot.py CKPT PREPARED_DIR RAW_ROOT OUT.json [SETTING;...]
 
-(the optional last argument: the names of ``SETTINGS`` to run, comma-separated; default all)
+(the optional last argument: the names of ``SETTINGS`` to run, semicolon-separated; default all)
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _pick(sims: np.ndarray, own: int, best: float) -> float:
 
 def main() -> None:
     ckpt, prepared, raw, out = sys.argv[1:5]
-    chosen = sys.argv[5].split(",") if len(sys.argv) > 5 else list(SETTINGS)
+    chosen = sys.argv[5].split(";") if len(sys.argv) > 5 else list(SETTINGS)
     manifest = pd.read_csv(Path(prepared) / "manifest.csv", dtype=str, keep_default_na=False)
     manifest = manifest[(manifest.status == "ok") & (manifest.split != "stranger")]
     people = [i for i, g in manifest.groupby("identity") if set(g.expression) >= {"neutral", "smiling"}]

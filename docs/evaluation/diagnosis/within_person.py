@@ -7,9 +7,9 @@ mouth opening of each source and release. Reported per setting: the share of peo
 smiling photo reads wider (more open) than their released neutral one, and the median of the
 release's change over the source's.
 
-    .venv/bin/python docs/evaluation/diagnosis/within_person.py CKPT PREPARED_DIR RAW_ROOT OUT.json [SETTING,...]
+    .venv/bin/python docs/evaluation/diagnosis/within_person.py CKPT PREPARED_DIR RAW_ROOT OUT.json [SETTING;...]
 
-(the optional last argument: the names of ``SETTINGS`` to run, comma-separated; default all)
+(the optional last argument: the names of ``SETTINGS`` to run, semicolon-separated; default all)
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ SETTINGS = {
 
 def main() -> None:
     ckpt, prepared, raw, out = sys.argv[1:5]
-    chosen = sys.argv[5].split(",") if len(sys.argv) > 5 else list(SETTINGS)
+    chosen = sys.argv[5].split(";") if len(sys.argv) > 5 else list(SETTINGS)
     manifest = pd.read_csv(Path(prepared) / "manifest.csv", dtype=str, keep_default_na=False)
     manifest = manifest[(manifest.status == "ok") & (manifest.split != "stranger")]
     people = [i for i, g in manifest.groupby("identity") if set(g.expression) >= {"neutral", "smiling"}]
