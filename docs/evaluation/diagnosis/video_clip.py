@@ -52,6 +52,12 @@ SETTINGS = {
         "follow": "expression",
         "follow_reference": "person",
     },
+    "person, margin 2, follow expression against the rest": {
+        "attribute_reference": "person",
+        "attribute_margin": 2.0,
+        "follow": "expression",
+        "follow_reference": "rest",
+    },
     "person, one label per track, follow expression against the track": {
         "attribute_reference": "person",
         "video_labels": "track",
