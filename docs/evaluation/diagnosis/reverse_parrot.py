@@ -10,9 +10,10 @@ London's closed set (gallery: neutral photos, probes: smiling; both released as 
 releases them, each person's two photos read first), SFace on the attacker's own detection and
 alignment, two jitter draws per setting:
 
-    .venv/bin/python docs/evaluation/diagnosis/reverse_parrot.py CKPT PREPARED_DIR RAW_ROOT OUT.json [SETTING;...]
+    .venv/bin/python docs/evaluation/diagnosis/reverse_parrot.py CKPT PREPARED_DIR RAW_ROOT OUT.json [SETTING;... [DRAWS]]
 
-(the optional last argument: the names of ``SETTINGS`` to run, semicolon-separated; default all)
+(optional: the names of ``SETTINGS`` to run, semicolon-separated, default all; then the number of
+jitter draws per setting, default 2)
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def _pick(sims: np.ndarray, own: int, best: float) -> float:
 def main() -> None:
     ckpt, prepared, raw, out = sys.argv[1:5]
     chosen = sys.argv[5].split(";") if len(sys.argv) > 5 else list(SETTINGS)
+    seeds = range(int(sys.argv[6])) if len(sys.argv) > 6 else DRAWS
     manifest = pd.read_csv(Path(prepared) / "manifest.csv", dtype=str, keep_default_na=False)
     manifest = manifest[(manifest.status == "ok") & (manifest.split != "stranger")]
     people = [i for i, g in manifest.groupby("identity") if set(g.expression) >= {"neutral", "smiling"}]
@@ -66,7 +68,7 @@ def main() -> None:
     for name in chosen:
         extra = SETTINGS[name]
         draws = []
-        for seed in DRAWS:
+        for seed in seeds:
             deid = Deidentifier.from_checkpoint(ckpt, DeidentifyOptions(jitter_seed=seed, similarity=False, **extra))
             deid.observe_people(frames)
             released = [deid.process([f])[0] for f in frames]
