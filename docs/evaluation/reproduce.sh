@@ -258,3 +258,26 @@ cp outputs/london-kindctx/summary.json outputs/london-kindctx/logs/version_0/con
 # does the surrogate bank, and G's rendering of it, read as each group's gender
 .venv/bin/python docs/evaluation/diagnosis/gender_bank.py outputs/london-auto/checkpoints/final.ckpt outputs/prepared/london/manifest.csv
 .venv/bin/python docs/evaluation/diagnosis/gender_bank.py outputs/london-kindctx/checkpoints/final.ckpt outputs/prepared/london-kind/manifest.csv
+
+# -- this round: following from rest (--follow-reference rest, commits 546179c/1dbcf24) and the demo grouped on tone --
+for s in 0 8; do
+  sfx=$([ $s = 8 ] && echo -s8)
+  $K evaluate --dataset outputs/prepared/london-kind --k 3 --no-samples --out outputs/eval/london-rest$sfx \
+    --ckpt outputs/london-kindctx/checkpoints/final.ckpt --release-draws 8 --seed $s \
+    --release-follow expression --release-follow-reference rest
+  mkdir -p docs/evaluation/london/rest$sfx && cp outputs/eval/london-rest$sfx/{metrics.json,report.md} docs/evaluation/london/rest$sfx/
+done
+$K evaluate --dataset outputs/prepared/london-kind --k 3 --no-samples --out outputs/eval/london-kindctx-s8 \
+  --ckpt outputs/london-kindctx/checkpoints/final.ckpt --release-draws 8 --seed 8
+mkdir -p docs/evaluation/london/kind-groups-s8 && cp outputs/eval/london-kindctx-s8/{metrics.json,report.md} docs/evaluation/london/kind-groups-s8/
+.venv/bin/python docs/evaluation/diagnosis/reverse_parrot.py outputs/london-kindctx/checkpoints/final.ckpt \
+  outputs/prepared/london-kind ../shared/datasets/london docs/evaluation/diagnosis/reverse_parrot_rest.json \
+  'frozen;follow expression, against the rest' 6
+.venv/bin/python docs/evaluation/diagnosis/within_person.py outputs/london-kindctx/checkpoints/final.ckpt \
+  outputs/prepared/london-kind ../shared/datasets/london docs/evaluation/diagnosis/within_person_rest.json \
+  'frozen (no follow);follow expression against the rest'
+.venv/bin/python docs/evaluation/diagnosis/video_clip.py outputs/london-ctx/checkpoints/final.ckpt \
+  outputs/prepared/london ../shared/datasets/london docs/evaluation/diagnosis/video_clip.json 6 \
+  'person, margin 2, follow expression against the rest'
+make train ARGS="--trainer.default_root_dir outputs/demo-kind"   # experiments/demo.yaml: grouping_kind {tone: 1.0}
+mkdir -p docs/evaluation/demo/kind-groups && cp outputs/demo-kind/summary.json outputs/demo-kind/logs/version_0/config.yaml docs/evaluation/demo/kind-groups/
