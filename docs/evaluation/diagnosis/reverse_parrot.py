@@ -10,7 +10,7 @@ London's closed set (gallery: neutral photos, probes: smiling; both released as 
 releases them, each person's two photos read first), SFace on the attacker's own detection and
 alignment, two jitter draws per setting:
 
-    .venv/bin/python docs/evaluation/diagnosis/reverse_parrot.py CKPT PREPARED_DIR RAW_ROOT OUT.json [SETTING;... [DRAWS]]
+    .venv/bin/python docs/evaluation/diagnosis/reverse_parrot.py CKPT PREPARED RAW OUT.json [SETTING;... [DRAWS]]
 
 (optional: the names of ``SETTINGS`` to run, semicolon-separated, default all; then the number of
 jitter draws per setting, default 2)
