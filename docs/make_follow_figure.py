@@ -1,6 +1,7 @@
 """Build docs/release_follows.jpg: whole photos and what `kssgan deidentify` releases for them, with the
-defaults (the group's frozen face; the demo's recipe replaces the whole face-crop photo, `region:
-frame`; London's the head region, each photo read with its person's, given whose each photo is) and
+defaults (the demo: the group's frozen face, its recipe replacing the whole face-crop photo, `region:
+frame`; London: the head region, each photo read with its person's, given whose each photo is, the
+smile followed from the person's neutral photo, `--follow expression --follow-reference rest`) and
 following the source itself (`--mask.region head --follow pose --follow-reference source --colour match --blend
 harmonise`).
 
@@ -32,7 +33,9 @@ FOLLOWING = {
 #: (label, options) per row
 RELEASES = {
     "demo": {"default": {}, "following the source": FOLLOWING},
-    "london": {"default": {}, "following the source": FOLLOWING},
+    # London's recipe follows the expression from rest (experiments/london.yaml); its measured checkpoint
+    # predates that line, so it is given here
+    "london": {"default": {"follow": "expression", "follow_reference": "rest"}, "following the source": FOLLOWING},
 }
 
 

@@ -281,3 +281,6 @@ mkdir -p docs/evaluation/london/kind-groups-s8 && cp outputs/eval/london-kindctx
   'person, margin 2, follow expression against the rest'
 make train ARGS="--trainer.default_root_dir outputs/demo-kind"   # experiments/demo.yaml: grouping_kind {tone: 1.0}
 mkdir -p docs/evaluation/demo/kind-groups && cp outputs/demo-kind/summary.json outputs/demo-kind/logs/version_0/config.yaml docs/evaluation/demo/kind-groups/
+# README's first figure: London's row released as its recipe now says (from rest)
+.venv/bin/python docs/make_follow_figure.py outputs/demo/checkpoints/final.ckpt outputs/london-kindctx/checkpoints/final.ckpt \
+  ../shared/datasets/london docs/release_follows.jpg
