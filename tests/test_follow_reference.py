@@ -79,17 +79,18 @@ class RecordingFollower:
         return canvas
 
 
-def _follower_deid(reference: str = "auto", attributes: str = "population") -> tuple[Deidentifier, RecordingFollower]:
+def _follower_deid(
+    reference: str = "auto", attributes: str = "population", spec: dict | None = None, **extra: object
+) -> tuple[Deidentifier, RecordingFollower]:
     def backend(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
         return np.zeros_like(images)
 
-    spec = {"fields": SPEC["fields"][:1]}
     options = DeidentifyOptions(
         follow="expression", follow_reference=reference, attribute_reference=attributes, margin=0.0,
-        detector="yunet", similarity=False, paste_jitter=0.0, upscale=False,
+        detector="yunet", similarity=False, paste_jitter=0.0, upscale=False, **extra,
     )  # fmt: skip
     options.tracker.use_embedding = False
-    deid = Deidentifier(backend, spec, GROUPS, 32, options, detector=OneFace())
+    deid = Deidentifier(backend, spec or {"fields": SPEC["fields"][:1]}, GROUPS, 32, options, detector=OneFace())
     deid.follower = follower = RecordingFollower()
     return deid, follower
 
@@ -204,17 +205,7 @@ def test_follow_auto_is_the_recipes_release_follow_and_nothing_for_a_whole_photo
 
 
 def _rest_deid(**options: object) -> tuple[Deidentifier, RecordingFollower]:
-    def backend(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        return np.zeros_like(images)
-
-    opts = DeidentifyOptions(
-        follow="expression", follow_reference="rest", margin=0.0, detector="yunet", similarity=False,
-        paste_jitter=0.0, upscale=False, **options,
-    )  # fmt: skip
-    opts.tracker.use_embedding = False
-    deid = Deidentifier(backend, SPEC, GROUPS, 32, opts, detector=OneFace())
-    deid.follower = follower = RecordingFollower()
-    return deid, follower
+    return _follower_deid("rest", spec=SPEC, **options)
 
 
 def test_a_resting_photo_gets_the_group_face_and_a_smile_is_followed_from_the_persons_rest() -> None:
