@@ -32,7 +32,7 @@ def test_print_config_round_trip(capsys, tmp_path, monkeypatch):
     printed = yaml.safe_load(text)
     assert printed["data_dir"] == "${KSSGAN_SHARED_DATA:-../shared/datasets}/orl"  # expanded only when run
     assert printed["k"] == 4 and printed["image_size"] == 128 and printed["prepared_dir"] == "outputs/prepared/orl"
-    assert printed["grouping"] == {"method": "random", "seed": 0, "stratify": "gender", "kind": None}
+    assert printed["grouping"] == {"method": "random", "seed": 0, "stratify": "gender", "kind": {"tone": 0.5}}
     assert printed["labels"] == {"onehot": [], "binary": []} and printed["reader_options"] is None
     (tmp_path / "merged.yaml").write_text(text)
     direct = cli.build_parser().parse_args(["--config", str(ORL), "--k", "4", "--grouping.method", "random"])
@@ -43,7 +43,7 @@ def test_print_config_round_trip(capsys, tmp_path, monkeypatch):
     assert job == cli._job(direct)
     assert job["raw_root"] == Path("/data/shared/orl") and job["out_dir"] == "outputs/prepared/orl"
     assert (job["name"], job["k"], job["grouping_method"], job["grouping_stratify"]) == ("orl", 4, "random", "gender")
-    assert job["grouping_kind"] is None
+    assert job["grouping_kind"] == {"tone": 0.5}  # the recipe's: group-mates alike in lightness
     assert job["reader_options"] == {"labels_csv": "labels.csv", "protocol": "closed_set", "open_set_fraction": 0.2}
     assert job["labels"] == {"onehot": [], "binary": []}
     # and the printed config prints itself unchanged

@@ -284,3 +284,12 @@ mkdir -p docs/evaluation/demo/kind-groups && cp outputs/demo-kind/summary.json o
 # README's first figure: London's row released as its recipe now says (from rest)
 .venv/bin/python docs/make_follow_figure.py outputs/demo/checkpoints/final.ckpt outputs/london-kindctx/checkpoints/final.ckpt \
   ../shared/datasets/london docs/release_follows.jpg
+# ORL grouped alike in tone (data_modules/orl.yaml: kind {tone: 0.5}), trained and released whole
+cp -r outputs/prepared/orl outputs/prepared/orl-kind
+$K prepare --regroup outputs/prepared/orl-kind --k 3 --grouping.method mdav --grouping.seed 0 --grouping.kind '{tone: 0.5}'
+$K fit --config experiments/base.yaml --config experiments/orl.yaml --data.init_args.prepared_dir outputs/prepared/orl-kind \
+  --trainer.default_root_dir outputs/orl-kind
+$K evaluate --dataset outputs/prepared/orl-kind --k 3 --no-samples --out outputs/eval/orl-kind \
+  --ckpt outputs/orl-kind/checkpoints/final.ckpt --release-draws 2 --release-region frame
+mkdir -p docs/evaluation/orl/kind-groups && cp outputs/eval/orl-kind/{metrics.json,report.md} outputs/orl-kind/summary.json \
+  outputs/orl-kind/logs/version_0/config.yaml docs/evaluation/orl/kind-groups/
