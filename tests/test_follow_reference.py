@@ -236,6 +236,9 @@ def test_a_video_track_is_followed_from_its_resting_frames_so_far() -> None:
     assert np.allclose(r0, s0)  # no resting frame yet: the frozen face
     assert np.allclose(rn0, n0) and np.allclose(rn1, n1)  # resting frames (as followed, smoothed): untouched
     assert np.allclose(r1, (n0 + n1) / 2) and not np.allclose(r1, s1, atol=0.2)  # the smile: from the rest frames
+    tracker = deid.make_tracker()  # a new video: its track 0 is someone else, the last one's rest is gone
+    deid.process([Frame(_photo(160), key="next", attributes={"expression": "smiling"})], tracker=tracker)
+    assert np.allclose(follower.calls[-1][1], follower.calls[-1][0])
 
 
 def test_follow_rest_must_name_a_label_value_the_checkpoint_knows() -> None:

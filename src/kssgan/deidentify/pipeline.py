@@ -290,8 +290,9 @@ class Deidentifier:
         for state in (self._track_jitter, self._track_points, self._track_labels, self._track_scores):
             state.clear()
         self._track_reference.clear()  # read afresh for this video by observe_tracks
-        if self.follower is not None:
+        if self.follower is not None:  # track ids start again at 0: the last video's means and rests go
             self._track_shapes.clear()
+            self._track_rest.clear()
         return FaceTracker(self.options.tracker, cosine_threshold(self.recogniser))
 
     @property
@@ -361,7 +362,7 @@ class Deidentifier:
                 self._person_shapes.add(key, points)
             added += 1
             row = None
-            if est is not None:
+            if est is not None and (self.options.attribute_reference == "person" or self._missing(fr.attributes)):
                 crop = align_faces([fr.image], [lms], self.image_size, self.options.margin)[0]
                 row = est.scores([crop[:, :, ::-1]])[0].astype(np.float64)
             if self._follows_rest:
@@ -575,11 +576,21 @@ class Deidentifier:
         ``attribute_reference: person`` each face is read against its person's photos: ``people``
         holds each face's person (a str) or video track (an int)."""
         est = self.attribute_estimator
-        given = {**known, **self.options.attributes}
-        missing = [f.name for f in self.spec.fields[1:] if f.name not in given]
-        if est is None or not missing:
+        if est is None or not self._missing(known):
             return [{} for _ in crops_bgr]
-        scores = est.scores([c[:, :, ::-1] for c in crops_bgr])
+        return self._guesses(est.scores([c[:, :, ::-1] for c in crops_bgr]), known, people, key)
+
+    def _missing(self, known: dict[str, Any]) -> list[str]:
+        """The label fields neither ``known`` (the CSV) nor --set gives: what the critic reads."""
+        given = {**known, **self.options.attributes}
+        return [f.name for f in self.spec.fields[1:] if f.name not in given]
+
+    def _guesses(
+        self, scores: np.ndarray, known: dict[str, Any], people: Sequence[Any] = (), key: str = ""
+    ) -> list[dict[str, Any]]:
+        """The critic's ``scores`` of faces decided as :meth:`_estimate` decides them (a video track's
+        whole reading, against the person), for the fields :meth:`_missing` from ``known``."""
+        est, missing = self.attribute_estimator, self._missing(known)
         if self.options.video_labels == "track":  # a track read first: its whole reading, every frame
             whose = list(people) or [None] * len(scores)
             held = self._track_reference
@@ -708,17 +719,15 @@ class Deidentifier:
         return self._rest_shapes.mean(who, points)
 
     def _settle_rest(self) -> None:
-        """Each observed photo's resting reading, as the release labels it (the given attributes, else
-        the estimate, against the person where attributes are read so), into the resting means."""
+        """Each observed photo's label, made as :meth:`process` makes it (the given attributes and --set,
+        else the critic's reading, against the person where attributes are read so, else the defaults);
+        the resting ones' points into the resting means."""
         self._rest_shapes.clear()
         self._rest_settled = True
         for who, points, row, given, key in self._rest_pending:
-            known = {**given, **self.options.attributes}
-            missing = [n for n in self.options.follow_rest if n not in known]
-            if missing and row is not None:
-                scores = self._relative(row, who, key) if self.options.attribute_reference == "person" else row
-                known = {**self.attribute_estimator.decide(scores[None])[0], **known}
-            if all(n in known for n in self.options.follow_rest) and self._at_rest(known):
+            guessed = self._guesses(row[None], given, [who], key)[0] if row is not None else {}
+            record, _ = self.labels.record(0, {**guessed, **given})  # as process() labels the photo
+            if self._at_rest(record):
                 self._rest_shapes.add(who, points)
 
     def _measure(
