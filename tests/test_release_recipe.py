@@ -304,3 +304,43 @@ def test_the_monitor_judges_the_parrot_over_release_draws_where_measured() -> No
     assert PrivacyMonitor(release_draws=3).release_draws == 3
     with pytest.raises(ValueError, match="release_draws must be >= 1"):
         PrivacyMonitor(release_draws=0)
+
+
+def test_surrogate_mix_kind_averages_only_faces_of_one_kind(demo_dir: Path, tmp_path: Path) -> None:
+    """``surrogate_mix: kind``: a training mean never joins groups of different ``surrogate_match``
+    values (a woman's face with a man's), where ``attribute`` does."""
+    import shutil
+
+    import pandas as pd
+
+    from kssgan.data.surrogate_data import group_kind_codes
+
+    data = tmp_path / "demo"
+    shutil.copytree(demo_dir, data)
+    manifest = pd.read_csv(data / "manifest.csv")
+    dm = FaceDataModule(prepared_dir=str(data), image_size=32, batch_size=8)
+    dm.setup("fit")
+    groups = dm.prepared.groups
+    women = {i for i in groups.identity_to_group if groups.group_of(i) % 2 == 0}  # even groups: women
+    manifest["gender"] = ["female" if str(i) in women else "male" for i in manifest["identity"]]
+    manifest.to_csv(data / "manifest.csv", index=False)
+    dm = FaceDataModule(prepared_dir=str(data), image_size=32, batch_size=8)
+    dm.setup("fit")
+    codes = group_kind_codes(dm, "gender")
+    assert codes.tolist() == [g % 2 for g in range(groups.num_groups)]  # female < male, sorted
+
+    with pytest.raises(ValueError, match="surrogate_match"):
+        tiny_model(dm, generator_input="surrogate", surrogate_mix="kind")
+    model = tiny_model(
+        dm, n_critic=1, generator_input="surrogate", surrogate_mix="kind", surrogate_match="gender", g_residual=True
+    )
+    quiet_trainer(tmp_path / "fit", max_steps=2, limit_val_batches=0).fit(model, dm)
+    assert torch.equal(model.group_kind, codes)  # read from the data at fit start
+    labels = dm.splits["train"].labels
+    group = field_index(labels, model.spec, "group")
+    kind_value, any_value = model.mix_value(labels), tiny_model(dm, generator_input="surrogate").mix_value(labels)
+    same_kind = (group % 2).view(-1, 1) == (group % 2).view(1, -1)
+    assert not ((kind_value.view(-1, 1) == kind_value.view(1, -1)) & ~same_kind).any()
+    assert ((any_value.view(-1, 1) == any_value.view(1, -1)) & ~same_kind).any()  # what kind mixing removes
+    images = (group % 2).float().view(-1, 1, 1, 1).expand(-1, 3, 4, 4).clone()  # 0: a woman's, 1: a man's
+    assert set(batch_k_means(images, kind_value, k=3).unique().tolist()) == {0.0, 1.0}  # never a blend

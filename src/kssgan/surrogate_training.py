@@ -52,17 +52,30 @@ class SurrogateTraining:
 
     def surrogate_generator_inputs(self, x: Tensor, c_org: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(G's input, c_trg = c_org, G's label): the release surrogate of c_org for a
-        ``surrogate_bank_share`` of rows, else the mean of k same-attribute batch images."""
+        ``surrogate_bank_share`` of rows, else the mean of k batch images alike (:meth:`mix_value`)."""
         with torch.no_grad():
             bank = self.surrogate_input(c_org).to(x.dtype)
-            value = field_index(c_org, self.spec, self.surrogate_field) if self.surrogate_field else None
-            value = value if value is not None else torch.zeros(x.size(0), dtype=torch.long, device=x.device)
-            mixed = batch_k_means(x, value, int((self.groups or {}).get("k", 3)))
+            mixed = batch_k_means(x, self.mix_value(c_org), int((self.groups or {}).get("k", 3)))
             use_bank = torch.rand(x.size(0), device=x.device) < self.hparams.surrogate_bank_share
             x_in = torch.where(use_bank.view(-1, 1, 1, 1), bank, mixed)
         return self._fmt(x_in), c_org, self.kept(c_org)
 
+    def mix_value(self, c_org: Tensor) -> Tensor:
+        """Rows of one value may be averaged into a training input (``surrogate_mix``): the kept
+        attribute's value, and with ``kind`` also the ``surrogate_match`` value of the row's group."""
+        n = c_org.size(0)
+        value = field_index(c_org, self.spec, self.surrogate_field) if self.surrogate_field else None
+        value = value if value is not None else torch.zeros(n, dtype=torch.long, device=c_org.device)
+        if self.hparams.get("surrogate_mix", "attribute") == "kind":
+            kinds = self.group_kind.to(c_org.device)
+            value = value * (int(kinds.max()) + 1) + kinds[field_index(c_org, self.spec, "group")]
+        return value
+
     def on_fit_start(self) -> None:
+        if self.hparams.get("surrogate_mix", "attribute") == "kind":
+            from kssgan.data.surrogate_data import group_kind_codes
+
+            self.group_kind.copy_(group_kind_codes(self.trainer.datamodule, self.hparams.surrogate_match))
         if self.surrogates is not None and not bool(self.surrogates.ready):
             from lightning.pytorch.utilities import rank_zero_info
 

@@ -71,6 +71,10 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
             and its surrogate (e.g. ``gender``); None: any group.
         surrogate_bank_share: share of training inputs that are the release surrogates themselves;
             the rest are means of k same-attribute batch images (so G does not memorise the bank).
+        surrogate_mix: which batch images such a mean averages: ``attribute`` (any k with the same
+            kept attribute value: a woman's and a man's face in one mean) or ``kind`` (also from
+            groups of the same ``surrogate_match`` value, as the k-Same groups themselves are built:
+            G never learns to settle an ambiguous mean's gender; docs/evaluation.md, "Kind kept").
         surrogate_images: ``all`` (the mean of every photo of the group with that attribute value),
             ``medoid`` (the mean of one photo per member: its most typical, closest to its mean) or
             ``synthetic`` (a face of a person who does not exist, drawn from the shipped DCGAN, per
@@ -163,6 +167,7 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         surrogate_assignment: Literal["farthest", "nearest", "own"] = "farthest",
         surrogate_match: str | None = None,
         surrogate_bank_share: float = 0.5,
+        surrogate_mix: Literal["attribute", "kind"] = "attribute",
         surrogate_images: Literal["all", "medoid", "synthetic"] = "all",
         synthetic_pool: int = 8,
         synthetic_seed: int = 0,
@@ -200,6 +205,12 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         _check_choice("generator_input", generator_input, ("image", "surrogate"))
         _check_choice("surrogate_assignment", surrogate_assignment, ("farthest", "nearest", "own"))
         _check_choice("surrogate_images", surrogate_images, ("all", "medoid", "synthetic"))
+        _check_choice("surrogate_mix", surrogate_mix, ("attribute", "kind"))
+        if surrogate_mix == "kind" and (generator_input != "surrogate" or not surrogate_match):
+            raise ValueError(
+                "surrogate_mix=kind mixes within each surrogate_match value (e.g. gender): it needs "
+                "generator_input=surrogate and surrogate_match"
+            )
         if surrogate_images == "synthetic" and surrogate_match not in (None, "gender"):
             raise ValueError(
                 "surrogate_images=synthetic draws a face per group and can match its gender only "
@@ -266,6 +277,9 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
         self.surrogate_field = next((f.name for f in self.spec.fields[1:] if f.kind == "onehot"), None)
         n_values = self.spec.field(self.surrogate_field).size if self.surrogate_field else 1
         self.surrogates = SurrogateBank(self.spec.num_groups, n_values, image_size) if self.surrogate_mode else None
+        # Each group's surrogate_match value as a code (surrogate_mix=kind); read from the data at
+        # every fit start, so it is not part of the checkpoint.
+        self.register_buffer("group_kind", torch.zeros(n_groups, dtype=torch.long), persistent=False)
         self.register_buffer("critic_steps", torch.zeros((), dtype=torch.long))
         self.register_buffer("generator_steps", torch.zeros((), dtype=torch.long))
         self.register_buffer("siamese_ready", torch.zeros((), dtype=torch.bool))

