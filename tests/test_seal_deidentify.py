@@ -122,14 +122,18 @@ def test_round_trip_over_a_folder_and_a_video(sealed_release, inputs: Path, hold
 
 
 def _readable_bytes(path: Path) -> bytes:
-    """The bytes of ``path`` that can carry text: a JPEG's segments before its compressed scan, a
+    return _readable_bytes_of(path.read_bytes(), path.suffix)
+
+
+def _readable_bytes_of(data: bytes, suffix: str) -> bytes:
+    """The bytes of a file (``data``, its name ending in ``suffix``) that can carry text: a JPEG's segments before its compressed scan, a
     PNG's chunks other than its compressed image data, a GIF's bytes outside its LZW image blocks is
-    left to PIL's comment check below; every other file whole. (A three-letter word turns up by
+    left to PIL's comment check below; an AVI's chunks other than its encoded frames and samples;
+    every other file whole. (A three-letter word turns up by
     chance in kilobytes of compressed pixels, which is no leak.)"""
-    data = path.read_bytes()
-    if path.suffix in (".jpg", ".jpeg"):
+    if suffix in (".jpg", ".jpeg"):
         return data[: data.find(b"\xff\xda")]
-    if path.suffix == ".png":
+    if suffix == ".png":
         out, i = [data[:8]], 8
         while i + 8 <= len(data):
             size, kind = int.from_bytes(data[i : i + 4], "big"), data[i + 4 : i + 8]
@@ -137,9 +141,41 @@ def _readable_bytes(path: Path) -> bytes:
                 out.append(data[i : i + 12 + size])
             i += 12 + size
         return b"".join(out)
-    if path.suffix == ".gif":
+    if suffix == ".gif":
         return b""
+    if data[:4] == b"RIFF":  # AVI: every chunk but the encoded frames and samples ('movi') and their index
+        return _riff_readable(data)
     return data
+
+
+def _riff_readable(data: bytes) -> bytes:
+    """A RIFF file's bytes without the ``movi`` list (encoded frames and audio samples) and the
+    ``idx1`` chunk (their offsets): its headers and INFO, where text would be."""
+    out, i = [data[:12]], 12
+    while i + 8 <= len(data):
+        kind, size = data[i : i + 4], int.from_bytes(data[i + 4 : i + 8], "little")
+        end = i + 8 + size + (size & 1)
+        if kind in (b"LIST", b"RIFF") and data[i + 8 : i + 12] != b"movi":  # RIFF: an OpenDML AVIX part
+            out.append(data[i : i + 12])
+            out.append(_riff_readable(b"RIFF" + data[i + 4 : i + 8] + data[i + 8 : end])[12:])  # its sub-chunks
+        elif kind not in (b"LIST", b"RIFF", b"idx1"):
+            out.append(data[i:end])
+        i = end
+    return b"".join(out)
+
+
+def test_riff_readable_bytes_keep_headers_and_drop_encoded_frames() -> None:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return kind + len(body).to_bytes(4, "little") + body + b"\0" * (len(body) & 1)
+
+    info = chunk(b"LIST", b"INFO" + chunk(b"INAM", b"zoe"))
+    movi = chunk(b"LIST", b"movi" + chunk(b"00dc", b"xxzoexx"))
+    avi = chunk(
+        b"RIFF", b"AVI " + chunk(b"LIST", b"hdrl" + chunk(b"avih", b"h" * 7)) + info + movi + chunk(b"idx1", b"zoe!")
+    )
+    kept = _readable_bytes_of(avi, ".avi")
+    assert kept.count(b"zoe") == 1 and b"INAM" in kept and b"avih" in kept  # the title stays; frames and index go
+    assert b"00dc" not in kept and b"idx1" not in kept
 
 
 def test_the_sealed_release_names_nobody(sealed_release, inputs: Path) -> None:
