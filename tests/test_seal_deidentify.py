@@ -126,11 +126,11 @@ def _readable_bytes(path: Path) -> bytes:
 
 
 def _readable_bytes_of(data: bytes, suffix: str) -> bytes:
-    """The bytes of a file (``data``, its name ending in ``suffix``) that can carry text: a JPEG's segments before its compressed scan, a
-    PNG's chunks other than its compressed image data, a GIF's bytes outside its LZW image blocks is
-    left to PIL's comment check below; an AVI's chunks other than its encoded frames and samples;
-    every other file whole. (A three-letter word turns up by
-    chance in kilobytes of compressed pixels, which is no leak.)"""
+    """The bytes of a file (``data``, its name ending in ``suffix``) that can carry text: a JPEG's
+    segments before its compressed scan; a PNG's chunks other than its compressed image data; none
+    of a GIF (its comments are left to PIL's check below); an AVI's chunks other than its encoded
+    frames and samples; every other file whole. (A three-letter word turns up by chance in
+    kilobytes of compressed pixels, which is no leak.)"""
     if suffix in (".jpg", ".jpeg"):
         return data[: data.find(b"\xff\xda")]
     if suffix == ".png":
