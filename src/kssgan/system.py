@@ -73,8 +73,10 @@ class KSSGAN(PaperObjective, SurrogateTraining, CheckpointMetadata, L.LightningM
             the rest are means of k same-attribute batch images (so G does not memorise the bank).
         surrogate_mix: which batch images such a mean averages: ``attribute`` (any k with the same
             kept attribute value: a woman's and a man's face in one mean) or ``kind`` (also from
-            groups of the same ``surrogate_match`` value, as the k-Same groups themselves are built:
-            G never learns to settle an ambiguous mean's gender; docs/evaluation.md, "Kind kept").
+            groups of the same ``surrogate_match`` value, as the k-Same groups themselves are built,
+            so G is not taught to settle a blended face's gender; measured on London, it slows G's
+            drift from its faces' gender without stopping it: docs/evaluation.md, "G drifts from its
+            faces' kind as it trains").
         surrogate_images: ``all`` (the mean of every photo of the group with that attribute value),
             ``medoid`` (the mean of one photo per member: its most typical, closest to its mean) or
             ``synthetic`` (a face of a person who does not exist, drawn from the shipped DCGAN, per
