@@ -67,8 +67,8 @@ class SurrogateTraining:
         value = field_index(c_org, self.spec, self.surrogate_field) if self.surrogate_field else None
         value = value if value is not None else torch.zeros(n, dtype=torch.long, device=c_org.device)
         if self.hparams.get("surrogate_mix", "attribute") == "kind":
-            kinds = self.group_kind.to(c_org.device)
-            value = value * (int(kinds.max()) + 1) + kinds[field_index(c_org, self.spec, "group")]
+            kinds = self.group_kind.to(c_org.device)  # codes < num_groups: one value per (value, kind)
+            value = value * len(kinds) + kinds[field_index(c_org, self.spec, "group")]
         return value
 
     def on_fit_start(self) -> None:

@@ -29,15 +29,18 @@ def group_strata(manifest: Any, identity_to_group: dict[str, int], num_groups: i
     return [v.most_common(1)[0][0] if v else "" for v in votes]
 
 
+def _grouped_manifest(data: Any) -> Any:
+    """The manifest rows of the grouped identities (strangers and ungrouped rows left out)."""
+    return data.manifest[data.manifest["identity"].astype(str).isin(data.groups.identity_to_group)]
+
+
 def group_kind_codes(datamodule: Any, column: str) -> torch.Tensor:
     """Each group's majority value of ``column`` (:func:`group_strata`) as a code, 0.. in sorted
     order of the values (``surrogate_mix: kind``)."""
     if datamodule is None or not hasattr(datamodule, "prepared"):
         raise ValueError("surrogate_mix=kind needs a FaceDataModule (its manifest holds each group's kind)")
     data = datamodule.prepared
-    groups = data.groups
-    manifest = data.manifest[data.manifest["identity"].astype(str).isin(groups.identity_to_group)]
-    strata = group_strata(manifest, groups.identity_to_group, groups.num_groups, column)
+    strata = group_strata(_grouped_manifest(data), data.groups.identity_to_group, data.groups.num_groups, column)
     values = sorted(set(strata))
     return torch.tensor([values.index(s) for s in strata], dtype=torch.long)
 
@@ -51,7 +54,7 @@ def build_surrogate_bank(model: Any, datamodule: Any) -> dict[str, Any]:
     data = datamodule.prepared
     spec, size = model.spec, int(model.hparams.image_size)
     groups = data.groups
-    manifest = data.manifest[data.manifest["identity"].astype(str).isin(groups.identity_to_group)]
+    manifest = _grouped_manifest(data)
     field = model.surrogate_field
     values = list(spec.field(field).values) if field else [""]
     if model.hparams.get("surrogate_images", "all") == "synthetic":  # a drawn face per group: no photo read
